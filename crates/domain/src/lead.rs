@@ -1,0 +1,74 @@
+use std::collections::BTreeMap;
+
+use crate::Instant;
+
+/// Where a lead stands in the follow-up pipeline. Every lead starts `New`; the console's
+/// pipeline adds the other states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LeadStatus {
+    New,
+}
+
+impl LeadStatus {
+    pub const ALL: &'static [LeadStatus] = &[LeadStatus::New];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LeadStatus::New => "new",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<LeadStatus> {
+        Self::ALL.iter().copied().find(|st| st.as_str() == s)
+    }
+}
+
+/// A visitor's lead: everything the pushes for one (source, company_id, visitor_static_id) said,
+/// merged so that an empty value never erased a stored one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lead {
+    pub id: i64,
+    pub source: String,
+    pub status: LeadStatus,
+    /// Canonical text fields that have a value, by canonical key.
+    pub fields: BTreeMap<&'static str, String>,
+    /// Canonical time fields that have a value, by canonical key.
+    pub times: BTreeMap<&'static str, Instant>,
+    pub chat_ids: Vec<String>,
+    pub extra: BTreeMap<String, String>,
+    /// When the first push for this visitor arrived.
+    pub received_at: Instant,
+    /// When a push last changed or confirmed it.
+    pub updated_at: Instant,
+    /// How many distinct pushes carried this visitor's card.
+    pub push_count: i64,
+    pub message_count: i64,
+    pub visitor_message_count: i64,
+}
+
+/// What became of one push request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PushOutcomeKind {
+    /// At least one card was stored.
+    Accepted,
+    /// Every card was of a type the source does not accept.
+    Ignored,
+    /// The body could not be decoded into valid cards.
+    Rejected,
+}
+
+impl PushOutcomeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PushOutcomeKind::Accepted => "accepted",
+            PushOutcomeKind::Ignored => "ignored",
+            PushOutcomeKind::Rejected => "rejected",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<PushOutcomeKind> {
+        [PushOutcomeKind::Accepted, PushOutcomeKind::Ignored, PushOutcomeKind::Rejected]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+}

@@ -1,0 +1,23 @@
+//! The words of the product: the canonical fields of a lead card, a decoded [`Card`] with its
+//! transcript [`Message`]s, and the [`Lead`] that cards for one visitor accumulate into.
+//!
+//! Nothing here does I/O or knows about HTTP, SQL or a vendor's wire format.
+
+mod card;
+mod fields;
+mod lead;
+
+pub use card::{Card, Message, Sender};
+pub use fields::{FIELDS, FieldDef, FieldKind, field, field_index};
+pub use lead::{Lead, LeadStatus, PushOutcomeKind};
+
+/// An instant. Every time Xiansuo stores is an instant; the vendor's zone-less local times are
+/// converted when decoded.
+pub type Instant = chrono::DateTime<chrono::Utc>;
+
+/// China Standard Time, the zone the vendor's zone-less times are in and the zone the API
+/// prints times in.
+pub const CHINA_TIME: chrono::FixedOffset = match chrono::FixedOffset::east_opt(8 * 3600) {
+    Some(offset) => offset,
+    None => panic!("UTC+8 is a valid offset"),
+};

@@ -1,0 +1,69 @@
+//! Vendor times: zone-less China local times (`2020-03-28 05:59:02`), RFC 3339 with a zone,
+//! dates, and epoch seconds or milliseconds (the pull API, `createTimeStamp`).
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use xiansuo_domain::{CHINA_TIME, Instant};
+
+/// Reads a vendor time. `None` when the text is no time this service understands.
+pub fn parse_time(text: &str) -> Option<Instant> {
+    let s = text.trim();
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        let n: i64 = s.parse().ok()?;
+        // Ten digits or fewer are seconds (until the year 2286); up to thirteen, milliseconds.
+        return match s.len() {
+            0..=10 => DateTime::from_timestamp(n, 0),
+            11..=13 => DateTime::from_timestamp_millis(n),
+            _ => None,
+        };
+    }
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&Utc));
+    }
+    let local = s.replace('/', "-").replacen('T', " ", 1);
+    let naive = ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M"]
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(&local, f).ok())
+        .or_else(|| {
+            NaiveDate::parse_from_str(&local, "%Y-%m-%d").ok().and_then(|d| d.and_hms_opt(0, 0, 0))
+        })?;
+    CHINA_TIME.from_local_datetime(&naive).single().map(|t| t.with_timezone(&Utc))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utc(s: &str) -> Instant {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn zoneless_times_are_china_time() {
+        assert_eq!(parse_time("2020-03-28 05:59:02"), Some(utc("2020-03-27T21:59:02Z")));
+        assert_eq!(parse_time("2020/03/28 05:59:02"), Some(utc("2020-03-27T21:59:02Z")));
+        assert_eq!(parse_time("2020-03-28T05:59:02"), Some(utc("2020-03-27T21:59:02Z")));
+        assert_eq!(parse_time("2020-03-28 05:59"), Some(utc("2020-03-27T21:59:00Z")));
+        assert_eq!(parse_time("2020-03-28"), Some(utc("2020-03-27T16:00:00Z")));
+        assert_eq!(parse_time("2020-03-28 05:59:02.250"), Some(utc("2020-03-27T21:59:02.250Z")));
+    }
+
+    #[test]
+    fn zoned_times_keep_their_zone() {
+        assert_eq!(parse_time("2020-03-28T05:59:02Z"), Some(utc("2020-03-28T05:59:02Z")));
+        assert_eq!(parse_time("2020-03-28T05:59:02+08:00"), Some(utc("2020-03-27T21:59:02Z")));
+    }
+
+    #[test]
+    fn epoch_seconds_and_milliseconds() {
+        assert_eq!(parse_time("1585346342"), Some(utc("2020-03-27T21:59:02Z")));
+        assert_eq!(parse_time("1585346342000"), Some(utc("2020-03-27T21:59:02Z")));
+        assert_eq!(parse_time("1585346342123"), Some(utc("2020-03-27T21:59:02.123Z")));
+    }
+
+    #[test]
+    fn nonsense_is_not_a_time() {
+        for s in ["", "昨天", "2020-13-45 10:00:00", "12345678901234567890", "1585346342x"] {
+            assert_eq!(parse_time(s), None, "{s}");
+        }
+    }
+}
