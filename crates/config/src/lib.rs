@@ -1,1 +1,384 @@
+//! The service's configuration: [`Config`], loaded once at start-up from an optional TOML file
+//! and the environment (`XIANSUO_*` variables win over the file).
+//!
+//! ```toml
+//! listen = "127.0.0.1:8080"
+//! database_url = "sqlite://./xiansuo-data/xiansuo.db"
+//! admin_token = "…"
+//! max_body_bytes = 2097152
+//!
+//! [sources.easyliao]
+//! token = "…"
+//! accept_types = ["转线索"]
+//!
+//! [sources.easyliao.field_map]
+//! "客户手机" = "mobile"
+//! ```
 
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+use xiansuo_push::SourceRules;
+
+/// The source every installation has when the configuration names none.
+pub const DEFAULT_SOURCE: &str = "easyliao";
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://./xiansuo-data/xiansuo.db";
+pub const DEFAULT_MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+pub const DEFAULT_WRITE_QUEUE: usize = 8192;
+
+/// A configuration that cannot be used. The message names the key, and the line when the key
+/// came from the file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ConfigError {
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(message: impl Into<String>) -> Self {
+        ConfigError { message: message.into() }
+    }
+}
+
+/// Where the data lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// An SQLite database file (`sqlite://PATH`; `sqlite:///abs/path` for an absolute path).
+    Sqlite(PathBuf),
+    /// A PostgreSQL server (`postgres://…` or `postgresql://…`).
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    pub fn parse(url: &str) -> Result<DatabaseUrl, String> {
+        let url = url.trim();
+        if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+            let path = path.split('?').next().unwrap_or("");
+            if path.is_empty() || path == ":memory:" {
+                return Err(format!(
+                    "\"{url}\" names no database file: use sqlite://./xiansuo-data/xiansuo.db or sqlite:///absolute/path.db"
+                ));
+            }
+            return Ok(DatabaseUrl::Sqlite(PathBuf::from(path)));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(DatabaseUrl::Postgres(url.to_string()));
+        }
+        Err(format!(
+            "\"{url}\" is not a database URL this service knows: use sqlite://PATH or postgres://USER@HOST/DB"
+        ))
+    }
+}
+
+/// One source of pushes: a vendor account posting to `/push/{name}`.
+#[derive(Debug, Clone)]
+pub struct SourceConfig {
+    pub name: String,
+    /// The push token; `None` when the configuration sets none, in which case the service
+    /// generates one on first start and keeps it in the database.
+    pub token: Option<String>,
+    pub rules: SourceRules,
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub database_url: DatabaseUrl,
+    /// Bearer token of the API with admin rights; generated and stored when not set.
+    pub admin_token: Option<String>,
+    /// Push bodies larger than this are refused with 413.
+    pub max_body_bytes: usize,
+    /// Pushes waiting for the writer beyond this get 503 with Retry-After.
+    pub write_queue: usize,
+    pub sources: BTreeMap<String, SourceConfig>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<Spanned<String>>,
+    database_url: Option<Spanned<String>>,
+    admin_token: Option<Spanned<String>>,
+    max_body_bytes: Option<Spanned<i64>>,
+    write_queue: Option<Spanned<i64>>,
+    #[serde(default)]
+    sources: BTreeMap<String, Spanned<FileSource>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSource {
+    token: Option<Spanned<String>>,
+    #[serde(default)]
+    accept_types: Vec<String>,
+    #[serde(default)]
+    field_map: BTreeMap<String, Spanned<String>>,
+}
+
+/// Names of the environment variables, each overriding one key of the file.
+pub mod env {
+    pub const LISTEN: &str = "XIANSUO_LISTEN";
+    pub const DATABASE_URL: &str = "XIANSUO_DATABASE_URL";
+    pub const ADMIN_TOKEN: &str = "XIANSUO_ADMIN_TOKEN";
+    pub const PUSH_TOKEN: &str = "XIANSUO_PUSH_TOKEN";
+    pub const MAX_BODY_BYTES: &str = "XIANSUO_MAX_BODY_BYTES";
+    pub const WRITE_QUEUE: &str = "XIANSUO_WRITE_QUEUE";
+}
+
+impl Config {
+    /// Loads the file (if any), then applies the environment as read by `var`.
+    pub fn load(file: Option<&Path>, var: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let (text, origin) = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    ConfigError::new(format!("cannot read the configuration file {}: {e}", path.display()))
+                })?;
+                (text, path.display().to_string())
+            }
+            None => (String::new(), String::new()),
+        };
+        Config::from_toml(&text, &origin, var)
+    }
+
+    /// Builds the configuration from TOML text (`origin` names it in messages) and the
+    /// environment.
+    pub fn from_toml(text: &str, origin: &str, var: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let file: FileConfig = toml::from_str(text)
+            .map_err(|e| ConfigError::new(format!("configuration {origin}: {}", e.to_string().trim_end())))?;
+        let at = |span: std::ops::Range<usize>| format!("{origin} line {}", line_of(text, span.start));
+        let var = |name: &str| var(name).filter(|v| !v.trim().is_empty());
+
+        let listen_text = match var(env::LISTEN) {
+            Some(v) => (v, format!("environment variable {}", env::LISTEN)),
+            None => match &file.listen {
+                Some(s) => (s.get_ref().clone(), at(s.span())),
+                None => (DEFAULT_LISTEN.to_string(), "the default".to_string()),
+            },
+        };
+        let listen: SocketAddr = listen_text.0.trim().parse().map_err(|_| {
+            ConfigError::new(format!(
+                "listen ({}): \"{}\" is not an address and port such as 127.0.0.1:8080 or 0.0.0.0:8080",
+                listen_text.1, listen_text.0
+            ))
+        })?;
+
+        let db_text = match var(env::DATABASE_URL) {
+            Some(v) => (v, format!("environment variable {}", env::DATABASE_URL)),
+            None => match &file.database_url {
+                Some(s) => (s.get_ref().clone(), at(s.span())),
+                None => (DEFAULT_DATABASE_URL.to_string(), "the default".to_string()),
+            },
+        };
+        let database_url = DatabaseUrl::parse(&db_text.0)
+            .map_err(|e| ConfigError::new(format!("database_url ({}): {e}", db_text.1)))?;
+
+        let admin_token = match var(env::ADMIN_TOKEN) {
+            Some(v) => Some(v),
+            None => match &file.admin_token {
+                Some(s) => Some(check_token(s.get_ref(), "admin_token", &at(s.span()))?),
+                None => None,
+            },
+        };
+
+        let max_body_bytes = positive(
+            var(env::MAX_BODY_BYTES),
+            file.max_body_bytes.as_ref(),
+            "max_body_bytes",
+            env::MAX_BODY_BYTES,
+            DEFAULT_MAX_BODY_BYTES,
+            &at,
+        )?;
+        let write_queue =
+            positive(var(env::WRITE_QUEUE), file.write_queue.as_ref(), "write_queue", env::WRITE_QUEUE, DEFAULT_WRITE_QUEUE, &at)?;
+
+        let mut sources = BTreeMap::new();
+        // Token → where it was set, to refuse one token for two sources.
+        let mut token_origins: Vec<(String, String)> = Vec::new();
+        if let Some(t) = &admin_token {
+            token_origins.push((t.clone(), "admin_token".to_string()));
+        }
+        for (name, spanned) in &file.sources {
+            let where_ = at(spanned.span());
+            let source = spanned.get_ref();
+            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_') {
+                return Err(ConfigError::new(format!(
+                    "sources.{name} ({where_}): a source name appears in the push URL, so it may hold only a-z, 0-9, - and _"
+                )));
+            }
+            let mut token = match &source.token {
+                Some(t) => Some(check_token(t.get_ref(), &format!("sources.{name}.token"), &at(t.span()))?),
+                None => None,
+            };
+            if name == DEFAULT_SOURCE
+                && let Some(t) = var(env::PUSH_TOKEN)
+            {
+                token = Some(t);
+            }
+            if let Some(t) = &token {
+                let here = format!("sources.{name}.token");
+                if let Some((_, other)) = token_origins.iter().find(|(existing, _)| existing == t) {
+                    return Err(ConfigError::new(format!(
+                        "{here} ({where_}) is the same token as {other}: every source and the admin need a token of their own"
+                    )));
+                }
+                token_origins.push((t.clone(), here));
+            }
+            let field_map = source.field_map.iter().map(|(k, v)| (k.clone(), v.get_ref().clone()));
+            let rules = SourceRules::new(source.accept_types.clone(), field_map).map_err(|e| {
+                let line = source
+                    .field_map
+                    .get(&e.incoming)
+                    .map(|v| at(v.span()))
+                    .unwrap_or_else(|| where_.clone());
+                ConfigError::new(format!("sources.{name}.field_map ({line}): {e}"))
+            })?;
+            sources.insert(name.clone(), SourceConfig { name: name.clone(), token, rules });
+        }
+        if sources.is_empty() {
+            sources.insert(
+                DEFAULT_SOURCE.to_string(),
+                SourceConfig { name: DEFAULT_SOURCE.to_string(), token: var(env::PUSH_TOKEN), rules: SourceRules::default() },
+            );
+        } else if var(env::PUSH_TOKEN).is_some() && !sources.contains_key(DEFAULT_SOURCE) {
+            return Err(ConfigError::new(format!(
+                "{} sets the token of the source \"{DEFAULT_SOURCE}\", which the configuration does not define: add [sources.{DEFAULT_SOURCE}] or unset the variable",
+                env::PUSH_TOKEN
+            )));
+        }
+        Ok(Config { listen, database_url, admin_token, max_body_bytes, write_queue, sources })
+    }
+}
+
+fn check_token(token: &str, key: &str, where_: &str) -> Result<String, ConfigError> {
+    let token = token.trim();
+    if token.len() < 16 {
+        return Err(ConfigError::new(format!(
+            "{key} ({where_}): a token must be at least 16 characters long; leave the key out to have one generated"
+        )));
+    }
+    Ok(token.to_string())
+}
+
+fn positive(
+    from_env: Option<String>,
+    from_file: Option<&Spanned<i64>>,
+    key: &str,
+    env_name: &str,
+    default: usize,
+    at: &dyn Fn(std::ops::Range<usize>) -> String,
+) -> Result<usize, ConfigError> {
+    let (value, where_) = match (from_env, from_file) {
+        (Some(v), _) => (v.trim().parse::<i64>().ok(), format!("environment variable {env_name}")),
+        (None, Some(s)) => (Some(*s.get_ref()), at(s.span())),
+        (None, None) => return Ok(default),
+    };
+    value
+        .filter(|v| *v > 0)
+        .and_then(|v| usize::try_from(v).ok())
+        .ok_or_else(|| ConfigError::new(format!("{key} ({where_}): expected a positive whole number")))
+}
+
+/// 1-based line of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn defaults_without_a_file() {
+        let c = Config::from_toml("", "", no_env).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.database_url, DatabaseUrl::Sqlite("./xiansuo-data/xiansuo.db".into()));
+        assert_eq!(c.max_body_bytes, 2 * 1024 * 1024);
+        assert_eq!(c.sources.keys().collect::<Vec<_>>(), vec!["easyliao"]);
+        assert!(c.sources["easyliao"].token.is_none());
+        assert!(c.admin_token.is_none());
+    }
+
+    #[test]
+    fn environment_wins_over_the_file() {
+        let text = "listen = \"127.0.0.1:9000\"\n[sources.easyliao]\ntoken = \"file-token-0123456789\"\n";
+        let env = |k: &str| match k {
+            "XIANSUO_LISTEN" => Some("0.0.0.0:7000".to_string()),
+            "XIANSUO_PUSH_TOKEN" => Some("env-token-0123456789".to_string()),
+            "XIANSUO_DATABASE_URL" => Some("postgres://x@localhost/db".to_string()),
+            _ => None,
+        };
+        let c = Config::from_toml(text, "x.toml", env).unwrap();
+        assert_eq!(c.listen.to_string(), "0.0.0.0:7000");
+        assert_eq!(c.sources["easyliao"].token.as_deref(), Some("env-token-0123456789"));
+        assert_eq!(c.database_url, DatabaseUrl::Postgres("postgres://x@localhost/db".into()));
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let err = Config::from_toml("listen = \"127.0.0.1:1\"\nlisten_port = 3\n", "x.toml", no_env).unwrap_err();
+        assert!(err.message.contains("listen_port"), "{}", err.message);
+        assert!(err.message.contains("line 2"), "{}", err.message);
+    }
+
+    #[test]
+    fn unknown_source_key_names_key_and_line() {
+        let err = Config::from_toml("[sources.easyliao]\ntoken = \"0123456789abcdef\"\naccept_type = []\n", "x.toml", no_env)
+            .unwrap_err();
+        assert!(err.message.contains("accept_type"), "{}", err.message);
+        assert!(err.message.contains("line 3"), "{}", err.message);
+    }
+
+    #[test]
+    fn bad_database_url_names_key_and_line() {
+        let err = Config::from_toml("\n\ndatabase_url = \"mysql://x\"\n", "x.toml", no_env).unwrap_err();
+        assert!(err.message.contains("database_url (x.toml line 3)"), "{}", err.message);
+    }
+
+    #[test]
+    fn duplicate_tokens_are_refused() {
+        let text = "[sources.a]\ntoken = \"same-token-0123456789\"\n[sources.b]\ntoken = \"same-token-0123456789\"\n";
+        let err = Config::from_toml(text, "x.toml", no_env).unwrap_err();
+        assert!(err.message.contains("sources.b.token (x.toml line 3)"), "{}", err.message);
+        assert!(err.message.contains("sources.a.token"), "{}", err.message);
+    }
+
+    #[test]
+    fn field_map_to_unknown_key_is_refused_with_line() {
+        let text = "[sources.easyliao]\n[sources.easyliao.field_map]\n\"客户手机\" = \"mobil\"\n";
+        let err = Config::from_toml(text, "x.toml", no_env).unwrap_err();
+        assert!(err.message.contains("line 3"), "{}", err.message);
+        assert!(err.message.contains("mobil"), "{}", err.message);
+    }
+
+    #[test]
+    fn field_map_renames_apply() {
+        let text = "[sources.easyliao.field_map]\n\"客户手机\" = \"mobile\"\n";
+        let c = Config::from_toml(text, "x.toml", no_env).unwrap();
+        let target = c.sources["easyliao"].rules.target("客户手机");
+        assert!(matches!(target, Some(xiansuo_push::Target::Field(f)) if f.key == "mobile"));
+    }
+
+    #[test]
+    fn bad_listen_and_short_tokens_are_refused() {
+        assert!(Config::from_toml("listen = \"localhost\"", "x", no_env).unwrap_err().message.contains("listen"));
+        assert!(Config::from_toml("admin_token = \"short\"", "x", no_env).unwrap_err().message.contains("16"));
+        assert!(Config::from_toml("max_body_bytes = 0", "x", no_env).unwrap_err().message.contains("max_body_bytes"));
+        assert!(Config::from_toml("[sources.\"Bad Name\"]", "x", no_env).unwrap_err().message.contains("a-z"));
+    }
+
+    #[test]
+    fn push_token_env_needs_the_default_source() {
+        let env = |k: &str| (k == "XIANSUO_PUSH_TOKEN").then(|| "env-token-0123456789".to_string());
+        let err = Config::from_toml("[sources.other]\n", "x", env).unwrap_err();
+        assert!(err.message.contains("XIANSUO_PUSH_TOKEN"), "{}", err.message);
+    }
+}

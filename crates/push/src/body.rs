@@ -30,7 +30,12 @@ pub fn read_document(body: &[u8], content_type_header: Option<&str>) -> Result<J
     if ct.mime == "multipart/form-data" {
         return read_multipart(body, content_type_header.unwrap_or(""));
     }
-    if ct.mime == "application/x-www-form-urlencoded" {
+    let unmarked = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    let first = unmarked.iter().copied().find(|b| !b.is_ascii_whitespace());
+    let looks_like_json = matches!(first, Some(b'{' | b'['));
+    // A form field name never starts with `{` or `[`: such a body is JSON sent under the form
+    // type (curl -d does that), and is read as JSON.
+    if ct.mime == "application/x-www-form-urlencoded" && !looks_like_json {
         return Ok(read_form(body));
     }
     // Anything else is sniffed: the vendor's tools send JSON as text/plain or text/html too.
@@ -39,7 +44,6 @@ pub fn read_document(body: &[u8], content_type_header: Option<&str>) -> Result<J
     if trimmed.is_empty() {
         return Err(DecodeError::EmptyBody);
     }
-    let looks_like_json = trimmed.starts_with('{') || trimmed.starts_with('[');
     if !looks_like_json && !ct.mime.contains("json") && trimmed.contains('=') {
         return Ok(read_form(body));
     }
@@ -154,6 +158,14 @@ mod tests {
     fn invalid_utf8_names_its_position() {
         let err = read_document(b"{\n\"a\":\"\xff\"}", Some("application/json")).unwrap_err();
         assert!(err.to_string().contains("line 2, column 6"), "{err}");
+    }
+
+    #[test]
+    fn json_under_the_form_type_is_read_as_json() {
+        let err = read_document(b"{\"a\":1", Some("application/x-www-form-urlencoded")).unwrap_err();
+        assert!(matches!(err, DecodeError::InvalidJson(_)), "{err:?}");
+        let doc = read_document(b"a=%7B", Some("application/x-www-form-urlencoded")).unwrap();
+        assert_eq!(doc, Json::Object(vec![("a".into(), Json::String("{".into()))]));
     }
 
     #[test]

@@ -1,1 +1,202 @@
+//! Storage behind one interface, [`Store`]. [`sqlite::SqliteStore`] is the embedded default.
+//!
+//! Every write a push causes goes through [`Store::record_push`] and is durable (committed,
+//! synced) when it returns `Ok`: the push endpoint answers 2xx only after that.
 
+pub mod sqlite;
+
+use async_trait::async_trait;
+use xiansuo_domain::{Card, Instant, Lead, LeadStatus, Message, PushOutcomeKind};
+
+/// Why a storage call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The write queue is full: the caller should answer 503 with Retry-After.
+    #[error("the write queue is full")]
+    Overloaded,
+    /// The database cannot be used right now (I/O error, disk full, writer stopped).
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    /// The thing asked for does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// Opening or migrating the database failed.
+    #[error("{0}")]
+    Setup(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Unavailable(e.to_string())
+    }
+}
+
+/// What decoding made of a push body.
+#[derive(Debug, Clone)]
+pub enum PushResult {
+    /// Cards to store (those of an accepted type) and the number ignored by the type filter.
+    Cards { cards: Vec<Card>, ignored: usize },
+    /// The body could not be decoded into valid cards; the message says why.
+    Rejected { error: String },
+}
+
+/// One authenticated push request, to be kept verbatim with its outcome.
+#[derive(Debug, Clone)]
+pub struct NewPush {
+    pub source: String,
+    pub received_at: Instant,
+    pub content_type: Option<String>,
+    pub body: Vec<u8>,
+    pub result: PushResult,
+}
+
+/// A lead a push wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeadWritten {
+    pub id: i64,
+    /// The push created the lead (rather than updating an existing one).
+    pub created: bool,
+}
+
+/// What the store did with a push. Returned only after the commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushRecorded {
+    pub push_id: i64,
+    pub outcome: PushOutcomeKind,
+    pub accepted: usize,
+    pub ignored: usize,
+    pub leads: Vec<LeadWritten>,
+}
+
+/// A push log entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushEntry {
+    pub id: i64,
+    pub source: String,
+    pub received_at: Instant,
+    pub content_type: Option<String>,
+    /// The request body, byte for byte.
+    pub body: Vec<u8>,
+    pub outcome: PushOutcomeKind,
+    pub error: Option<String>,
+    pub accepted: i64,
+    pub ignored: i64,
+    pub lead_ids: Vec<i64>,
+    pub replayed_at: Option<Instant>,
+    pub replay_count: i64,
+}
+
+/// A push as the lead page lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushSummary {
+    pub id: i64,
+    pub received_at: Instant,
+    pub outcome: PushOutcomeKind,
+}
+
+/// A lead with its transcript and the pushes that carried it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeadDetail {
+    pub lead: Lead,
+    /// In time order (messages without a time last, in arrival order).
+    pub messages: Vec<Message>,
+    pub pushes: Vec<PushSummary>,
+}
+
+/// How to order a lead list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LeadSort {
+    #[default]
+    ReceivedDesc,
+    ReceivedAsc,
+    UpdatedDesc,
+    UpdatedAsc,
+    CreateTimeDesc,
+    CreateTimeAsc,
+}
+
+impl LeadSort {
+    pub const NAMES: &'static [&'static str] =
+        &["-received_at", "received_at", "-updated_at", "updated_at", "-create_time", "create_time"];
+
+    /// `received_at` ascending, `-received_at` descending, likewise `updated_at` and
+    /// `create_time`.
+    pub fn parse(s: &str) -> Option<LeadSort> {
+        Some(match s {
+            "-received_at" => LeadSort::ReceivedDesc,
+            "received_at" => LeadSort::ReceivedAsc,
+            "-updated_at" => LeadSort::UpdatedDesc,
+            "updated_at" => LeadSort::UpdatedAsc,
+            "-create_time" => LeadSort::CreateTimeDesc,
+            "create_time" => LeadSort::CreateTimeAsc,
+            _ => return None,
+        })
+    }
+}
+
+/// A lead list filter. Empty fields filter nothing.
+#[derive(Debug, Clone, Default)]
+pub struct LeadQuery {
+    /// Substring of name, mobile, tel, weixin, qq, email, visitor_static_id, keyword, note or
+    /// city (ASCII letters case-insensitively).
+    pub q: Option<String>,
+    pub status: Option<LeadStatus>,
+    pub source: Option<String>,
+    pub province: Option<String>,
+    pub city: Option<String>,
+    pub search_engine: Option<String>,
+    pub ntag_id: Option<String>,
+    pub user_id: Option<String>,
+    /// Received at or after.
+    pub from: Option<Instant>,
+    /// Received before.
+    pub to: Option<Instant>,
+    pub page: u32,
+    pub per_page: u32,
+    pub sort: LeadSort,
+}
+
+/// A push log filter.
+#[derive(Debug, Clone, Default)]
+pub struct PushQuery {
+    pub outcome: Option<PushOutcomeKind>,
+    pub source: Option<String>,
+    pub page: u32,
+    pub per_page: u32,
+}
+
+/// One page of a list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub total: u64,
+    pub page: u32,
+    pub per_page: u32,
+    pub items: Vec<T>,
+}
+
+/// The storage interface. SQLite implements it; a PostgreSQL implementation must need no
+/// change elsewhere.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Keeps a push verbatim with its outcome and stores its cards; returns after the commit.
+    async fn record_push(&self, push: NewPush) -> Result<PushRecorded, StoreError>;
+
+    /// Applies a stored push again with a new decoding (after a configuration change) and
+    /// updates its outcome; returns after the commit.
+    async fn replay_push(&self, push_id: i64, result: PushResult, at: Instant) -> Result<PushRecorded, StoreError>;
+
+    async fn push(&self, id: i64) -> Result<Option<PushEntry>, StoreError>;
+
+    async fn list_pushes(&self, query: &PushQuery) -> Result<Page<PushEntry>, StoreError>;
+
+    async fn list_leads(&self, query: &LeadQuery) -> Result<Page<Lead>, StoreError>;
+
+    async fn lead(&self, id: i64) -> Result<Option<LeadDetail>, StoreError>;
+
+    /// Stores `value` under `key` unless a value is there already; returns the stored value.
+    /// Used for generated tokens, which must survive restarts.
+    async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError>;
+
+    /// Cheap check that the database answers (for /healthz).
+    async fn ping(&self) -> Result<(), StoreError>;
+}

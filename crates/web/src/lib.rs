@@ -1,1 +1,82 @@
+//! The HTTP side of Xiansuo: the push endpoint (`/push/{source}`), the JSON API (`/api/v1`),
+//! `/healthz` and the OpenAPI document, plus start-up ([`startup`]).
 
+mod api;
+mod auth;
+mod error;
+mod openapi;
+mod push;
+mod repr;
+pub mod startup;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use tower_http::trace::TraceLayer;
+use xiansuo_push::SourceRules;
+use xiansuo_store::Store;
+
+pub use error::ApiError;
+
+/// A source as the running service knows it: its token is resolved (configured or generated).
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub name: String,
+    pub token: String,
+    pub rules: SourceRules,
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub sources: Arc<HashMap<String, Source>>,
+    pub admin_token: Arc<str>,
+    pub max_body_bytes: usize,
+}
+
+/// The whole HTTP surface.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/leads", get(api::list_leads))
+        .route("/leads/{id}", get(api::get_lead))
+        .route("/pushes", get(api::list_pushes))
+        .route("/pushes/{id}/replay", post(api::replay_push))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_admin));
+    Router::new()
+        .route("/push/{source}", post(push::receive_push))
+        .route("/healthz", get(healthz))
+        .route("/api/openapi.json", get(openapi::document))
+        .nest("/api/v1", api)
+        .fallback(not_found)
+        .layer(
+            // Spans name the path only: query strings can carry push tokens.
+            TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
+            }),
+        )
+        .with_state(state)
+}
+
+async fn healthz(State(app): State<AppState>) -> impl IntoResponse {
+    match app.store.ping().await {
+        Ok(()) => (StatusCode::OK, axum::Json(serde_json::json!({ "status": "ok" }))),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({ "status": "unavailable", "error": e.to_string() })),
+        ),
+    }
+}
+
+async fn not_found(req: Request) -> ApiError {
+    ApiError::NotFound(format!(
+        "no such route: {} {} (see /api/openapi.json)",
+        req.method(),
+        req.uri().path()
+    ))
+}

@@ -1,0 +1,301 @@
+//! The single writer: one thread owns the write connection and commits whatever has queued
+//! (up to [`MAX_BATCH`] jobs) in one transaction (group commit), answering each job after the
+//! commit. Each job runs inside its own savepoint, so one failing job does not undo the others.
+
+use std::sync::mpsc::{Receiver, TryRecvError};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use tokio::sync::oneshot;
+use xiansuo_domain::{Card, FIELDS, FieldKind, Instant, PushOutcomeKind, Sender};
+
+use crate::{LeadWritten, NewPush, PushRecorded, PushResult, StoreError};
+
+/// Most jobs committed together: bounds the time a batch holds the write lock.
+pub const MAX_BATCH: usize = 512;
+
+pub enum Job {
+    Push { push: NewPush, reply: oneshot::Sender<Result<PushRecorded, StoreError>> },
+    Replay { push_id: i64, result: PushResult, at: Instant, reply: oneshot::Sender<Result<PushRecorded, StoreError>> },
+    Setting { key: String, value: String, reply: oneshot::Sender<Result<String, StoreError>> },
+}
+
+enum Reply {
+    Push(oneshot::Sender<Result<PushRecorded, StoreError>>, Result<PushRecorded, StoreError>),
+    Setting(oneshot::Sender<Result<String, StoreError>>, Result<String, StoreError>),
+}
+
+impl Reply {
+    fn fail_with(self, message: &str) -> Reply {
+        match self {
+            Reply::Push(tx, _) => Reply::Push(tx, Err(StoreError::Unavailable(message.to_string()))),
+            Reply::Setting(tx, _) => Reply::Setting(tx, Err(StoreError::Unavailable(message.to_string()))),
+        }
+    }
+
+    fn send(self) {
+        // A caller that went away (client disconnected) no longer needs the answer.
+        match self {
+            Reply::Push(tx, r) => {
+                let _ = tx.send(r);
+            }
+            Reply::Setting(tx, r) => {
+                let _ = tx.send(r);
+            }
+        }
+    }
+}
+
+/// Runs until every sender is dropped, then returns after committing what was queued.
+pub fn run(mut conn: Connection, jobs: Receiver<Job>) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+            }
+        }
+        let replies = commit_batch(&mut conn, batch);
+        for reply in replies {
+            reply.send();
+        }
+    }
+    tracing::debug!("writer stopped: no more senders");
+}
+
+fn commit_batch(conn: &mut Connection, batch: Vec<Job>) -> Vec<Reply> {
+    let tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => {
+            let message = format!("cannot begin a transaction: {e}");
+            tracing::error!(error = %e, "cannot begin a write transaction");
+            return batch.into_iter().map(|job| placeholder(job).fail_with(&message)).collect();
+        }
+    };
+    let mut replies = Vec::with_capacity(batch.len());
+    for job in batch {
+        let reply = match job {
+            Job::Push { push, reply } => Reply::Push(reply, in_savepoint(&tx, |c| record_push(c, &push))),
+            Job::Replay { push_id, result, at, reply } => {
+                Reply::Push(reply, in_savepoint(&tx, |c| replay_push(c, push_id, &result, at)))
+            }
+            Job::Setting { key, value, reply } => {
+                Reply::Setting(reply, in_savepoint(&tx, |c| setting_or_insert(c, &key, &value)))
+            }
+        };
+        replies.push(reply);
+    }
+    match tx.commit() {
+        Ok(()) => replies,
+        Err(e) => {
+            // Nothing of the batch is durable: every job is answered with an error.
+            let message = format!("the commit failed: {e}");
+            tracing::error!(error = %e, "write batch commit failed");
+            replies.into_iter().map(|r| r.fail_with(&message)).collect()
+        }
+    }
+}
+
+fn placeholder(job: Job) -> Reply {
+    match job {
+        Job::Push { reply, .. } | Job::Replay { reply, .. } => {
+            Reply::Push(reply, Err(StoreError::Unavailable(String::new())))
+        }
+        Job::Setting { reply, .. } => Reply::Setting(reply, Err(StoreError::Unavailable(String::new()))),
+    }
+}
+
+fn in_savepoint<T>(
+    conn: &Connection,
+    work: impl FnOnce(&Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    conn.execute_batch("SAVEPOINT job")?;
+    match work(conn) {
+        Ok(v) => {
+            conn.execute_batch("RELEASE job")?;
+            Ok(v)
+        }
+        Err(e) => {
+            conn.execute_batch("ROLLBACK TO job; RELEASE job")?;
+            Err(e)
+        }
+    }
+}
+
+fn ms(t: Instant) -> i64 {
+    t.timestamp_millis()
+}
+
+fn record_push(conn: &Connection, push: &NewPush) -> Result<PushRecorded, StoreError> {
+    let (outcome, error, accepted, ignored) = summarize(&push.result);
+    conn.prepare_cached(
+        "INSERT INTO pushes (source, received_at, content_type, body, outcome, error, accepted, ignored)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        push.source,
+        ms(push.received_at),
+        push.content_type,
+        push.body,
+        outcome.as_str(),
+        error,
+        accepted as i64,
+        ignored as i64
+    ])?;
+    let push_id = conn.last_insert_rowid();
+    let leads = store_cards(conn, push_id, &push.source, &push.result, push.received_at)?;
+    Ok(PushRecorded { push_id, outcome, accepted, ignored, leads })
+}
+
+fn replay_push(conn: &Connection, push_id: i64, result: &PushResult, at: Instant) -> Result<PushRecorded, StoreError> {
+    let source: Option<String> = conn
+        .prepare_cached("SELECT source FROM pushes WHERE id = ?1")?
+        .query_row([push_id], |r| r.get(0))
+        .optional()?;
+    let source = source.ok_or_else(|| StoreError::NotFound(format!("push {push_id}")))?;
+    let (outcome, error, accepted, ignored) = summarize(result);
+    conn.prepare_cached(
+        "UPDATE pushes SET outcome = ?2, error = ?3, accepted = ?4, ignored = ?5,
+                replayed_at = ?6, replay_count = replay_count + 1
+         WHERE id = ?1",
+    )?
+    .execute(params![push_id, outcome.as_str(), error, accepted as i64, ignored as i64, ms(at)])?;
+    let leads = store_cards(conn, push_id, &source, result, at)?;
+    Ok(PushRecorded { push_id, outcome, accepted, ignored, leads })
+}
+
+fn summarize(result: &PushResult) -> (PushOutcomeKind, Option<String>, usize, usize) {
+    match result {
+        PushResult::Cards { cards, ignored } if cards.is_empty() => (PushOutcomeKind::Ignored, None, 0, *ignored),
+        PushResult::Cards { cards, ignored } => (PushOutcomeKind::Accepted, None, cards.len(), *ignored),
+        PushResult::Rejected { error } => (PushOutcomeKind::Rejected, Some(error.clone()), 0, 0),
+    }
+}
+
+fn store_cards(
+    conn: &Connection,
+    push_id: i64,
+    source: &str,
+    result: &PushResult,
+    at: Instant,
+) -> Result<Vec<LeadWritten>, StoreError> {
+    let PushResult::Cards { cards, .. } = result else { return Ok(Vec::new()) };
+    cards.iter().map(|card| store_card(conn, push_id, source, card, at)).collect()
+}
+
+/// The lead table's columns written from a card, in [`FIELDS`] order.
+fn field_columns() -> impl Iterator<Item = &'static str> {
+    FIELDS.iter().map(|f| f.key)
+}
+
+fn store_card(conn: &Connection, push_id: i64, source: &str, card: &Card, at: Instant) -> Result<LeadWritten, StoreError> {
+    let (Some(company_id), Some(visitor)) = (card.company_id(), card.visitor_static_id()) else {
+        // The decoder refuses such cards; this guards the identity key all the same.
+        return Err(StoreError::Unavailable("a card without company_id or visitor_static_id reached the store".into()));
+    };
+    let existing: Option<i64> = conn
+        .prepare_cached("SELECT id FROM leads WHERE source = ?1 AND company_id = ?2 AND visitor_static_id = ?3")?
+        .query_row(params![source, company_id, visitor], |r| r.get(0))
+        .optional()?;
+
+    let values: Vec<rusqlite::types::Value> = FIELDS
+        .iter()
+        .map(|f| match f.kind {
+            FieldKind::Text => card.fields.get(f.key).cloned().into(),
+            FieldKind::Time => card.times.get(f.key).map(|t| ms(*t)).into(),
+        })
+        .collect();
+    let extra = serde_json::to_string(&card.extra).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    let n = FIELDS.len();
+
+    let (lead_id, created) = match existing {
+        None => {
+            let columns: Vec<&str> = field_columns().collect();
+            let placeholders: Vec<String> = (1..=n + 4).map(|i| format!("?{i}")).collect();
+            let sql = format!(
+                "INSERT INTO leads ({}, source, extra, received_at, updated_at) VALUES ({})",
+                columns.join(", "),
+                placeholders.join(", ")
+            );
+            let mut params: Vec<rusqlite::types::Value> = values;
+            params.push(source.to_string().into());
+            params.push(extra.into());
+            params.push(ms(at).into());
+            params.push(ms(at).into());
+            conn.prepare_cached(&sql)?.execute(rusqlite::params_from_iter(params))?;
+            (conn.last_insert_rowid(), true)
+        }
+        Some(id) => {
+            // An empty value never erases: absent fields are NULL and COALESCE keeps the old.
+            let sets: Vec<String> =
+                field_columns().enumerate().map(|(i, c)| format!("{c} = COALESCE(?{}, {c})", i + 1)).collect();
+            let sql = format!(
+                "UPDATE leads SET {}, extra = json_patch(extra, ?{}), updated_at = ?{} WHERE id = ?{}",
+                sets.join(", "),
+                n + 1,
+                n + 2,
+                n + 3
+            );
+            let mut params: Vec<rusqlite::types::Value> = values;
+            params.push(extra.into());
+            params.push(ms(at).into());
+            params.push(id.into());
+            conn.prepare_cached(&sql)?.execute(rusqlite::params_from_iter(params))?;
+            (id, false)
+        }
+    };
+
+    let linked = conn
+        .prepare_cached("INSERT OR IGNORE INTO push_leads (push_id, lead_id, created) VALUES (?1, ?2, ?3)")?
+        .execute(params![push_id, lead_id, created])?;
+    if linked == 1 {
+        conn.prepare_cached("UPDATE leads SET push_count = push_count + 1 WHERE id = ?1")?.execute([lead_id])?;
+    }
+
+    let mut add_chat = conn.prepare_cached(
+        "INSERT OR IGNORE INTO lead_chats (lead_id, chat_id, first_seen_at) VALUES (?1, ?2, ?3)",
+    )?;
+    let chat_ids = card.chat_id().into_iter().chain(card.messages.iter().filter_map(|m| m.chat_id.as_deref()));
+    for chat_id in chat_ids {
+        add_chat.execute(params![lead_id, chat_id, ms(at)])?;
+    }
+
+    let mut add_message = conn.prepare_cached(
+        "INSERT INTO messages (lead_id, recorder_id, chat_id, sender, from_id, message, type, create_time, extra)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+         ON CONFLICT (lead_id, recorder_id) DO NOTHING",
+    )?;
+    let (mut added, mut added_by_visitor) = (0i64, 0i64);
+    for m in &card.messages {
+        let extra = serde_json::to_string(&m.extra).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let inserted = add_message.execute(params![
+            lead_id,
+            m.recorder_id,
+            m.chat_id,
+            m.sender.as_str(),
+            m.from_id,
+            m.message,
+            m.kind,
+            m.create_time.map(ms),
+            extra
+        ])?;
+        if inserted == 1 {
+            added += 1;
+            if m.sender == Sender::Visitor {
+                added_by_visitor += 1;
+            }
+        }
+    }
+    if added > 0 {
+        conn.prepare_cached(
+            "UPDATE leads SET message_count = message_count + ?2, visitor_message_count = visitor_message_count + ?3 WHERE id = ?1",
+        )?
+        .execute(params![lead_id, added, added_by_visitor])?;
+    }
+    Ok(LeadWritten { id: lead_id, created })
+}
+
+fn setting_or_insert(conn: &Connection, key: &str, value: &str) -> Result<String, StoreError> {
+    conn.prepare_cached("INSERT OR IGNORE INTO settings (key, value) VALUES (?1, ?2)")?.execute(params![key, value])?;
+    Ok(conn.prepare_cached("SELECT value FROM settings WHERE key = ?1")?.query_row([key], |r| r.get(0))?)
+}

@@ -1,0 +1,165 @@
+//! `/api/v1`: leads and the push log (admin token required, see [`crate::auth`]).
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use xiansuo_domain::{Instant, LeadStatus, PushOutcomeKind};
+use xiansuo_store::{LeadQuery, LeadSort, Page, PushQuery};
+
+use crate::push::{decode_for_store, push_answer};
+use crate::{ApiError, AppState, repr};
+
+pub const DEFAULT_PER_PAGE: u32 = 50;
+pub const MAX_PER_PAGE: u32 = 200;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct LeadParams {
+    q: Option<String>,
+    status: Option<String>,
+    source: Option<String>,
+    province: Option<String>,
+    city: Option<String>,
+    search_engine: Option<String>,
+    ntag_id: Option<String>,
+    user_id: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    page: Option<String>,
+    per_page: Option<String>,
+    sort: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct PushParams {
+    outcome: Option<String>,
+    source: Option<String>,
+    page: Option<String>,
+    per_page: Option<String>,
+}
+
+fn non_empty(v: Option<String>) -> Option<String> {
+    v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+}
+
+fn number(name: &str, value: Option<String>, default: u32, max: u32) -> Result<u32, ApiError> {
+    match non_empty(value) {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| ApiError::BadRequest(format!("{name}: \"{v}\" is not a whole number from 1 to {max}"))),
+    }
+}
+
+/// `from`/`to`: RFC 3339, `YYYY-MM-DD HH:MM:SS` (China time) or a date. A date as `to`
+/// includes that whole day.
+fn bound(name: &str, value: Option<String>, end_of_day: bool) -> Result<Option<Instant>, ApiError> {
+    let Some(v) = non_empty(value) else { return Ok(None) };
+    let t = xiansuo_push::parse_time(&v).ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "{name}: \"{v}\" is not a time: use YYYY-MM-DD, YYYY-MM-DD HH:MM:SS (China time) or RFC 3339"
+        ))
+    })?;
+    let date_only = v.len() == 10 && v.as_bytes().get(4) == Some(&b'-');
+    Ok(Some(if end_of_day && date_only { t + chrono::Duration::days(1) } else { t }))
+}
+
+fn page_json(page: &Page<Value>) -> Value {
+    json!({ "total": page.total, "page": page.page, "per_page": page.per_page, "items": page.items })
+}
+
+pub async fn list_leads(State(app): State<AppState>, Query(p): Query<LeadParams>) -> Result<Json<Value>, ApiError> {
+    let status = match non_empty(p.status) {
+        None => None,
+        Some(s) => Some(LeadStatus::parse(&s).ok_or_else(|| {
+            let known: Vec<&str> = LeadStatus::ALL.iter().map(|s| s.as_str()).collect();
+            ApiError::BadRequest(format!("status: \"{s}\" is not a status; known: {}", known.join(", ")))
+        })?),
+    };
+    let sort = match non_empty(p.sort) {
+        None => LeadSort::default(),
+        Some(s) => LeadSort::parse(&s).ok_or_else(|| {
+            ApiError::BadRequest(format!("sort: \"{s}\" is not a sort order; use one of {}", LeadSort::NAMES.join(", ")))
+        })?,
+    };
+    let query = LeadQuery {
+        q: non_empty(p.q),
+        status,
+        source: non_empty(p.source),
+        province: non_empty(p.province),
+        city: non_empty(p.city),
+        search_engine: non_empty(p.search_engine),
+        ntag_id: non_empty(p.ntag_id),
+        user_id: non_empty(p.user_id),
+        from: bound("from", p.from, false)?,
+        to: bound("to", p.to, true)?,
+        page: number("page", p.page, 1, u32::MAX / MAX_PER_PAGE)?,
+        per_page: number("per_page", p.per_page, DEFAULT_PER_PAGE, MAX_PER_PAGE)?,
+        sort,
+    };
+    let page = app.store.list_leads(&query).await?;
+    let page = Page { total: page.total, page: page.page, per_page: page.per_page, items: page.items.iter().map(repr::lead).collect() };
+    Ok(Json(page_json(&page)))
+}
+
+fn id(value: &str, what: &str) -> Result<i64, ApiError> {
+    value
+        .parse::<i64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| ApiError::NotFound(format!("no {what} with id \"{value}\"")))
+}
+
+pub async fn get_lead(State(app): State<AppState>, Path(lead_id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let lead_id = id(&lead_id, "lead")?;
+    let detail = app.store.lead(lead_id).await?.ok_or_else(|| ApiError::NotFound(format!("no lead with id {lead_id}")))?;
+    Ok(Json(repr::lead_detail(&detail)))
+}
+
+pub async fn list_pushes(State(app): State<AppState>, Query(p): Query<PushParams>) -> Result<Json<Value>, ApiError> {
+    let outcome = match non_empty(p.outcome) {
+        None => None,
+        Some(o) => Some(PushOutcomeKind::parse(&o).ok_or_else(|| {
+            ApiError::BadRequest(format!("outcome: \"{o}\" is not an outcome; use accepted, ignored or rejected"))
+        })?),
+    };
+    let query = PushQuery {
+        outcome,
+        source: non_empty(p.source),
+        page: number("page", p.page, 1, u32::MAX / MAX_PER_PAGE)?,
+        per_page: number("per_page", p.per_page, DEFAULT_PER_PAGE, MAX_PER_PAGE)?,
+    };
+    let page = app.store.list_pushes(&query).await?;
+    let page = Page { total: page.total, page: page.page, per_page: page.per_page, items: page.items.iter().map(repr::push).collect() };
+    Ok(Json(page_json(&page)))
+}
+
+/// Decodes a stored body again under today's configuration and applies the result.
+pub async fn replay_push(State(app): State<AppState>, Path(push_id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let push_id = id(&push_id, "push")?;
+    let entry = app.store.push(push_id).await?.ok_or_else(|| ApiError::NotFound(format!("no push with id {push_id}")))?;
+    let source = app.sources.get(&entry.source).ok_or_else(|| {
+        ApiError::Conflict(format!(
+            "push {push_id} came to the source \"{}\", which is no longer configured: add it back to replay",
+            entry.source
+        ))
+    })?;
+    let (result, decoded) = decode_for_store(source, &entry.body, entry.content_type.as_deref());
+    let recorded = app.store.replay_push(push_id, result, chrono::Utc::now()).await?;
+    Ok(Json(match decoded {
+        Ok(decoded) => push_answer(&recorded, &decoded),
+        Err(error) => json!({
+            "code": 0,
+            "msg": "replayed; the body is still rejected",
+            "push_id": recorded.push_id,
+            "outcome": recorded.outcome.as_str(),
+            "error": error.to_string(),
+            "accepted": 0,
+            "ignored": 0,
+            "leads": [],
+            "warnings": [],
+        }),
+    }))
+}

@@ -1,0 +1,78 @@
+//! The one error type of the HTTP layer, mapped to responses in one place.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use xiansuo_push::DecodeError;
+use xiansuo_store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("missing or wrong token: {0}")]
+    Unauthorized(&'static str),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Conflict(String),
+    /// The push body could not be decoded; `push_id` is its push log entry.
+    #[error("{error}")]
+    Decode { error: DecodeError, push_id: Option<i64> },
+    #[error("the body is larger than {limit} bytes (max_body_bytes): split the batch, or raise the limit")]
+    TooLarge { limit: usize, push_id: Option<i64> },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ApiError {
+    fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Decode { error, .. } if error.is_malformed() => StatusCode::BAD_REQUEST,
+            ApiError::Decode { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Store(StoreError::NotFound(_)) => StatusCode::NOT_FOUND,
+            ApiError::Store(StoreError::Overloaded | StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Store(StoreError::Setup(_)) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let message = match &self {
+            ApiError::Store(StoreError::Overloaded) => {
+                "the service is busy: nothing was stored, send the same request again in a second".to_string()
+            }
+            ApiError::Store(StoreError::Unavailable(_)) => {
+                tracing::error!(error = %self, "storage unavailable");
+                "the database is unavailable: nothing was stored, send the same request again later".to_string()
+            }
+            ApiError::Store(StoreError::Setup(_)) => {
+                tracing::error!(error = %self, "storage failure");
+                "internal error".to_string()
+            }
+            other => other.to_string(),
+        };
+        let mut body = json!({ "code": status.as_u16(), "msg": message });
+        if let ApiError::Decode { push_id: Some(id), .. } | ApiError::TooLarge { push_id: Some(id), .. } = &self {
+            body["push_id"] = json!(id);
+        }
+        let mut response = (status, axum::Json(body)).into_response();
+        match self {
+            ApiError::Unauthorized(_) => {
+                response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ApiError::Store(StoreError::Overloaded | StoreError::Unavailable(_)) => {
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
+        }
+        response
+    }
+}

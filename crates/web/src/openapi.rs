@@ -1,0 +1,163 @@
+//! `GET /api/openapi.json`: the API described in OpenAPI 3.1. Written by hand next to the
+//! routes it describes; an integration test checks every documented path against the server.
+
+use axum::Json;
+use serde_json::{Map, Value, json};
+use xiansuo_domain::{FIELDS, FieldKind};
+
+fn nullable_string(description: &str) -> Value {
+    json!({ "type": ["string", "null"], "description": description })
+}
+
+fn lead_schema() -> Value {
+    let mut props = Map::new();
+    props.insert("id".into(), json!({ "type": "integer" }));
+    props.insert("source".into(), json!({ "type": "string" }));
+    props.insert("status".into(), json!({ "type": "string", "enum": ["new"] }));
+    for f in FIELDS {
+        let description = format!("{} (vendor key {})", f.label, f.vendor_key);
+        let mut schema = nullable_string(&description);
+        if f.kind == FieldKind::Time {
+            schema["format"] = json!("date-time");
+        }
+        props.insert(f.key.into(), schema);
+    }
+    props.insert("chat_ids".into(), json!({ "type": "array", "items": { "type": "string" } }));
+    props.insert(
+        "extra".into(),
+        json!({ "type": "object", "additionalProperties": { "type": "string" }, "description": "keys that map to no canonical field, as they arrived" }),
+    );
+    props.insert("received_at".into(), json!({ "type": "string", "format": "date-time" }));
+    props.insert("updated_at".into(), json!({ "type": "string", "format": "date-time" }));
+    props.insert("push_count".into(), json!({ "type": "integer" }));
+    props.insert("message_count".into(), json!({ "type": "integer" }));
+    props.insert("visitor_message_count".into(), json!({ "type": "integer" }));
+    let required: Vec<&String> = props.keys().collect();
+    json!({ "type": "object", "required": required, "properties": props })
+}
+
+fn document_value() -> Value {
+    let error = json!({ "$ref": "#/components/schemas/Error" });
+    let err = |description: &str| json!({ "description": description, "content": { "application/json": { "schema": error.clone() } } });
+    let ok = |description: &str, schema: &str| {
+        json!({ "description": description, "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } } })
+    };
+    let q = |name: &str, description: &str| json!({ "name": name, "in": "query", "required": false, "schema": { "type": "string" }, "description": description });
+    let page_params = vec![
+        json!({ "name": "page", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 1, "maximum": 21474836 }, "description": "page number, from 1" }),
+        json!({ "name": "per_page", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 1, "maximum": 200 }, "description": "items per page (default 50, at most 200)" }),
+    ];
+    let mut lead_params = vec![
+        q("q", "substring of name, mobile, tel, weixin, qq, email, visitor_static_id, keyword, note or city"),
+        json!({ "name": "status", "in": "query", "required": false, "schema": { "type": "string", "enum": ["new"] } }),
+        q("source", "source name"),
+        q("province", "exact province"),
+        q("city", "exact city"),
+        q("search_engine", "exact search engine"),
+        q("ntag_id", "exact summary tag id"),
+        q("user_id", "exact owner id"),
+        q("from", "received at or after: YYYY-MM-DD, YYYY-MM-DD HH:MM:SS (China time) or RFC 3339"),
+        q("to", "received before (a date includes that whole day)"),
+        json!({ "name": "sort", "in": "query", "required": false, "schema": { "type": "string", "enum": ["-received_at", "received_at", "-updated_at", "updated_at", "-create_time", "create_time"] } }),
+    ];
+    lead_params.extend(page_params.clone());
+    let mut push_params = vec![
+        json!({ "name": "outcome", "in": "query", "required": false, "schema": { "type": "string", "enum": ["accepted", "ignored", "rejected"] } }),
+        q("source", "source name"),
+    ];
+    push_params.extend(page_params);
+    let id_param = |what: &str| json!({ "name": "id", "in": "path", "required": true, "schema": { "type": "integer", "minimum": 1 }, "description": format!("{what} id") });
+    let lead = lead_schema();
+    let mut lead_detail = lead.clone();
+    lead_detail["properties"]["messages"] = json!({ "type": "array", "items": { "$ref": "#/components/schemas/Message" } });
+    lead_detail["properties"]["pushes"] = json!({ "type": "array", "items": { "type": "object", "required": ["id", "received_at", "outcome"], "properties": {
+        "id": { "type": "integer" }, "received_at": { "type": "string", "format": "date-time" }, "outcome": { "type": "string", "enum": ["accepted", "ignored", "rejected"] } } } });
+    if let Some(required) = lead_detail["required"].as_array_mut() {
+        required.push(json!("messages"));
+        required.push(json!("pushes"));
+    }
+    let page_of = |item: &str| json!({ "type": "object", "required": ["total", "page", "per_page", "items"], "properties": {
+        "total": { "type": "integer" }, "page": { "type": "integer" }, "per_page": { "type": "integer" },
+        "items": { "type": "array", "items": { "$ref": format!("#/components/schemas/{item}") } } } });
+
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Xiansuo",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Receives live-chat lead-card pushes and serves the leads. The API needs `Authorization: Bearer <admin_token>`; the push endpoint needs the source's token."
+        },
+        "components": {
+            "securitySchemes": {
+                "admin": { "type": "http", "scheme": "bearer" },
+                "pushToken": { "type": "apiKey", "in": "query", "name": "token", "description": "or Authorization: Bearer, or X-Push-Token" }
+            },
+            "schemas": {
+                "Error": { "type": "object", "required": ["code", "msg"], "properties": {
+                    "code": { "type": "integer", "description": "the HTTP status" }, "msg": { "type": "string" },
+                    "push_id": { "type": "integer", "description": "the push log entry that keeps the refused body" } } },
+                "PushAnswer": { "type": "object", "required": ["code", "msg", "push_id", "outcome", "accepted", "ignored", "leads", "warnings"], "properties": {
+                    "code": { "type": "integer", "enum": [0] }, "msg": { "type": "string" }, "push_id": { "type": "integer" },
+                    "outcome": { "type": "string", "enum": ["accepted", "ignored", "rejected"] },
+                    "error": { "type": "string", "description": "replay only: why the body is still rejected" },
+                    "accepted": { "type": "integer" }, "ignored": { "type": "integer" },
+                    "leads": { "type": "array", "items": { "type": "object", "required": ["id", "created"], "properties": { "id": { "type": "integer" }, "created": { "type": "boolean" } } } },
+                    "warnings": { "type": "array", "items": { "type": "string" } } } },
+                "Lead": lead,
+                "LeadDetail": lead_detail,
+                "Message": { "type": "object", "required": ["recorder_id", "chat_id", "sender", "from_id", "message", "type", "create_time", "extra"], "properties": {
+                    "recorder_id": { "type": "string" }, "chat_id": { "type": ["string", "null"] },
+                    "sender": { "type": "string", "enum": ["visitor", "staff"] }, "from_id": { "type": ["string", "null"] },
+                    "message": { "type": "string", "description": "verbatim; RECORD_RICH_TEXT messages are HTML" },
+                    "type": { "type": ["string", "null"] }, "create_time": { "type": ["string", "null"], "format": "date-time" },
+                    "extra": { "type": "object", "additionalProperties": { "type": "string" } } } },
+                "Push": { "type": "object", "required": ["id", "source", "received_at", "content_type", "outcome", "error", "accepted", "ignored", "lead_ids", "replayed_at", "replay_count", "body", "body_base64"], "properties": {
+                    "id": { "type": "integer" }, "source": { "type": "string" }, "received_at": { "type": "string", "format": "date-time" },
+                    "content_type": { "type": ["string", "null"] }, "outcome": { "type": "string", "enum": ["accepted", "ignored", "rejected"] },
+                    "error": { "type": ["string", "null"] }, "accepted": { "type": "integer" }, "ignored": { "type": "integer" },
+                    "lead_ids": { "type": "array", "items": { "type": "integer" } },
+                    "replayed_at": { "type": ["string", "null"], "format": "date-time" }, "replay_count": { "type": "integer" },
+                    "body": { "type": ["string", "null"], "description": "the body verbatim, when it is UTF-8" },
+                    "body_base64": { "type": ["string", "null"], "description": "the body in base64, when it is not UTF-8" } } },
+                "LeadPage": page_of("Lead"),
+                "PushPage": page_of("Push"),
+            }
+        },
+        "paths": {
+            "/push/{source}": { "post": {
+                "summary": "Receive a vendor push (a card, an array of cards, {\"data\": [cards]}, or a form)",
+                "security": [{ "pushToken": [] }],
+                "parameters": [{ "name": "source", "in": "path", "required": true, "schema": { "type": "string" } }],
+                "requestBody": { "required": true, "content": {
+                    "application/json": { "schema": { "oneOf": [{ "type": "object" }, { "type": "array", "items": { "type": "object" } }] } },
+                    "application/x-www-form-urlencoded": { "schema": { "type": "object" } },
+                    "multipart/form-data": { "schema": { "type": "object" } } } },
+                "responses": {
+                    "200": ok("stored durably (or ignored by the type filter)", "PushAnswer"),
+                    "400": err("the body is not JSON or a form; the message says where"),
+                    "401": err("missing or wrong token"),
+                    "404": err("no such source"),
+                    "413": err("the body is larger than max_body_bytes"),
+                    "422": err("a card lacks a required field; the message names it and the batch item"),
+                    "503": err("busy or database unavailable: nothing stored, retry (see Retry-After)")
+                } } },
+            "/healthz": { "get": { "summary": "Liveness and database check", "responses": {
+                "200": { "description": "ok", "content": { "application/json": { "schema": { "type": "object", "required": ["status"], "properties": { "status": { "type": "string" } } } } } },
+                "503": { "description": "the database does not answer", "content": { "application/json": { "schema": { "type": "object" } } } } } } },
+            "/api/openapi.json": { "get": { "summary": "This document", "responses": { "200": { "description": "OpenAPI 3.1", "content": { "application/json": { "schema": { "type": "object" } } } } } } },
+            "/api/v1/leads": { "get": { "summary": "List leads, newest first", "security": [{ "admin": [] }], "parameters": lead_params,
+                "responses": { "200": ok("a page of leads", "LeadPage"), "400": err("a parameter is invalid"), "401": err("missing or wrong admin token") } } },
+            "/api/v1/leads/{id}": { "get": { "summary": "One lead with its transcript and pushes", "security": [{ "admin": [] }], "parameters": [id_param("lead")],
+                "responses": { "200": ok("the lead", "LeadDetail"), "401": err("missing or wrong admin token"), "404": err("no such lead") } } },
+            "/api/v1/pushes": { "get": { "summary": "The push log, newest first, bodies verbatim", "security": [{ "admin": [] }], "parameters": push_params,
+                "responses": { "200": ok("a page of pushes", "PushPage"), "400": err("a parameter is invalid"), "401": err("missing or wrong admin token") } } },
+            "/api/v1/pushes/{id}/replay": { "post": { "summary": "Decode a stored push again under today's configuration and apply it", "security": [{ "admin": [] }], "parameters": [id_param("push")],
+                "responses": { "200": ok("replayed; outcome says what became of it", "PushAnswer"), "401": err("missing or wrong admin token"), "404": err("no such push"),
+                    "409": err("the push's source is no longer configured"), "503": err("busy or database unavailable") } } }
+        }
+    })
+}
+
+pub async fn document() -> Json<Value> {
+    Json(document_value())
+}

@@ -1,0 +1,120 @@
+//! `POST /push/{source}`: authenticate, read, decode, store durably, answer.
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+use xiansuo_push::{DecodeError, DecodedPush, decode_push};
+use xiansuo_store::{NewPush, PushRecorded, PushResult};
+
+use crate::auth::{bearer, token_matches};
+use crate::{ApiError, AppState, Source};
+
+#[derive(Debug, Deserialize)]
+pub struct PushParams {
+    token: Option<String>,
+}
+
+/// Decodes a body under a source's rules, into what the store keeps and what the answer says.
+pub fn decode_for_store(source: &Source, body: &[u8], content_type: Option<&str>) -> (PushResult, Result<DecodedPush, DecodeError>) {
+    match decode_push(body, content_type, &source.rules) {
+        Ok(decoded) => {
+            let ignored = decoded.ignored();
+            let cards = decoded.cards.iter().filter(|c| !c.ignored).map(|c| c.card.clone()).collect();
+            (PushResult::Cards { cards, ignored }, Ok(decoded))
+        }
+        Err(e) => (PushResult::Rejected { error: e.to_string() }, Err(e)),
+    }
+}
+
+/// The answer to a push (and to a replay) whose body decoded.
+pub fn push_answer(recorded: &PushRecorded, decoded: &DecodedPush) -> serde_json::Value {
+    let warnings: Vec<&String> = decoded.cards.iter().flat_map(|c| &c.warnings).collect();
+    json!({
+        "code": 0,
+        "msg": "ok",
+        "push_id": recorded.push_id,
+        "outcome": recorded.outcome.as_str(),
+        "accepted": recorded.accepted,
+        "ignored": recorded.ignored,
+        "leads": recorded.leads.iter().map(|l| json!({ "id": l.id, "created": l.created })).collect::<Vec<_>>(),
+        "warnings": warnings,
+    })
+}
+
+fn presented_token<'a>(params: &'a PushParams, headers: &'a HeaderMap) -> impl Iterator<Item = &'a str> {
+    params
+        .token
+        .as_deref()
+        .into_iter()
+        .chain(bearer(headers))
+        .chain(headers.get("x-push-token").and_then(|v| v.to_str().ok()).map(str::trim))
+}
+
+pub async fn receive_push(
+    State(app): State<AppState>,
+    Path(source_name): Path<String>,
+    Query(params): Query<PushParams>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let received_at = chrono::Utc::now();
+    let source = app
+        .sources
+        .get(&source_name)
+        .ok_or_else(|| ApiError::NotFound(format!("no source named \"{source_name}\" is configured")))?;
+    let mut presented = presented_token(&params, &headers).peekable();
+    if presented.peek().is_none() {
+        return Err(ApiError::Unauthorized("send the source's token as ?token=, Authorization: Bearer or X-Push-Token"));
+    }
+    if !presented.any(|t| token_matches(t, &source.token)) {
+        return Err(ApiError::Unauthorized("the token is not this source's token"));
+    }
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
+
+    let body = match read_limited(body, app.max_body_bytes).await {
+        Ok(bytes) => bytes,
+        Err(BodyReadError::TooLarge) => {
+            // The body itself is not kept (that is the point of the limit), but the refusal is.
+            let error = ApiError::TooLarge { limit: app.max_body_bytes, push_id: None }.to_string();
+            let recorded = app
+                .store
+                .record_push(NewPush {
+                    source: source.name.clone(),
+                    received_at,
+                    content_type,
+                    body: Vec::new(),
+                    result: PushResult::Rejected { error },
+                })
+                .await?;
+            return Err(ApiError::TooLarge { limit: app.max_body_bytes, push_id: Some(recorded.push_id) });
+        }
+        Err(BodyReadError::Io(e)) => return Err(ApiError::BadRequest(format!("could not read the request body: {e}"))),
+    };
+
+    let (result, decoded) = decode_for_store(source, &body, content_type.as_deref());
+    let recorded = app
+        .store
+        .record_push(NewPush { source: source.name.clone(), received_at, content_type, body: body.to_vec(), result })
+        .await?;
+    match decoded {
+        Ok(decoded) => Ok(axum::Json(push_answer(&recorded, &decoded)).into_response()),
+        Err(error) => Err(ApiError::Decode { error, push_id: Some(recorded.push_id) }),
+    }
+}
+
+enum BodyReadError {
+    TooLarge,
+    Io(axum::Error),
+}
+
+async fn read_limited(body: Body, limit: usize) -> Result<axum::body::Bytes, BodyReadError> {
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let too_large = std::error::Error::source(&e)
+            .is_some_and(|s| s.downcast_ref::<http_body_util::LengthLimitError>().is_some())
+            || e.to_string().contains("length limit");
+        if too_large { BodyReadError::TooLarge } else { BodyReadError::Io(e) }
+    })
+}

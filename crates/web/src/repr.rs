@@ -1,0 +1,83 @@
+//! The API's JSON representation of leads, messages and pushes.
+
+use base64::Engine;
+use serde_json::{Map, Value, json};
+use xiansuo_domain::{CHINA_TIME, FIELDS, FieldKind, Instant, Lead, Message};
+use xiansuo_store::{LeadDetail, PushEntry};
+
+/// RFC 3339 in China time, the zone the users read.
+pub fn time(t: Instant) -> String {
+    t.with_timezone(&CHINA_TIME).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+/// A lead: `id`, `source`, `status`, every canonical key (null when nothing was sent), then
+/// `chat_ids`, `extra`, `received_at`, `updated_at` and counts.
+pub fn lead(lead: &Lead) -> Value {
+    let mut m = Map::new();
+    m.insert("id".into(), json!(lead.id));
+    m.insert("source".into(), json!(lead.source));
+    m.insert("status".into(), json!(lead.status.as_str()));
+    for f in FIELDS {
+        let v = match f.kind {
+            FieldKind::Text => lead.fields.get(f.key).map_or(Value::Null, |v| json!(v)),
+            FieldKind::Time => lead.times.get(f.key).map_or(Value::Null, |t| json!(time(*t))),
+        };
+        m.insert(f.key.into(), v);
+    }
+    m.insert("chat_ids".into(), json!(lead.chat_ids));
+    m.insert("extra".into(), json!(lead.extra));
+    m.insert("received_at".into(), json!(time(lead.received_at)));
+    m.insert("updated_at".into(), json!(time(lead.updated_at)));
+    m.insert("push_count".into(), json!(lead.push_count));
+    m.insert("message_count".into(), json!(lead.message_count));
+    m.insert("visitor_message_count".into(), json!(lead.visitor_message_count));
+    Value::Object(m)
+}
+
+pub fn message(m: &Message) -> Value {
+    json!({
+        "recorder_id": m.recorder_id,
+        "chat_id": m.chat_id,
+        "sender": m.sender.as_str(),
+        "from_id": m.from_id,
+        "message": m.message,
+        "type": m.kind,
+        "create_time": m.create_time.map(time),
+        "extra": m.extra,
+    })
+}
+
+pub fn lead_detail(d: &LeadDetail) -> Value {
+    let mut v = lead(&d.lead);
+    v["messages"] = d.messages.iter().map(message).collect();
+    v["pushes"] = d
+        .pushes
+        .iter()
+        .map(|p| json!({ "id": p.id, "received_at": time(p.received_at), "outcome": p.outcome.as_str() }))
+        .collect();
+    v
+}
+
+/// A push log entry. The body is returned verbatim as text when it is UTF-8, otherwise in
+/// `body_base64`.
+pub fn push(p: &PushEntry) -> Value {
+    let (body, body_base64) = match std::str::from_utf8(&p.body) {
+        Ok(text) => (json!(text), Value::Null),
+        Err(_) => (Value::Null, json!(base64::engine::general_purpose::STANDARD.encode(&p.body))),
+    };
+    json!({
+        "id": p.id,
+        "source": p.source,
+        "received_at": time(p.received_at),
+        "content_type": p.content_type,
+        "outcome": p.outcome.as_str(),
+        "error": p.error,
+        "accepted": p.accepted,
+        "ignored": p.ignored,
+        "lead_ids": p.lead_ids,
+        "replayed_at": p.replayed_at.map(time),
+        "replay_count": p.replay_count,
+        "body": body,
+        "body_base64": body_base64,
+    })
+}

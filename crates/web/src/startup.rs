@@ -1,0 +1,75 @@
+//! Start-up: open the store the configuration names, resolve tokens (configured, or generated
+//! once and kept in the database), and build the application state.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use xiansuo_config::{Config, DatabaseUrl};
+use xiansuo_store::sqlite::SqliteStore;
+use xiansuo_store::{Store, StoreError};
+
+use crate::{AppState, Source};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("cannot generate a token: {0}")]
+    Random(String),
+}
+
+/// The state to serve, and the sources with their resolved tokens (to print the push URLs).
+#[derive(Clone)]
+pub struct Prepared {
+    pub state: AppState,
+    /// Sources in name order, with their resolved tokens.
+    pub sources: Vec<Source>,
+}
+
+/// 128 random bits as 32 hex characters.
+pub fn generate_token() -> Result<String, StartError> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| StartError::Random(e.to_string()))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Opens the store the configuration names.
+pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
+    match &config.database_url {
+        DatabaseUrl::Sqlite(path) => Ok(Arc::new(SqliteStore::open(path, config.write_queue)?)),
+        DatabaseUrl::Postgres(_) => Err(StartError::Unsupported(
+            "database_url names PostgreSQL, which this release does not support yet: use sqlite://PATH".into(),
+        )),
+    }
+}
+
+/// Resolves a token: the configured one, else the one generated on an earlier start, else a new
+/// one (kept, so it stays the same across restarts).
+async fn resolve_token(store: &dyn Store, configured: Option<&str>, key: &str) -> Result<String, StartError> {
+    match configured {
+        Some(t) => Ok(t.to_string()),
+        None => Ok(store.setting_or_insert(key, &generate_token()?).await?),
+    }
+}
+
+/// Builds the application state for a configuration.
+pub async fn prepare(config: &Config) -> Result<Prepared, StartError> {
+    let store = open_store(config)?;
+    let admin_token = resolve_token(store.as_ref(), config.admin_token.as_deref(), "admin_token").await?;
+    let mut sources = Vec::new();
+    for source in config.sources.values() {
+        let token =
+            resolve_token(store.as_ref(), source.token.as_deref(), &format!("source_token.{}", source.name)).await?;
+        sources.push(Source { name: source.name.clone(), token, rules: source.rules.clone() });
+    }
+    let by_name: HashMap<String, Source> = sources.iter().map(|s| (s.name.clone(), s.clone())).collect();
+    let state = AppState {
+        store,
+        sources: Arc::new(by_name),
+        admin_token: Arc::from(admin_token.as_str()),
+        max_body_bytes: config.max_body_bytes,
+    };
+    Ok(Prepared { state, sources })
+}

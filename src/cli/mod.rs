@@ -1,0 +1,72 @@
+//! Command-line interface.
+
+mod send;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Xiansuo (线索): receives the lead cards a live-chat vendor pushes, keeps every one, and serves
+/// them to a sales team.
+#[derive(Debug, Parser)]
+#[command(name = "xiansuo", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start the service: the push endpoint, the API and the database (created on first start).
+    ///
+    /// Without --config it listens on 127.0.0.1:8080 with an SQLite database under
+    /// ./xiansuo-data/ and one source, `easyliao`, whose token is generated on first start.
+    /// Every key of the file can be set by an environment variable (XIANSUO_LISTEN,
+    /// XIANSUO_DATABASE_URL, XIANSUO_ADMIN_TOKEN, XIANSUO_PUSH_TOKEN, XIANSUO_MAX_BODY_BYTES,
+    /// XIANSUO_WRITE_QUEUE), which wins over the file. Log level: RUST_LOG (default info).
+    Serve {
+        /// TOML configuration file (see README.md, "Configuration").
+        #[arg(long, short, env = "XIANSUO_CONFIG", value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Post card files to a running installation, to test it: each FILE is one request body.
+    ///
+    /// Example: xiansuo send card.json --url http://127.0.0.1:8080/push/easyliao --token T
+    Send {
+        /// Files to post ("-" reads standard input).
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// The push URL, http://HOST:PORT/push/SOURCE.
+        #[arg(long)]
+        url: String,
+        /// The source's push token (sent as X-Push-Token).
+        #[arg(long, env = "XIANSUO_PUSH_TOKEN", hide_env_values = true)]
+        token: String,
+        /// Content-Type to send (default: application/json for .json files, otherwise
+        /// application/x-www-form-urlencoded when the file looks like key=value pairs).
+        #[arg(long)]
+        content_type: Option<String>,
+    },
+    /// Print the version.
+    Version,
+}
+
+pub fn run(cli: Cli) -> Result<ExitCode, String> {
+    match cli.command {
+        Command::Serve { config } => serve::run(config.as_deref()),
+        Command::Send { files, url, token, content_type } => send::run(&files, &url, &token, content_type.as_deref()),
+        Command::Version => {
+            println!("xiansuo {}", env!("CARGO_PKG_VERSION"));
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
+}

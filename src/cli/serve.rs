@@ -1,0 +1,87 @@
+//! `xiansuo serve`.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use tracing_subscriber::EnvFilter;
+use xiansuo_config::{Config, DatabaseUrl};
+
+pub fn run(config_file: Option<&Path>) -> Result<ExitCode, String> {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .init();
+    let config = Config::load(config_file, |k| std::env::var(k).ok()).map_err(|e| e.to_string())?;
+    super::runtime()?.block_on(serve(config))
+}
+
+async fn serve(config: Config) -> Result<ExitCode, String> {
+    let prepared = xiansuo_web::startup::prepare(&config).await.map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {} (listen / XIANSUO_LISTEN): {e}", config.listen))?;
+    let addr = listener.local_addr().map_err(|e| format!("cannot read the listening address: {e}"))?;
+    let host = if addr.ip().is_unspecified() { "<this-host>".to_string() } else { addr.ip().to_string() };
+    let base = format!("http://{host}:{}", addr.port());
+
+    // Printed on standard output (not the log) so the first start shows what to do next.
+    let mut out = String::new();
+    out.push_str(&format!("Xiansuo {} listening on {base}\n", env!("CARGO_PKG_VERSION")));
+    match &config.database_url {
+        DatabaseUrl::Sqlite(path) => out.push_str(&format!("Database: SQLite {}\n", path.display())),
+        DatabaseUrl::Postgres(_) => out.push_str("Database: PostgreSQL\n"),
+    }
+    for source in &prepared.sources {
+        out.push_str(&format!(
+            "Push URL for source \"{}\" (paste it into the vendor's back office):\n  {base}/push/{}?token={}\n",
+            source.name, source.name, source.token
+        ));
+    }
+    out.push_str(&format!(
+        "API: curl -H 'Authorization: Bearer {}' {base}/api/v1/leads\nAPI description: {base}/api/openapi.json\n",
+        prepared.state.admin_token
+    ));
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(out.as_bytes());
+    let _ = stdout.flush();
+    drop(stdout);
+
+    let app = xiansuo_web::router(prepared.state);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| format!("the server stopped: {e}"))?;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// SIGINT or SIGTERM: stop accepting, finish the requests in flight (each answered only after
+/// its commit), then exit.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
