@@ -68,9 +68,7 @@ impl DatabaseUrl {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             return Ok(DatabaseUrl::Postgres(url.to_string()));
         }
-        Err(format!(
-            "\"{url}\" is not a database URL this service knows: use sqlite://PATH or postgres://USER@HOST/DB"
-        ))
+        Err(format!("\"{url}\" is not a database URL this service knows: use sqlite://PATH or postgres://USER@HOST/DB"))
     }
 }
 
@@ -193,8 +191,14 @@ impl Config {
             DEFAULT_MAX_BODY_BYTES,
             &at,
         )?;
-        let write_queue =
-            positive(var(env::WRITE_QUEUE), file.write_queue.as_ref(), "write_queue", env::WRITE_QUEUE, DEFAULT_WRITE_QUEUE, &at)?;
+        let write_queue = positive(
+            var(env::WRITE_QUEUE),
+            file.write_queue.as_ref(),
+            "write_queue",
+            env::WRITE_QUEUE,
+            DEFAULT_WRITE_QUEUE,
+            &at,
+        )?;
 
         let mut sources = BTreeMap::new();
         // Token → where it was set, to refuse one token for two sources.
@@ -205,7 +209,9 @@ impl Config {
         for (name, spanned) in &file.sources {
             let where_ = at(spanned.span());
             let source = spanned.get_ref();
-            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_') {
+            if name.is_empty()
+                || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+            {
                 return Err(ConfigError::new(format!(
                     "sources.{name} ({where_}): a source name appears in the push URL, so it may hold only a-z, 0-9, - and _"
                 )));
@@ -230,11 +236,7 @@ impl Config {
             }
             let field_map = source.field_map.iter().map(|(k, v)| (k.clone(), v.get_ref().clone()));
             let rules = SourceRules::new(source.accept_types.clone(), field_map).map_err(|e| {
-                let line = source
-                    .field_map
-                    .get(&e.incoming)
-                    .map(|v| at(v.span()))
-                    .unwrap_or_else(|| where_.clone());
+                let line = source.field_map.get(&e.incoming).map(|v| at(v.span())).unwrap_or_else(|| where_.clone());
                 ConfigError::new(format!("sources.{name}.field_map ({line}): {e}"))
             })?;
             sources.insert(name.clone(), SourceConfig { name: name.clone(), token, rules });
@@ -242,7 +244,11 @@ impl Config {
         if sources.is_empty() {
             sources.insert(
                 DEFAULT_SOURCE.to_string(),
-                SourceConfig { name: DEFAULT_SOURCE.to_string(), token: var(env::PUSH_TOKEN), rules: SourceRules::default() },
+                SourceConfig {
+                    name: DEFAULT_SOURCE.to_string(),
+                    token: var(env::PUSH_TOKEN),
+                    rules: SourceRules::default(),
+                },
             );
         } else if var(env::PUSH_TOKEN).is_some() && !sources.contains_key(DEFAULT_SOURCE) {
             return Err(ConfigError::new(format!(
@@ -331,8 +337,9 @@ mod tests {
 
     #[test]
     fn unknown_source_key_names_key_and_line() {
-        let err = Config::from_toml("[sources.easyliao]\ntoken = \"0123456789abcdef\"\naccept_type = []\n", "x.toml", no_env)
-            .unwrap_err();
+        let err =
+            Config::from_toml("[sources.easyliao]\ntoken = \"0123456789abcdef\"\naccept_type = []\n", "x.toml", no_env)
+                .unwrap_err();
         assert!(err.message.contains("accept_type"), "{}", err.message);
         assert!(err.message.contains("line 3"), "{}", err.message);
     }

@@ -76,11 +76,7 @@ impl Sender {
         let is_wechat_openid = from.len() == 28
             && from.starts_with('o')
             && from.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        if is_card_visitor || is_vendor_visitor_id || is_wechat_openid {
-            Sender::Visitor
-        } else {
-            Sender::Staff
-        }
+        if is_card_visitor || is_vendor_visitor_id || is_wechat_openid { Sender::Visitor } else { Sender::Staff }
     }
 }
 

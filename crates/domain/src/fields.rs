@@ -145,11 +145,7 @@ mod tests {
     #[test]
     fn canonical_keys_are_safe_column_names() {
         for f in FIELDS {
-            assert!(
-                f.key.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
-                "{}",
-                f.key
-            );
+            assert!(f.key.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'), "{}", f.key);
         }
     }
 }

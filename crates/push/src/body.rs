@@ -17,8 +17,7 @@ fn content_type(header: Option<&str>) -> ContentType {
     let mime = parts.next().unwrap_or("").trim().to_ascii_lowercase();
     let charset = parts.find_map(|p| {
         let (k, v) = p.split_once('=')?;
-        (k.trim().eq_ignore_ascii_case("charset"))
-            .then(|| v.trim().trim_matches('"').to_ascii_lowercase())
+        (k.trim().eq_ignore_ascii_case("charset")).then(|| v.trim().trim_matches('"').to_ascii_lowercase())
     });
     ContentType { mime, charset }
 }
@@ -91,17 +90,12 @@ fn decode_text(body: &[u8], charset: Option<&str>) -> Result<String, DecodeError
 /// object of string members in arrival order.
 fn read_form(body: &[u8]) -> Json {
     let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
-    Json::Object(
-        form_urlencoded::parse(body)
-            .map(|(k, v)| (k.into_owned(), Json::String(v.into_owned())))
-            .collect(),
-    )
+    Json::Object(form_urlencoded::parse(body).map(|(k, v)| (k.into_owned(), Json::String(v.into_owned()))).collect())
 }
 
 fn read_multipart(body: &[u8], content_type_header: &str) -> Result<Json, DecodeError> {
-    let boundary = multer::parse_boundary(content_type_header).map_err(|e| {
-        DecodeError::BadForm(format!("multipart/form-data without a usable boundary: {e}"))
-    })?;
+    let boundary = multer::parse_boundary(content_type_header)
+        .map_err(|e| DecodeError::BadForm(format!("multipart/form-data without a usable boundary: {e}")))?;
     let chunk = bytes::Bytes::copy_from_slice(body);
     let stream = futures_util::stream::once(async move { Ok::<_, Infallible>(chunk) });
     let mut multipart = multer::Multipart::new(stream, boundary);
@@ -114,9 +108,10 @@ fn read_multipart(body: &[u8], content_type_header: &str) -> Result<Json, Decode
             .map_err(|e| DecodeError::BadForm(format!("malformed multipart/form-data: {e}")))?
         {
             let name = field.name().unwrap_or("").to_string();
-            let text = field.text().await.map_err(|e| {
-                DecodeError::BadForm(format!("malformed multipart/form-data field \"{name}\": {e}"))
-            })?;
+            let text = field
+                .text()
+                .await
+                .map_err(|e| DecodeError::BadForm(format!("malformed multipart/form-data field \"{name}\": {e}")))?;
             members.push((name, Json::String(text)));
         }
         Ok(Json::Object(members))

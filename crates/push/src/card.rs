@@ -4,10 +4,10 @@ use std::collections::HashSet;
 
 use xiansuo_domain::{Card, FieldKind, Message, Sender};
 
+use crate::SourceRules;
 use crate::json::{self, Json};
 use crate::keys::{MessageKey, Target, message_key, normalize_key};
 use crate::time::parse_time;
-use crate::SourceRules;
 
 /// A scalar's text: strings trimmed, numbers with their exact digits, `null` empty; arrays and
 /// objects as compact JSON. `None` when empty.
@@ -179,7 +179,12 @@ pub fn message_from_json(members: Vec<(String, Json)>, visitor_static_id: Option
     }
     let message = text.unwrap_or_default();
     let recorder_id = recorder_id.unwrap_or_else(|| {
-        content_id(&[chat_id.as_deref(), from_id.as_deref(), create_time.map(|t| t.timestamp_millis().to_string()).as_deref(), Some(&message)])
+        content_id(&[
+            chat_id.as_deref(),
+            from_id.as_deref(),
+            create_time.map(|t| t.timestamp_millis().to_string()).as_deref(),
+            Some(&message),
+        ])
     });
     let sender = sender.unwrap_or_else(|| Sender::classify(from_id.as_deref(), visitor_static_id));
     Message { recorder_id, chat_id, sender, from_id, message, kind, create_time, extra }

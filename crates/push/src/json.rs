@@ -155,10 +155,9 @@ impl Parser<'_> {
             return "the end of the body".to_string();
         };
         match c {
-            '\u{201C}' | '\u{201D}' | '\u{201E}' | '\u{2018}' | '\u{2019}' | '\u{FF02}' => format!(
-                "`{c}` (U+{:04X}, a typographic quote: JSON needs the plain ASCII quote \")",
-                c as u32
-            ),
+            '\u{201C}' | '\u{201D}' | '\u{201E}' | '\u{2018}' | '\u{2019}' | '\u{FF02}' => {
+                format!("`{c}` (U+{:04X}, a typographic quote: JSON needs the plain ASCII quote \")", c as u32)
+            }
             '\u{FF0C}' => "`，` (a full-width comma: JSON needs the ASCII comma ,)".to_string(),
             '\u{FF1A}' => "`：` (a full-width colon: JSON needs the ASCII colon :)".to_string(),
             c if c.is_control() => format!("the control character U+{:04X}", c as u32),
@@ -166,12 +165,18 @@ impl Parser<'_> {
         }
     }
 
+    /// Skips white space between tokens: JSON's four, and also the no-break space (U+00A0),
+    /// the ideographic space (U+3000) and the byte-order mark, which bodies pasted from
+    /// documents and chat tools carry (the vendor's own example has a U+00A0 after a colon).
     fn skip_ws(&mut self) {
-        while let Some(&b) = self.bytes.get(self.pos) {
-            if matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
-                self.pos += 1;
-            } else {
-                break;
+        loop {
+            let rest = &self.bytes[self.pos..];
+            match rest.first() {
+                Some(b' ' | b'\t' | b'\n' | b'\r') => self.pos += 1,
+                Some(0xC2) if rest.starts_with("\u{A0}".as_bytes()) => self.pos += 2,
+                Some(0xE3) if rest.starts_with("\u{3000}".as_bytes()) => self.pos += 3,
+                Some(0xEF) if rest.starts_with("\u{FEFF}".as_bytes()) => self.pos += 3,
+                _ => break,
             }
         }
     }
@@ -182,10 +187,7 @@ impl Parser<'_> {
 
     fn value(&mut self, depth: usize) -> Result<Json, JsonError> {
         if depth > MAX_DEPTH {
-            return Err(self.error_at(
-                self.pos,
-                format!("nesting deeper than {MAX_DEPTH} levels is not accepted"),
-            ));
+            return Err(self.error_at(self.pos, format!("nesting deeper than {MAX_DEPTH} levels is not accepted")));
         }
         match self.peek() {
             Some(b'{') => self.object(depth),
@@ -195,9 +197,7 @@ impl Parser<'_> {
             Some(b't') => self.literal("true", Json::Bool(true)),
             Some(b'f') => self.literal("false", Json::Bool(false)),
             Some(b'n') => self.literal("null", Json::Null),
-            _ => Err(self.error_here(
-                "expected a JSON value (an object, array, string, number, true, false or null)",
-            )),
+            _ => Err(self.error_here("expected a JSON value (an object, array, string, number, true, false or null)")),
         }
     }
 
@@ -243,9 +243,7 @@ impl Parser<'_> {
                     return Ok(Json::Object(members));
                 }
                 _ => {
-                    return Err(self.error_here(&format!(
-                        "expected `,` or `}}` after the value of \"{key}\""
-                    )));
+                    return Err(self.error_here(&format!("expected `,` or `}}` after the value of \"{key}\"")));
                 }
             }
         }
@@ -270,10 +268,9 @@ impl Parser<'_> {
                     return Ok(Json::Array(items));
                 }
                 _ => {
-                    return Err(self.error_here(&format!(
-                        "expected `,` or `]` after item {} of the array",
-                        items.len()
-                    )));
+                    return Err(
+                        self.error_here(&format!("expected `,` or `]` after item {} of the array", items.len()))
+                    );
                 }
             }
         }
@@ -343,8 +340,7 @@ impl Parser<'_> {
                 _ => {
                     return Err(self.error_at(
                         open,
-                        "this string is never closed: expected a closing `\"` before the end of the body"
-                            .to_string(),
+                        "this string is never closed: expected a closing `\"` before the end of the body".to_string(),
                     ));
                 }
             }
@@ -390,9 +386,7 @@ impl Parser<'_> {
             }
             _ => {
                 self.pos -= 1;
-                return Err(self.error_here(
-                    "expected one of \\\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX after `\\`",
-                ));
+                return Err(self.error_here("expected one of \\\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX after `\\`"));
             }
         }
         Ok(())
@@ -427,11 +421,7 @@ mod tests {
         let v = parse(r#"{"a":"1","a":"","b":2}"#).unwrap();
         assert_eq!(
             v,
-            obj(&[
-                ("a", Json::String("1".into())),
-                ("a", Json::String("".into())),
-                ("b", Json::Number("2".into()))
-            ])
+            obj(&[("a", Json::String("1".into())), ("a", Json::String("".into())), ("b", Json::Number("2".into()))])
         );
     }
 
@@ -458,6 +448,12 @@ mod tests {
     fn tolerates_raw_control_characters_in_strings() {
         let v = parse("{\"note\":\"first line\nsecond\tline\"}").unwrap();
         assert_eq!(v, obj(&[("note", Json::String("first line\nsecond\tline".into()))]));
+    }
+
+    #[test]
+    fn tolerates_pasted_spaces_between_tokens() {
+        let v = parse("{\"a\":\u{A0}\"1\",\u{3000}\"b\":2}").unwrap();
+        assert_eq!(v, obj(&[("a", Json::String("1".into())), ("b", Json::Number("2".into()))]));
     }
 
     #[test]

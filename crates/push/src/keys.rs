@@ -9,10 +9,7 @@ use xiansuo_domain::{FIELDS, FieldDef, field};
 /// Normalizes a key for matching: white space (anywhere), `_` and `-` removed, ASCII letters
 /// lowercased. `extColumn 1`, `ext_column_1`, `EXTCOLUMN1` and `"extColumn1 "` are one key.
 pub fn normalize_key(key: &str) -> String {
-    key.chars()
-        .filter(|c| !c.is_whitespace() && *c != '_' && *c != '-')
-        .map(|c| c.to_ascii_lowercase())
-        .collect()
+    key.chars().filter(|c| !c.is_whitespace() && *c != '_' && *c != '-').map(|c| c.to_ascii_lowercase()).collect()
 }
 
 /// What a card key means.
@@ -40,8 +37,7 @@ const ALIASES: &[(&str, &str)] = &[
     ("tgAdAccountId", "tg_ad_account"),
 ];
 
-const OTHER_TRANSCRIPTS: &[&str] =
-    &["chatDetailJsonAll", "chatDetailSL", "currentChatDetail", "chatDetailEC"];
+const OTHER_TRANSCRIPTS: &[&str] = &["chatDetailJsonAll", "chatDetailSL", "currentChatDetail", "chatDetailEC"];
 
 static BUILTIN: LazyLock<HashMap<String, Target>> = LazyLock::new(|| {
     let mut map = HashMap::new();
@@ -117,7 +113,8 @@ mod tests {
 
     #[test]
     fn spellings_of_one_key_match() {
-        for k in ["extColumn 1", "extColumn1", "extcolumn1", "EXTCOLUMN1", "extColum1", "ext_column_1", " extColumn1 "] {
+        for k in ["extColumn 1", "extColumn1", "extcolumn1", "EXTCOLUMN1", "extColum1", "ext_column_1", " extColumn1 "]
+        {
             assert_eq!(key_of(k), Some("ext_column_1"), "{k}");
         }
         for k in ["chatURL", "chatUrl", "chat_url"] {

@@ -57,11 +57,7 @@ impl SourceRules {
             };
             map.insert(normalize_key(&incoming), target);
         }
-        let accept_types = accept_types
-            .into_iter()
-            .map(|t| t.trim().to_string())
-            .filter(|t| !t.is_empty())
-            .collect();
+        let accept_types = accept_types.into_iter().map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect();
         Ok(SourceRules { accept_types, field_map: map })
     }
 
@@ -155,11 +151,7 @@ impl DecodeError {
 ///
 /// All or nothing: if any card of a batch is invalid, the whole push is rejected (and kept in
 /// the push log for replay), so that the answer means the same thing for every card in it.
-pub fn decode_push(
-    body: &[u8],
-    content_type: Option<&str>,
-    rules: &SourceRules,
-) -> Result<DecodedPush, DecodeError> {
+pub fn decode_push(body: &[u8], content_type: Option<&str>, rules: &SourceRules) -> Result<DecodedPush, DecodeError> {
     let document = body::read_document(body, content_type)?;
     let items = card_objects(document, rules)?;
     let mut cards = Vec::with_capacity(items.len());
@@ -186,9 +178,9 @@ fn card_objects(document: Json, rules: &SourceRules) -> Result<Vec<(Option<usize
     match document {
         Json::Array(items) => batch(items),
         Json::Object(members) => {
-            let is_card = members.iter().any(|(k, _)| {
-                matches!(rules.target(k), Some(Target::Field(f)) if f.key == "visitor_static_id")
-            });
+            let is_card = members
+                .iter()
+                .any(|(k, _)| matches!(rules.target(k), Some(Target::Field(f)) if f.key == "visitor_static_id"));
             if is_card {
                 return Ok(vec![(None, members)]);
             }

@@ -23,9 +23,7 @@ pub fn parse_time(text: &str) -> Option<Instant> {
     let naive = ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M"]
         .iter()
         .find_map(|f| NaiveDateTime::parse_from_str(&local, f).ok())
-        .or_else(|| {
-            NaiveDate::parse_from_str(&local, "%Y-%m-%d").ok().and_then(|d| d.and_hms_opt(0, 0, 0))
-        })?;
+        .or_else(|| NaiveDate::parse_from_str(&local, "%Y-%m-%d").ok().and_then(|d| d.and_hms_opt(0, 0, 0)))?;
     CHINA_TIME.from_local_datetime(&naive).single().map(|t| t.with_timezone(&Utc))
 }
 

@@ -81,7 +81,10 @@ pub async fn list_leads(State(app): State<AppState>, Query(p): Query<LeadParams>
     let sort = match non_empty(p.sort) {
         None => LeadSort::default(),
         Some(s) => LeadSort::parse(&s).ok_or_else(|| {
-            ApiError::BadRequest(format!("sort: \"{s}\" is not a sort order; use one of {}", LeadSort::NAMES.join(", ")))
+            ApiError::BadRequest(format!(
+                "sort: \"{s}\" is not a sort order; use one of {}",
+                LeadSort::NAMES.join(", ")
+            ))
         })?,
     };
     let query = LeadQuery {
@@ -100,7 +103,12 @@ pub async fn list_leads(State(app): State<AppState>, Query(p): Query<LeadParams>
         sort,
     };
     let page = app.store.list_leads(&query).await?;
-    let page = Page { total: page.total, page: page.page, per_page: page.per_page, items: page.items.iter().map(repr::lead).collect() };
+    let page = Page {
+        total: page.total,
+        page: page.page,
+        per_page: page.per_page,
+        items: page.items.iter().map(repr::lead).collect(),
+    };
     Ok(Json(page_json(&page)))
 }
 
@@ -114,7 +122,8 @@ fn id(value: &str, what: &str) -> Result<i64, ApiError> {
 
 pub async fn get_lead(State(app): State<AppState>, Path(lead_id): Path<String>) -> Result<Json<Value>, ApiError> {
     let lead_id = id(&lead_id, "lead")?;
-    let detail = app.store.lead(lead_id).await?.ok_or_else(|| ApiError::NotFound(format!("no lead with id {lead_id}")))?;
+    let detail =
+        app.store.lead(lead_id).await?.ok_or_else(|| ApiError::NotFound(format!("no lead with id {lead_id}")))?;
     Ok(Json(repr::lead_detail(&detail)))
 }
 
@@ -132,14 +141,20 @@ pub async fn list_pushes(State(app): State<AppState>, Query(p): Query<PushParams
         per_page: number("per_page", p.per_page, DEFAULT_PER_PAGE, MAX_PER_PAGE)?,
     };
     let page = app.store.list_pushes(&query).await?;
-    let page = Page { total: page.total, page: page.page, per_page: page.per_page, items: page.items.iter().map(repr::push).collect() };
+    let page = Page {
+        total: page.total,
+        page: page.page,
+        per_page: page.per_page,
+        items: page.items.iter().map(repr::push).collect(),
+    };
     Ok(Json(page_json(&page)))
 }
 
 /// Decodes a stored body again under today's configuration and applies the result.
 pub async fn replay_push(State(app): State<AppState>, Path(push_id): Path<String>) -> Result<Json<Value>, ApiError> {
     let push_id = id(&push_id, "push")?;
-    let entry = app.store.push(push_id).await?.ok_or_else(|| ApiError::NotFound(format!("no push with id {push_id}")))?;
+    let entry =
+        app.store.push(push_id).await?.ok_or_else(|| ApiError::NotFound(format!("no push with id {push_id}")))?;
     let source = app.sources.get(&entry.source).ok_or_else(|| {
         ApiError::Conflict(format!(
             "push {push_id} came to the source \"{}\", which is no longer configured: add it back to replay",

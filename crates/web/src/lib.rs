@@ -56,9 +56,9 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .layer(
             // Spans name the path only: query strings can carry push tokens.
-            TraceLayer::new_for_http().make_span_with(|req: &Request| {
-                tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
-            }),
+            TraceLayer::new_for_http().make_span_with(
+                |req: &Request| tracing::info_span!("http", method = %req.method(), path = %req.uri().path()),
+            ),
         )
         .with_state(state)
 }
@@ -74,9 +74,5 @@ async fn healthz(State(app): State<AppState>) -> impl IntoResponse {
 }
 
 async fn not_found(req: Request) -> ApiError {
-    ApiError::NotFound(format!(
-        "no such route: {} {} (see /api/openapi.json)",
-        req.method(),
-        req.uri().path()
-    ))
+    ApiError::NotFound(format!("no such route: {} {} (see /api/openapi.json)", req.method(), req.uri().path()))
 }

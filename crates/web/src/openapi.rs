@@ -39,9 +39,7 @@ fn lead_schema() -> Value {
 fn document_value() -> Value {
     let error = json!({ "$ref": "#/components/schemas/Error" });
     let err = |description: &str| json!({ "description": description, "content": { "application/json": { "schema": error.clone() } } });
-    let ok = |description: &str, schema: &str| {
-        json!({ "description": description, "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } } })
-    };
+    let ok = |description: &str, schema: &str| json!({ "description": description, "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } } });
     let q = |name: &str, description: &str| json!({ "name": name, "in": "query", "required": false, "schema": { "type": "string" }, "description": description });
     let page_params = vec![
         json!({ "name": "page", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 1, "maximum": 21474836 }, "description": "page number, from 1" }),
@@ -69,16 +67,19 @@ fn document_value() -> Value {
     let id_param = |what: &str| json!({ "name": "id", "in": "path", "required": true, "schema": { "type": "integer", "minimum": 1 }, "description": format!("{what} id") });
     let lead = lead_schema();
     let mut lead_detail = lead.clone();
-    lead_detail["properties"]["messages"] = json!({ "type": "array", "items": { "$ref": "#/components/schemas/Message" } });
+    lead_detail["properties"]["messages"] =
+        json!({ "type": "array", "items": { "$ref": "#/components/schemas/Message" } });
     lead_detail["properties"]["pushes"] = json!({ "type": "array", "items": { "type": "object", "required": ["id", "received_at", "outcome"], "properties": {
         "id": { "type": "integer" }, "received_at": { "type": "string", "format": "date-time" }, "outcome": { "type": "string", "enum": ["accepted", "ignored", "rejected"] } } } });
     if let Some(required) = lead_detail["required"].as_array_mut() {
         required.push(json!("messages"));
         required.push(json!("pushes"));
     }
-    let page_of = |item: &str| json!({ "type": "object", "required": ["total", "page", "per_page", "items"], "properties": {
+    let page_of = |item: &str| {
+        json!({ "type": "object", "required": ["total", "page", "per_page", "items"], "properties": {
         "total": { "type": "integer" }, "page": { "type": "integer" }, "per_page": { "type": "integer" },
-        "items": { "type": "array", "items": { "$ref": format!("#/components/schemas/{item}") } } } });
+        "items": { "type": "array", "items": { "$ref": format!("#/components/schemas/{item}") } } } })
+    };
 
     json!({
         "openapi": "3.1.0",

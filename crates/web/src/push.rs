@@ -18,7 +18,11 @@ pub struct PushParams {
 }
 
 /// Decodes a body under a source's rules, into what the store keeps and what the answer says.
-pub fn decode_for_store(source: &Source, body: &[u8], content_type: Option<&str>) -> (PushResult, Result<DecodedPush, DecodeError>) {
+pub fn decode_for_store(
+    source: &Source,
+    body: &[u8],
+    content_type: Option<&str>,
+) -> (PushResult, Result<DecodedPush, DecodeError>) {
     match decode_push(body, content_type, &source.rules) {
         Ok(decoded) => {
             let ignored = decoded.ignored();
@@ -67,7 +71,9 @@ pub async fn receive_push(
         .ok_or_else(|| ApiError::NotFound(format!("no source named \"{source_name}\" is configured")))?;
     let mut presented = presented_token(&params, &headers).peekable();
     if presented.peek().is_none() {
-        return Err(ApiError::Unauthorized("send the source's token as ?token=, Authorization: Bearer or X-Push-Token"));
+        return Err(ApiError::Unauthorized(
+            "send the source's token as ?token=, Authorization: Bearer or X-Push-Token",
+        ));
     }
     if !presented.any(|t| token_matches(t, &source.token)) {
         return Err(ApiError::Unauthorized("the token is not this source's token"));
@@ -113,8 +119,7 @@ enum BodyReadError {
 async fn read_limited(body: Body, limit: usize) -> Result<axum::body::Bytes, BodyReadError> {
     axum::body::to_bytes(body, limit).await.map_err(|e| {
         let too_large = std::error::Error::source(&e)
-            .is_some_and(|s| s.downcast_ref::<http_body_util::LengthLimitError>().is_some())
-            || e.to_string().contains("length limit");
+            .is_some_and(|s| s.downcast_ref::<http_body_util::LengthLimitError>().is_some());
         if too_large { BodyReadError::TooLarge } else { BodyReadError::Io(e) }
     })
 }

@@ -16,8 +16,8 @@ use tokio::sync::oneshot;
 use xiansuo_domain::{FIELDS, FieldKind, Instant, Lead, LeadStatus, Message, PushOutcomeKind, Sender};
 
 use crate::{
-    LeadDetail, LeadQuery, LeadSort, NewPush, Page, PushEntry, PushQuery, PushRecorded, PushResult, PushSummary,
-    Store, StoreError,
+    LeadDetail, LeadQuery, LeadSort, NewPush, Page, PushEntry, PushQuery, PushRecorded, PushResult, PushSummary, Store,
+    StoreError,
 };
 use writer::Job;
 
@@ -222,7 +222,8 @@ fn like_pattern(s: &str) -> String {
 }
 
 /// Columns `q` searches.
-const SEARCHED: &[&str] = &["name", "mobile", "tel", "weixin", "qq", "email", "visitor_static_id", "keyword", "note", "city"];
+const SEARCHED: &[&str] =
+    &["name", "mobile", "tel", "weixin", "qq", "email", "visitor_static_id", "keyword", "note", "city"];
 
 fn lead_filter(q: &LeadQuery) -> (String, Vec<Value>) {
     let mut clauses = Vec::new();

@@ -188,7 +188,13 @@ fn field_columns() -> impl Iterator<Item = &'static str> {
     FIELDS.iter().map(|f| f.key)
 }
 
-fn store_card(conn: &Connection, push_id: i64, source: &str, card: &Card, at: Instant) -> Result<LeadWritten, StoreError> {
+fn store_card(
+    conn: &Connection,
+    push_id: i64,
+    source: &str,
+    card: &Card,
+    at: Instant,
+) -> Result<LeadWritten, StoreError> {
     let (Some(company_id), Some(visitor)) = (card.company_id(), card.visitor_static_id()) else {
         // The decoder refuses such cards; this guards the identity key all the same.
         return Err(StoreError::Unavailable("a card without company_id or visitor_static_id reached the store".into()));
@@ -252,9 +258,8 @@ fn store_card(conn: &Connection, push_id: i64, source: &str, card: &Card, at: In
         conn.prepare_cached("UPDATE leads SET push_count = push_count + 1 WHERE id = ?1")?.execute([lead_id])?;
     }
 
-    let mut add_chat = conn.prepare_cached(
-        "INSERT OR IGNORE INTO lead_chats (lead_id, chat_id, first_seen_at) VALUES (?1, ?2, ?3)",
-    )?;
+    let mut add_chat =
+        conn.prepare_cached("INSERT OR IGNORE INTO lead_chats (lead_id, chat_id, first_seen_at) VALUES (?1, ?2, ?3)")?;
     let chat_ids = card.chat_id().into_iter().chain(card.messages.iter().filter_map(|m| m.chat_id.as_deref()));
     for chat_id in chat_ids {
         add_chat.execute(params![lead_id, chat_id, ms(at)])?;
