@@ -31,6 +31,9 @@ pub fn read_document(body: &[u8], content_type_header: Option<&str>) -> Result<J
     }
     let unmarked = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
     let first = unmarked.iter().copied().find(|b| !b.is_ascii_whitespace());
+    if first.is_none() {
+        return Err(DecodeError::EmptyBody);
+    }
     let looks_like_json = matches!(first, Some(b'{' | b'['));
     // A form field name never starts with `{` or `[`: such a body is JSON sent under the form
     // type (curl -d does that), and is read as JSON.
@@ -43,7 +46,12 @@ pub fn read_document(body: &[u8], content_type_header: Option<&str>) -> Result<J
     if trimmed.is_empty() {
         return Err(DecodeError::EmptyBody);
     }
-    if !looks_like_json && !ct.mime.contains("json") && trimmed.contains('=') {
+    // push-spec.md: any type other than form or multipart is sniffed, application/json included
+    // (the vendor's HTTP client labels a body application/json;charset=utf-8 unless told
+    // otherwise, its httpForm bodies too): `{` or `[` first is JSON, anything else is tried as a
+    // form. A body without `=` is no form either; it is read as JSON, for an error that says
+    // where it breaks.
+    if !trimmed.starts_with(['{', '[']) && trimmed.contains('=') {
         return Ok(read_form(body));
     }
     json::parse(&text).map_err(DecodeError::InvalidJson)
@@ -171,6 +179,8 @@ mod tests {
     #[test]
     fn empty_body_is_an_error() {
         assert!(matches!(read_document(b"  \n", None), Err(DecodeError::EmptyBody)));
+        let form = Some("application/x-www-form-urlencoded");
+        assert!(matches!(read_document(b"", form), Err(DecodeError::EmptyBody)));
     }
 
     #[test]

@@ -109,10 +109,20 @@ fn message_objects(value: &Json) -> Result<Vec<Vec<(String, Json)>>, String> {
         .iter()
         .enumerate()
         .map(|(i, item)| match item {
-            Json::Object(members) => Ok(members.clone()),
+            Json::Object(members) if is_message(members) => Ok(members.clone()),
+            Json::Object(_) => Err(format!("item {i} has neither a message nor a recorder_id: not a message")),
             other => Err(format!("message {i} is {}, not an object", other.kind())),
         })
         .collect()
+}
+
+/// A message object says something or names itself: it has a `message` or a `recorder_id` key
+/// (in any spelling). An object with neither (a transcript format whose shape is not public) is
+/// no message, and its transcript is kept verbatim in `extra` rather than read as empty messages.
+fn is_message(members: &[(String, Json)]) -> bool {
+    members
+        .iter()
+        .any(|(k, _)| matches!(message_key(&normalize_key(k)), Some(MessageKey::Message | MessageKey::RecorderId)))
 }
 
 /// Decodes one transcript message. `visitor_static_id` is the card's, used to tell the
@@ -145,7 +155,8 @@ pub fn message_from_json(members: Vec<(String, Json)>, visitor_static_id: Option
             Some(MessageKey::FromId) => &mut from_id,
             Some(MessageKey::Type) => &mut kind,
             Some(MessageKey::CreateTime) => {
-                if let Some(t) = value_text(&value) {
+                // `0` is the vendor's "not set" for an epoch time, as on the card.
+                if let Some(t) = value_text(&value).filter(|t| t != "0") {
                     match parse_time(&t) {
                         Some(instant) => create_time = Some(instant),
                         None => {

@@ -3,7 +3,10 @@
 //! Every write a push causes goes through [`Store::record_push`] and is durable (committed,
 //! synced) when it returns `Ok`: the push endpoint answers 2xx only after that.
 
+pub mod postgres;
+mod query;
 pub mod sqlite;
+mod write;
 
 use async_trait::async_trait;
 use xiansuo_domain::{Card, Instant, Lead, LeadStatus, Message, PushOutcomeKind};

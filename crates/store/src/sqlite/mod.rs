@@ -15,11 +15,12 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params_from_iter, 
 use tokio::sync::oneshot;
 use xiansuo_domain::{FIELDS, FieldKind, Instant, Lead, LeadStatus, Message, PushOutcomeKind, Sender};
 
+use crate::query::{Dialect, Param, lead_order, lead_where, limit_offset, push_where};
+use crate::write::{self, Job, Write};
 use crate::{
-    LeadDetail, LeadQuery, LeadSort, NewPush, Page, PushEntry, PushQuery, PushRecorded, PushResult, PushSummary, Store,
+    LeadDetail, LeadQuery, NewPush, Page, PushEntry, PushQuery, PushRecorded, PushResult, PushSummary, Store,
     StoreError,
 };
-use writer::Job;
 
 /// Schema versions, applied in order, each once. Never edit a released one: add the next.
 const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("migrations/0001_init.sql"))];
@@ -61,11 +62,14 @@ impl SqliteStore {
         Ok(SqliteStore { jobs, readers })
     }
 
-    fn submit(&self, job: Job) -> Result<(), StoreError> {
-        self.jobs.try_send(job).map_err(|e| match e {
+    /// Queues a write for the writer and waits for its answer, which comes after the commit.
+    async fn submit(&self, write: Write) -> Result<write::Written, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs.try_send(Job { write, reply }).map_err(|e| match e {
             TrySendError::Full(_) => StoreError::Overloaded,
             TrySendError::Disconnected(_) => StoreError::Unavailable("the writer has stopped".into()),
-        })
+        })?;
+        write::answer(answer).await
     }
 
     async fn read<T: Send + 'static>(
@@ -203,71 +207,16 @@ fn push_from_row(row: &Row) -> rusqlite::Result<PushEntry> {
     })
 }
 
-fn offset(page: u32, per_page: u32) -> i64 {
-    i64::from(page.max(1) - 1) * i64::from(per_page)
-}
+const DIALECT: Dialect = Dialect { placeholder: |n| format!("?{n}"), like: "LIKE" };
 
-/// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.
-fn like_pattern(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('%');
-    for c in s.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('%');
-    out
-}
-
-/// Columns `q` searches.
-const SEARCHED: &[&str] =
-    &["name", "mobile", "tel", "weixin", "qq", "email", "visitor_static_id", "keyword", "note", "city"];
-
-fn lead_filter(q: &LeadQuery) -> (String, Vec<Value>) {
-    let mut clauses = Vec::new();
-    let mut params: Vec<Value> = Vec::new();
-    let mut eq = |column: &str, value: &Option<String>, clauses: &mut Vec<String>| {
-        if let Some(v) = value {
-            params.push(v.clone().into());
-            clauses.push(format!("l.{column} = ?{}", params.len()));
-        }
-    };
-    eq("source", &q.source, &mut clauses);
-    eq("province", &q.province, &mut clauses);
-    eq("city", &q.city, &mut clauses);
-    eq("search_engine", &q.search_engine, &mut clauses);
-    eq("ntag_id", &q.ntag_id, &mut clauses);
-    eq("user_id", &q.user_id, &mut clauses);
-    eq("status", &q.status.map(|s| s.as_str().to_string()), &mut clauses);
-    if let Some(from) = q.from {
-        params.push(from.timestamp_millis().into());
-        clauses.push(format!("l.received_at >= ?{}", params.len()));
-    }
-    if let Some(to) = q.to {
-        params.push(to.timestamp_millis().into());
-        clauses.push(format!("l.received_at < ?{}", params.len()));
-    }
-    if let Some(text) = q.q.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
-        params.push(like_pattern(text).into());
-        let n = params.len();
-        let any: Vec<String> = SEARCHED.iter().map(|c| format!("l.{c} LIKE ?{n} ESCAPE '\\'")).collect();
-        clauses.push(format!("({})", any.join(" OR ")));
-    }
-    let where_ = if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
-    (where_, params)
-}
-
-fn order_by(sort: LeadSort) -> &'static str {
-    match sort {
-        LeadSort::ReceivedDesc => "l.received_at DESC, l.id DESC",
-        LeadSort::ReceivedAsc => "l.received_at ASC, l.id ASC",
-        LeadSort::UpdatedDesc => "l.updated_at DESC, l.id DESC",
-        LeadSort::UpdatedAsc => "l.updated_at ASC, l.id ASC",
-        LeadSort::CreateTimeDesc => "l.create_time IS NULL, l.create_time DESC, l.id DESC",
-        LeadSort::CreateTimeAsc => "l.create_time IS NULL, l.create_time ASC, l.id ASC",
-    }
+fn sql_params(params: Vec<Param>) -> Vec<Value> {
+    params
+        .into_iter()
+        .map(|p| match p {
+            Param::Text(t) => Value::Text(t),
+            Param::Time(t) => Value::Integer(t.timestamp_millis()),
+        })
+        .collect()
 }
 
 fn message_from_row(row: &Row) -> rusqlite::Result<Message> {
@@ -286,15 +235,11 @@ fn message_from_row(row: &Row) -> rusqlite::Result<Message> {
 #[async_trait]
 impl Store for SqliteStore {
     async fn record_push(&self, push: NewPush) -> Result<PushRecorded, StoreError> {
-        let (reply, answer) = oneshot::channel();
-        self.submit(Job::Push { push, reply })?;
-        answer.await.map_err(|_| StoreError::Unavailable("the writer stopped before answering".into()))?
+        self.submit(Write::Push(push)).await?.into_push()
     }
 
     async fn replay_push(&self, push_id: i64, result: PushResult, at: Instant) -> Result<PushRecorded, StoreError> {
-        let (reply, answer) = oneshot::channel();
-        self.submit(Job::Replay { push_id, result, at, reply })?;
-        answer.await.map_err(|_| StoreError::Unavailable("the writer stopped before answering".into()))?
+        self.submit(Write::Replay { push_id, result, at }).await?.into_push()
     }
 
     async fn push(&self, id: i64) -> Result<Option<PushEntry>, StoreError> {
@@ -310,24 +255,14 @@ impl Store for SqliteStore {
     async fn list_pushes(&self, query: &PushQuery) -> Result<Page<PushEntry>, StoreError> {
         let query = query.clone();
         self.read(move |conn| {
-            let mut clauses = Vec::new();
-            let mut params: Vec<Value> = Vec::new();
-            if let Some(o) = query.outcome {
-                params.push(o.as_str().to_string().into());
-                clauses.push(format!("p.outcome = ?{}", params.len()));
-            }
-            if let Some(s) = &query.source {
-                params.push(s.clone().into());
-                clauses.push(format!("p.source = ?{}", params.len()));
-            }
-            let where_ = if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
+            let (where_, params) = push_where(&query, &DIALECT);
+            let params = sql_params(params);
             let total: i64 = conn
                 .prepare_cached(&format!("SELECT count(*) FROM pushes p {where_}"))?
                 .query_row(params_from_iter(params.iter()), |r| r.get(0))?;
             let sql = format!(
-                "SELECT {PUSH_SELECT} FROM pushes p {where_} ORDER BY p.id DESC LIMIT {} OFFSET {}",
-                query.per_page,
-                offset(query.page, query.per_page)
+                "SELECT {PUSH_SELECT} FROM pushes p {where_} ORDER BY p.id DESC {}",
+                limit_offset(query.page, query.per_page)
             );
             let items = conn
                 .prepare_cached(&sql)?
@@ -341,16 +276,16 @@ impl Store for SqliteStore {
     async fn list_leads(&self, query: &LeadQuery) -> Result<Page<Lead>, StoreError> {
         let query = query.clone();
         self.read(move |conn| {
-            let (where_, params) = lead_filter(&query);
+            let (where_, params) = lead_where(&query, &DIALECT);
+            let params = sql_params(params);
             let total: i64 = conn
                 .prepare_cached(&format!("SELECT count(*) FROM leads l {where_}"))?
                 .query_row(params_from_iter(params.iter()), |r| r.get(0))?;
             let sql = format!(
-                "SELECT {} FROM leads l {where_} ORDER BY {} LIMIT {} OFFSET {}",
+                "SELECT {} FROM leads l {where_} ORDER BY {} {}",
                 lead_select(),
-                order_by(query.sort),
-                query.per_page,
-                offset(query.page, query.per_page)
+                lead_order(query.sort),
+                limit_offset(query.page, query.per_page)
             );
             let items = conn
                 .prepare_cached(&sql)?
@@ -394,9 +329,7 @@ impl Store for SqliteStore {
     }
 
     async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError> {
-        let (reply, answer) = oneshot::channel();
-        self.submit(Job::Setting { key: key.to_string(), value: value.to_string(), reply })?;
-        answer.await.map_err(|_| StoreError::Unavailable("the writer stopped before answering".into()))?
+        self.submit(Write::Setting { key: key.to_string(), value: value.to_string() }).await?.into_setting()
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

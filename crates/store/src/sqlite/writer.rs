@@ -5,45 +5,11 @@
 use std::sync::mpsc::{Receiver, TryRecvError};
 
 use rusqlite::{Connection, OptionalExtension, params};
-use tokio::sync::oneshot;
-use xiansuo_domain::{Card, FIELDS, FieldKind, Instant, PushOutcomeKind, Sender};
+use xiansuo_domain::{Card, FIELDS, FieldKind, Instant, Sender};
 
+use crate::query::summarize;
+use crate::write::{Job, MAX_BATCH, Write, Written};
 use crate::{LeadWritten, NewPush, PushRecorded, PushResult, StoreError};
-
-/// Most jobs committed together: bounds the time a batch holds the write lock.
-pub const MAX_BATCH: usize = 512;
-
-pub enum Job {
-    Push { push: NewPush, reply: oneshot::Sender<Result<PushRecorded, StoreError>> },
-    Replay { push_id: i64, result: PushResult, at: Instant, reply: oneshot::Sender<Result<PushRecorded, StoreError>> },
-    Setting { key: String, value: String, reply: oneshot::Sender<Result<String, StoreError>> },
-}
-
-enum Reply {
-    Push(oneshot::Sender<Result<PushRecorded, StoreError>>, Result<PushRecorded, StoreError>),
-    Setting(oneshot::Sender<Result<String, StoreError>>, Result<String, StoreError>),
-}
-
-impl Reply {
-    fn fail_with(self, message: &str) -> Reply {
-        match self {
-            Reply::Push(tx, _) => Reply::Push(tx, Err(StoreError::Unavailable(message.to_string()))),
-            Reply::Setting(tx, _) => Reply::Setting(tx, Err(StoreError::Unavailable(message.to_string()))),
-        }
-    }
-
-    fn send(self) {
-        // A caller that went away (client disconnected) no longer needs the answer.
-        match self {
-            Reply::Push(tx, r) => {
-                let _ = tx.send(r);
-            }
-            Reply::Setting(tx, r) => {
-                let _ = tx.send(r);
-            }
-        }
-    }
-}
 
 /// Runs until every sender is dropped, then returns after committing what was queued.
 pub fn run(mut conn: Connection, jobs: Receiver<Job>) {
@@ -55,53 +21,46 @@ pub fn run(mut conn: Connection, jobs: Receiver<Job>) {
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
-        let replies = commit_batch(&mut conn, batch);
-        for reply in replies {
-            reply.send();
-        }
+        commit_batch(&mut conn, batch);
     }
     tracing::debug!("writer stopped: no more senders");
 }
 
-fn commit_batch(conn: &mut Connection, batch: Vec<Job>) -> Vec<Reply> {
+/// Applies each job in its own savepoint and commits them together; answers after the commit.
+fn commit_batch(conn: &mut Connection, batch: Vec<Job>) {
     let tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => {
-            let message = format!("cannot begin a transaction: {e}");
             tracing::error!(error = %e, "cannot begin a write transaction");
-            return batch.into_iter().map(|job| placeholder(job).fail_with(&message)).collect();
+            for job in batch {
+                job.answer(Err(StoreError::Unavailable(format!("cannot begin a transaction: {e}"))));
+            }
+            return;
         }
     };
-    let mut replies = Vec::with_capacity(batch.len());
-    for job in batch {
-        let reply = match job {
-            Job::Push { push, reply } => Reply::Push(reply, in_savepoint(&tx, |c| record_push(c, &push))),
-            Job::Replay { push_id, result, at, reply } => {
-                Reply::Push(reply, in_savepoint(&tx, |c| replay_push(c, push_id, &result, at)))
-            }
-            Job::Setting { key, value, reply } => {
-                Reply::Setting(reply, in_savepoint(&tx, |c| setting_or_insert(c, &key, &value)))
-            }
-        };
-        replies.push(reply);
-    }
+    let results: Vec<Result<Written, StoreError>> =
+        batch.iter().map(|job| in_savepoint(&tx, |c| apply(c, &job.write))).collect();
     match tx.commit() {
-        Ok(()) => replies,
+        Ok(()) => {
+            for (job, result) in batch.into_iter().zip(results) {
+                job.answer(result);
+            }
+        }
         Err(e) => {
             // Nothing of the batch is durable: every job is answered with an error.
-            let message = format!("the commit failed: {e}");
             tracing::error!(error = %e, "write batch commit failed");
-            replies.into_iter().map(|r| r.fail_with(&message)).collect()
+            for job in batch {
+                job.answer(Err(StoreError::Unavailable(format!("the commit failed: {e}"))));
+            }
         }
     }
 }
 
-fn placeholder(job: Job) -> Reply {
-    match job {
-        Job::Push { reply, .. } | Job::Replay { reply, .. } => {
-            Reply::Push(reply, Err(StoreError::Unavailable(String::new())))
-        }
-        Job::Setting { reply, .. } => Reply::Setting(reply, Err(StoreError::Unavailable(String::new()))),
+fn apply(conn: &Connection, write: &Write) -> Result<Written, StoreError> {
+    match write {
+        Write::Push(push) => record_push(conn, push).map(Written::Push),
+        Write::Replay { push_id, result, at } => replay_push(conn, *push_id, result, *at).map(Written::Push),
+        Write::Setting { key, value } => setting_or_insert(conn, key, value).map(Written::Setting),
     }
 }
 
@@ -162,14 +121,6 @@ fn replay_push(conn: &Connection, push_id: i64, result: &PushResult, at: Instant
     .execute(params![push_id, outcome.as_str(), error, accepted as i64, ignored as i64, ms(at)])?;
     let leads = store_cards(conn, push_id, &source, result, at)?;
     Ok(PushRecorded { push_id, outcome, accepted, ignored, leads })
-}
-
-fn summarize(result: &PushResult) -> (PushOutcomeKind, Option<String>, usize, usize) {
-    match result {
-        PushResult::Cards { cards, ignored } if cards.is_empty() => (PushOutcomeKind::Ignored, None, 0, *ignored),
-        PushResult::Cards { cards, ignored } => (PushOutcomeKind::Accepted, None, cards.len(), *ignored),
-        PushResult::Rejected { error } => (PushOutcomeKind::Rejected, Some(error.clone()), 0, 0),
-    }
 }
 
 fn store_cards(

@@ -1,0 +1,292 @@
+//! The PostgreSQL store, for installations that outgrow one machine: several `xiansuo serve`
+//! processes may share one database.
+//!
+//! Like the SQLite store, each process has one writer task that commits whatever has queued in
+//! one transaction (group commit) and answers after the commit. Across processes, the identity
+//! key's `INSERT … ON CONFLICT` makes concurrent pushes for one visitor end as one lead; a batch
+//! that loses a deadlock against another process is retried whole.
+
+mod writer;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio::sync::{mpsc, oneshot};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row};
+use xiansuo_domain::{FIELDS, FieldKind, Instant, Lead, LeadStatus, Message, PushOutcomeKind, Sender};
+
+use crate::query::{Dialect, Param, lead_order, lead_where, limit_offset, push_where};
+use crate::write::{self, Job, Write};
+use crate::{
+    LeadDetail, LeadQuery, NewPush, Page, PushEntry, PushQuery, PushRecorded, PushResult, PushSummary, Store,
+    StoreError,
+};
+
+/// Schema versions, applied in order, each once. Never edit a released one: add the next.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("migrations/0001_init.sql"))];
+
+/// Any number: the advisory lock that serializes migrations of processes starting together.
+const MIGRATION_LOCK: i64 = 0x7869_616e_7375_6f;
+
+pub struct PostgresStore {
+    pool: Pool,
+    jobs: mpsc::Sender<Job>,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        StoreError::Unavailable(e.to_string())
+    }
+}
+
+impl PostgresStore {
+    /// Connects (at most `pool_size` connections), applies the migrations the database lacks,
+    /// and starts the writer. `write_queue` bounds the writes waiting for the writer.
+    pub async fn open(url: &str, pool_size: usize, write_queue: usize) -> Result<PostgresStore, StoreError> {
+        let mut config = tokio_postgres::Config::from_str(url)
+            .map_err(|e| StoreError::Setup(format!("database_url is not a PostgreSQL URL: {e}")))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(5));
+        }
+        config.application_name("xiansuo");
+        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager)
+            .max_size(pool_size.max(2))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(Duration::from_secs(10)))
+            .create_timeout(Some(Duration::from_secs(5)))
+            .recycle_timeout(Some(Duration::from_secs(5)))
+            .build()
+            .map_err(|e| StoreError::Setup(format!("cannot set up the connection pool: {e}")))?;
+        migrate(&pool).await?;
+        let (jobs, queue) = mpsc::channel(write_queue.max(1));
+        tokio::spawn(writer::run(pool.clone(), queue));
+        Ok(PostgresStore { pool, jobs })
+    }
+
+    async fn submit(&self, write: Write) -> Result<write::Written, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs.try_send(Job { write, reply }).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => StoreError::Overloaded,
+            mpsc::error::TrySendError::Closed(_) => StoreError::Unavailable("the writer has stopped".into()),
+        })?;
+        write::answer(answer).await
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
+        self.pool.get().await.map_err(|e| StoreError::Unavailable(format!("cannot reach PostgreSQL: {e}")))
+    }
+}
+
+/// Applies the migrations the database lacks, in one transaction holding an advisory lock, so
+/// that processes starting at once migrate one after the other.
+async fn migrate(pool: &Pool) -> Result<(), StoreError> {
+    let setup = |e: tokio_postgres::Error| StoreError::Setup(format!("migrating the PostgreSQL database: {e}"));
+    let mut client = pool.get().await.map_err(|e| StoreError::Setup(format!("cannot connect to PostgreSQL: {e}")))?;
+    let tx = client.transaction().await.map_err(setup)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await.map_err(setup)?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+    )
+    .await
+    .map_err(setup)?;
+    let current: i64 =
+        tx.query_one("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[]).await.map_err(setup)?.get(0);
+    for (version, name, sql) in MIGRATIONS.iter().filter(|(v, _, _)| *v > current) {
+        tx.batch_execute(sql).await.map_err(setup)?;
+        tx.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", &[version, name])
+            .await
+            .map_err(setup)?;
+        tracing::info!(version, name, "applied database migration");
+    }
+    tx.commit().await.map_err(setup)
+}
+
+const DIALECT: Dialect = Dialect { placeholder: |n| format!("${n}"), like: "ILIKE" };
+
+fn sql_params(params: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
+    params
+        .iter()
+        .map(|p| match p {
+            Param::Text(t) => t as &(dyn ToSql + Sync),
+            Param::Time(t) => t as &(dyn ToSql + Sync),
+        })
+        .collect()
+}
+
+fn lead_select() -> String {
+    let fields: Vec<String> = FIELDS.iter().map(|f| format!("l.{}", f.key)).collect();
+    format!(
+        "l.id, l.source, l.status, l.extra, l.received_at, l.updated_at, l.push_count, l.message_count,
+         l.visitor_message_count,
+         ARRAY(SELECT c.chat_id FROM lead_chats c WHERE c.lead_id = l.id ORDER BY c.first_seen_at, c.chat_id), {}",
+        fields.join(", ")
+    )
+}
+
+const LEAD_FIXED_COLUMNS: usize = 10;
+
+fn string_map(value: serde_json::Value) -> std::collections::BTreeMap<String, String> {
+    serde_json::from_value(value).unwrap_or_default()
+}
+
+fn lead_from_row(row: &Row) -> Result<Lead, StoreError> {
+    let mut lead = Lead {
+        id: row.try_get(0)?,
+        source: row.try_get(1)?,
+        status: LeadStatus::parse(row.try_get(2)?).unwrap_or(LeadStatus::New),
+        fields: Default::default(),
+        times: Default::default(),
+        chat_ids: row.try_get(9)?,
+        extra: string_map(row.try_get(3)?),
+        received_at: row.try_get(4)?,
+        updated_at: row.try_get(5)?,
+        push_count: row.try_get(6)?,
+        message_count: row.try_get(7)?,
+        visitor_message_count: row.try_get(8)?,
+    };
+    for (i, f) in FIELDS.iter().enumerate() {
+        let idx = LEAD_FIXED_COLUMNS + i;
+        match f.kind {
+            FieldKind::Text => {
+                if let Some(v) = row.try_get::<_, Option<String>>(idx)? {
+                    lead.fields.insert(f.key, v);
+                }
+            }
+            FieldKind::Time => {
+                if let Some(v) = row.try_get::<_, Option<Instant>>(idx)? {
+                    lead.times.insert(f.key, v);
+                }
+            }
+        }
+    }
+    Ok(lead)
+}
+
+const PUSH_SELECT: &str = "p.id, p.source, p.received_at, p.content_type, p.body, p.outcome, p.error, p.accepted,
+    p.ignored, p.replayed_at, p.replay_count,
+    ARRAY(SELECT pl.lead_id FROM push_leads pl WHERE pl.push_id = p.id ORDER BY pl.lead_id)";
+
+fn push_from_row(row: &Row) -> Result<PushEntry, StoreError> {
+    Ok(PushEntry {
+        id: row.try_get(0)?,
+        source: row.try_get(1)?,
+        received_at: row.try_get(2)?,
+        content_type: row.try_get(3)?,
+        body: row.try_get(4)?,
+        outcome: PushOutcomeKind::parse(row.try_get(5)?).unwrap_or(PushOutcomeKind::Rejected),
+        error: row.try_get(6)?,
+        accepted: row.try_get(7)?,
+        ignored: row.try_get(8)?,
+        replayed_at: row.try_get(9)?,
+        replay_count: row.try_get(10)?,
+        lead_ids: row.try_get(11)?,
+    })
+}
+
+fn message_from_row(row: &Row) -> Result<Message, StoreError> {
+    Ok(Message {
+        recorder_id: row.try_get(0)?,
+        chat_id: row.try_get(1)?,
+        sender: Sender::parse(row.try_get(2)?).unwrap_or(Sender::Staff),
+        from_id: row.try_get(3)?,
+        message: row.try_get(4)?,
+        kind: row.try_get(5)?,
+        create_time: row.try_get(6)?,
+        extra: string_map(row.try_get(7)?),
+    })
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn record_push(&self, push: NewPush) -> Result<PushRecorded, StoreError> {
+        self.submit(Write::Push(push)).await?.into_push()
+    }
+
+    async fn replay_push(&self, push_id: i64, result: PushResult, at: Instant) -> Result<PushRecorded, StoreError> {
+        self.submit(Write::Replay { push_id, result, at }).await?.into_push()
+    }
+
+    async fn push(&self, id: i64) -> Result<Option<PushEntry>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(&format!("SELECT {PUSH_SELECT} FROM pushes p WHERE p.id = $1")).await?;
+        client.query_opt(&stmt, &[&id]).await?.as_ref().map(push_from_row).transpose()
+    }
+
+    async fn list_pushes(&self, query: &PushQuery) -> Result<Page<PushEntry>, StoreError> {
+        let client = self.client().await?;
+        let (where_, params) = push_where(query, &DIALECT);
+        let params = sql_params(&params);
+        let total: i64 = client.query_one(&format!("SELECT count(*) FROM pushes p {where_}"), &params).await?.get(0);
+        let sql = format!(
+            "SELECT {PUSH_SELECT} FROM pushes p {where_} ORDER BY p.id DESC {}",
+            limit_offset(query.page, query.per_page)
+        );
+        let items = client.query(&sql, &params).await?.iter().map(push_from_row).collect::<Result<Vec<_>, _>>()?;
+        Ok(Page { total: total as u64, page: query.page, per_page: query.per_page, items })
+    }
+
+    async fn list_leads(&self, query: &LeadQuery) -> Result<Page<Lead>, StoreError> {
+        let client = self.client().await?;
+        let (where_, params) = lead_where(query, &DIALECT);
+        let params = sql_params(&params);
+        let total: i64 = client.query_one(&format!("SELECT count(*) FROM leads l {where_}"), &params).await?.get(0);
+        let sql = format!(
+            "SELECT {} FROM leads l {where_} ORDER BY {} {}",
+            lead_select(),
+            lead_order(query.sort),
+            limit_offset(query.page, query.per_page)
+        );
+        let items = client.query(&sql, &params).await?.iter().map(lead_from_row).collect::<Result<Vec<_>, _>>()?;
+        Ok(Page { total: total as u64, page: query.page, per_page: query.per_page, items })
+    }
+
+    async fn lead(&self, id: i64) -> Result<Option<LeadDetail>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(&format!("SELECT {} FROM leads l WHERE l.id = $1", lead_select())).await?;
+        let Some(row) = client.query_opt(&stmt, &[&id]).await? else { return Ok(None) };
+        let lead = lead_from_row(&row)?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT recorder_id, chat_id, sender, from_id, message, type, create_time, extra
+                 FROM messages WHERE lead_id = $1 ORDER BY create_time IS NULL, create_time, id",
+            )
+            .await?;
+        let messages = client.query(&stmt, &[&id]).await?.iter().map(message_from_row).collect::<Result<_, _>>()?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT p.id, p.received_at, p.outcome FROM push_leads pl JOIN pushes p ON p.id = pl.push_id
+                 WHERE pl.lead_id = $1 ORDER BY p.id",
+            )
+            .await?;
+        let pushes = client
+            .query(&stmt, &[&id])
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(PushSummary {
+                    id: r.try_get(0)?,
+                    received_at: r.try_get(1)?,
+                    outcome: PushOutcomeKind::parse(r.try_get(2)?).unwrap_or(PushOutcomeKind::Accepted),
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok(Some(LeadDetail { lead, messages, pushes }))
+    }
+
+    async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError> {
+        self.submit(Write::Setting { key: key.to_string(), value: value.to_string() }).await?.into_setting()
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.client().await?.query_one("SELECT 1", &[]).await.map(|_| ()).map_err(unavailable)
+    }
+}

@@ -1,0 +1,288 @@
+//! The PostgreSQL writer task: group commit with a savepoint per write, and whole-batch retry
+//! when the batch loses a deadlock or serialization conflict to another process.
+
+use std::time::Duration;
+
+use deadpool_postgres::{Pool, Transaction};
+use tokio::sync::mpsc;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use xiansuo_domain::{Card, FIELDS, FieldKind, Instant, Sender};
+
+use crate::query::summarize;
+use crate::write::{Job, MAX_BATCH, Write, Written};
+use crate::{LeadWritten, NewPush, PushRecorded, PushResult, StoreError};
+
+/// Attempts of one batch that keeps losing conflicts to other processes.
+const ATTEMPTS: u32 = 5;
+
+/// Why one write failed.
+enum Failure {
+    /// A conflict with another process: retry the whole batch.
+    Conflict(tokio_postgres::Error),
+    /// The connection or server failed: the batch cannot commit.
+    Database(tokio_postgres::Error),
+    /// This write alone is refused (e.g. replay of a push that does not exist).
+    Refused(StoreError),
+}
+
+impl From<tokio_postgres::Error> for Failure {
+    fn from(e: tokio_postgres::Error) -> Self {
+        let conflict = e
+            .code()
+            .is_some_and(|c| *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE);
+        if conflict { Failure::Conflict(e) } else { Failure::Database(e) }
+    }
+}
+
+pub async fn run(pool: Pool, mut jobs: mpsc::Receiver<Job>) {
+    while let Some(first) = jobs.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let writes: Vec<&Write> = batch.iter().map(|j| &j.write).collect();
+        match commit_batch(&pool, &writes).await {
+            Ok(results) => {
+                for (job, result) in batch.into_iter().zip(results) {
+                    job.answer(result);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "write batch failed");
+                for job in batch {
+                    job.answer(Err(StoreError::Unavailable(e.to_string())));
+                }
+            }
+        }
+    }
+    tracing::debug!("writer stopped: no more senders");
+}
+
+async fn commit_batch(pool: &Pool, writes: &[&Write]) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match try_batch(pool, writes).await {
+            Ok(results) => return Ok(results),
+            Err(Failure::Conflict(e)) if attempt < ATTEMPTS => {
+                tracing::warn!(error = %e, attempt, "write batch conflicted with another process; retrying");
+                tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt))).await;
+            }
+            Err(Failure::Conflict(e) | Failure::Database(e)) => return Err(StoreError::Unavailable(e.to_string())),
+            Err(Failure::Refused(e)) => return Err(e),
+        }
+    }
+}
+
+async fn try_batch(pool: &Pool, writes: &[&Write]) -> Result<Vec<Result<Written, StoreError>>, Failure> {
+    let mut client = pool
+        .get()
+        .await
+        .map_err(|e| Failure::Refused(StoreError::Unavailable(format!("cannot reach PostgreSQL: {e}"))))?;
+    let tx = client.transaction().await?;
+    let mut results = Vec::with_capacity(writes.len());
+    for write in writes {
+        tx.batch_execute("SAVEPOINT job").await?;
+        match apply(&tx, write).await {
+            Ok(written) => {
+                tx.batch_execute("RELEASE SAVEPOINT job").await?;
+                results.push(Ok(written));
+            }
+            Err(Failure::Refused(e)) => {
+                tx.batch_execute("ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job").await?;
+                results.push(Err(e));
+            }
+            Err(other) => return Err(other),
+        }
+    }
+    tx.commit().await?;
+    Ok(results)
+}
+
+async fn apply(tx: &Transaction<'_>, write: &Write) -> Result<Written, Failure> {
+    match write {
+        Write::Push(push) => record_push(tx, push).await.map(Written::Push),
+        Write::Replay { push_id, result, at } => replay_push(tx, *push_id, result, *at).await.map(Written::Push),
+        Write::Setting { key, value } => {
+            let stmt = tx
+                .prepare_cached("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+                .await?;
+            tx.execute(&stmt, &[key, value]).await?;
+            let row = tx.query_one("SELECT value FROM settings WHERE key = $1", &[key]).await?;
+            Ok(Written::Setting(row.get(0)))
+        }
+    }
+}
+
+async fn record_push(tx: &Transaction<'_>, push: &NewPush) -> Result<PushRecorded, Failure> {
+    let (outcome, error, accepted, ignored) = summarize(&push.result);
+    let stmt = tx
+        .prepare_cached(
+            "INSERT INTO pushes (source, received_at, content_type, body, outcome, error, accepted, ignored)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+        )
+        .await?;
+    let row = tx
+        .query_one(
+            &stmt,
+            &[
+                &push.source,
+                &push.received_at,
+                &push.content_type,
+                &push.body,
+                &outcome.as_str(),
+                &error,
+                &(accepted as i64),
+                &(ignored as i64),
+            ],
+        )
+        .await?;
+    let push_id: i64 = row.get(0);
+    let leads = store_cards(tx, push_id, &push.source, &push.result, push.received_at).await?;
+    Ok(PushRecorded { push_id, outcome, accepted, ignored, leads })
+}
+
+async fn replay_push(
+    tx: &Transaction<'_>,
+    push_id: i64,
+    result: &PushResult,
+    at: Instant,
+) -> Result<PushRecorded, Failure> {
+    let (outcome, error, accepted, ignored) = summarize(result);
+    let stmt = tx
+        .prepare_cached(
+            "UPDATE pushes SET outcome = $2, error = $3, accepted = $4, ignored = $5,
+                    replayed_at = $6, replay_count = replay_count + 1
+             WHERE id = $1 RETURNING source",
+        )
+        .await?;
+    let row = tx
+        .query_opt(&stmt, &[&push_id, &outcome.as_str(), &error, &(accepted as i64), &(ignored as i64), &at])
+        .await?
+        .ok_or_else(|| Failure::Refused(StoreError::NotFound(format!("push {push_id}"))))?;
+    let source: String = row.get(0);
+    let leads = store_cards(tx, push_id, &source, result, at).await?;
+    Ok(PushRecorded { push_id, outcome, accepted, ignored, leads })
+}
+
+async fn store_cards(
+    tx: &Transaction<'_>,
+    push_id: i64,
+    source: &str,
+    result: &PushResult,
+    at: Instant,
+) -> Result<Vec<LeadWritten>, Failure> {
+    let PushResult::Cards { cards, .. } = result else { return Ok(Vec::new()) };
+    let mut written = Vec::with_capacity(cards.len());
+    for card in cards {
+        written.push(store_card(tx, push_id, source, card, at).await?);
+    }
+    Ok(written)
+}
+
+/// `INSERT … ON CONFLICT DO UPDATE` of a lead: an empty (NULL) value never erases, `extra`
+/// merges, and `xmax = 0` tells an insert from an update.
+fn upsert_lead_sql() -> String {
+    let n = FIELDS.len();
+    let columns: Vec<&str> = FIELDS.iter().map(|f| f.key).collect();
+    let placeholders: Vec<String> = (1..=n + 4).map(|i| format!("${i}")).collect();
+    let sets: Vec<String> = columns.iter().map(|c| format!("{c} = COALESCE(EXCLUDED.{c}, leads.{c})")).collect();
+    format!(
+        "INSERT INTO leads ({}, source, extra, received_at, updated_at) VALUES ({})
+         ON CONFLICT (source, company_id, visitor_static_id) DO UPDATE SET {},
+             extra = leads.extra || EXCLUDED.extra, updated_at = EXCLUDED.updated_at
+         RETURNING id, (xmax = 0)",
+        columns.join(", "),
+        placeholders.join(", "),
+        sets.join(", ")
+    )
+}
+
+async fn store_card(
+    tx: &Transaction<'_>,
+    push_id: i64,
+    source: &str,
+    card: &Card,
+    at: Instant,
+) -> Result<LeadWritten, Failure> {
+    let texts: Vec<Option<&String>> = FIELDS.iter().map(|f| card.fields.get(f.key)).collect();
+    let times: Vec<Option<&Instant>> = FIELDS.iter().map(|f| card.times.get(f.key)).collect();
+    let extra =
+        serde_json::to_value(&card.extra).map_err(|e| Failure::Refused(StoreError::Unavailable(e.to_string())))?;
+    let source = source.to_string();
+    let mut params: Vec<&(dyn ToSql + Sync)> = FIELDS
+        .iter()
+        .enumerate()
+        .map(|(i, f)| match f.kind {
+            FieldKind::Text => &texts[i] as &(dyn ToSql + Sync),
+            FieldKind::Time => &times[i] as &(dyn ToSql + Sync),
+        })
+        .collect();
+    params.push(&source);
+    params.push(&extra);
+    params.push(&at);
+    params.push(&at);
+    let stmt = tx.prepare_cached(&upsert_lead_sql()).await?;
+    let row = tx.query_one(&stmt, &params).await?;
+    let (lead_id, created): (i64, bool) = (row.get(0), row.get(1));
+
+    let stmt = tx
+        .prepare_cached("INSERT INTO push_leads (push_id, lead_id, created) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+        .await?;
+    if tx.execute(&stmt, &[&push_id, &lead_id, &created]).await? == 1 {
+        let stmt = tx.prepare_cached("UPDATE leads SET push_count = push_count + 1 WHERE id = $1").await?;
+        tx.execute(&stmt, &[&lead_id]).await?;
+    }
+
+    let chat_ids: Vec<&str> =
+        card.chat_id().into_iter().chain(card.messages.iter().filter_map(|m| m.chat_id.as_deref())).collect();
+    let stmt = tx
+        .prepare_cached(
+            "INSERT INTO lead_chats (lead_id, chat_id, first_seen_at) SELECT $1, c, $3 FROM unnest($2::text[]) AS c
+             ON CONFLICT DO NOTHING",
+        )
+        .await?;
+    tx.execute(&stmt, &[&lead_id, &chat_ids, &at]).await?;
+
+    if !card.messages.is_empty() {
+        let recorder_ids: Vec<&str> = card.messages.iter().map(|m| m.recorder_id.as_str()).collect();
+        let chats: Vec<Option<&str>> = card.messages.iter().map(|m| m.chat_id.as_deref()).collect();
+        let senders: Vec<&str> = card.messages.iter().map(|m| m.sender.as_str()).collect();
+        let from_ids: Vec<Option<&str>> = card.messages.iter().map(|m| m.from_id.as_deref()).collect();
+        let texts: Vec<&str> = card.messages.iter().map(|m| m.message.as_str()).collect();
+        let kinds: Vec<Option<&str>> = card.messages.iter().map(|m| m.kind.as_deref()).collect();
+        let created_at: Vec<Option<Instant>> = card.messages.iter().map(|m| m.create_time).collect();
+        let extras: Vec<serde_json::Value> = card
+            .messages
+            .iter()
+            .map(|m| serde_json::to_value(&m.extra).unwrap_or_else(|_| serde_json::json!({})))
+            .collect();
+        let stmt = tx
+            .prepare_cached(
+                "INSERT INTO messages (lead_id, recorder_id, chat_id, sender, from_id, message, type, create_time, extra)
+                 SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                                          $8::timestamptz[], $9::jsonb[])
+                 ON CONFLICT (lead_id, recorder_id) DO NOTHING
+                 RETURNING sender",
+            )
+            .await?;
+        let inserted = tx
+            .query(&stmt, &[&lead_id, &recorder_ids, &chats, &senders, &from_ids, &texts, &kinds, &created_at, &extras])
+            .await?;
+        if !inserted.is_empty() {
+            let by_visitor = inserted.iter().filter(|r| r.get::<_, &str>(0) == Sender::Visitor.as_str()).count() as i64;
+            let stmt = tx
+                .prepare_cached(
+                    "UPDATE leads SET message_count = message_count + $2,
+                            visitor_message_count = visitor_message_count + $3 WHERE id = $1",
+                )
+                .await?;
+            tx.execute(&stmt, &[&lead_id, &(inserted.len() as i64), &by_visitor]).await?;
+        }
+    }
+    Ok(LeadWritten { id: lead_id, created })
+}

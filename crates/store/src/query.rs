@@ -1,0 +1,136 @@
+//! SQL shared by the backends: list filters, orders and paging, written once with a
+//! [`Dialect`] for what differs (placeholders, case-insensitive LIKE).
+
+use xiansuo_domain::{Instant, PushOutcomeKind};
+
+use crate::{LeadQuery, LeadSort, PushQuery, PushResult};
+
+/// A bound parameter of a filter.
+#[derive(Debug, Clone)]
+pub enum Param {
+    Text(String),
+    Time(Instant),
+}
+
+pub struct Dialect {
+    /// The n-th (1-based) placeholder.
+    pub placeholder: fn(usize) -> String,
+    /// The operator matching a `%…%` pattern with `\` as escape, ASCII case-insensitively.
+    pub like: &'static str,
+}
+
+/// Columns the lead search `q` looks in.
+pub const SEARCHED: &[&str] =
+    &["name", "mobile", "tel", "weixin", "qq", "email", "visitor_static_id", "keyword", "note", "city"];
+
+/// `%text%` with `%`, `_` and `\` escaped by `\`.
+pub fn like_pattern(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('%');
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+struct Clauses<'d> {
+    dialect: &'d Dialect,
+    clauses: Vec<String>,
+    params: Vec<Param>,
+}
+
+impl Clauses<'_> {
+    fn bind(&mut self, p: Param) -> String {
+        self.params.push(p);
+        (self.dialect.placeholder)(self.params.len())
+    }
+
+    fn eq(&mut self, column: &str, value: Option<&str>) {
+        if let Some(v) = value {
+            let ph = self.bind(Param::Text(v.to_string()));
+            self.clauses.push(format!("{column} = {ph}"));
+        }
+    }
+
+    fn finish(self) -> (String, Vec<Param>) {
+        let where_ =
+            if self.clauses.is_empty() { String::new() } else { format!("WHERE {}", self.clauses.join(" AND ")) };
+        (where_, self.params)
+    }
+}
+
+/// `WHERE …` over `leads l` for a lead query, and its parameters.
+pub fn lead_where(q: &LeadQuery, dialect: &Dialect) -> (String, Vec<Param>) {
+    let mut c = Clauses { dialect, clauses: Vec::new(), params: Vec::new() };
+    c.eq("l.source", q.source.as_deref());
+    c.eq("l.status", q.status.map(|s| s.as_str()));
+    c.eq("l.province", q.province.as_deref());
+    c.eq("l.city", q.city.as_deref());
+    c.eq("l.search_engine", q.search_engine.as_deref());
+    c.eq("l.ntag_id", q.ntag_id.as_deref());
+    c.eq("l.user_id", q.user_id.as_deref());
+    if let Some(from) = q.from {
+        let ph = c.bind(Param::Time(from));
+        c.clauses.push(format!("l.received_at >= {ph}"));
+    }
+    if let Some(to) = q.to {
+        let ph = c.bind(Param::Time(to));
+        c.clauses.push(format!("l.received_at < {ph}"));
+    }
+    if let Some(text) = q.q.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        let ph = c.bind(Param::Text(like_pattern(text)));
+        let like = dialect.like;
+        let any: Vec<String> = SEARCHED.iter().map(|col| format!("l.{col} {like} {ph} ESCAPE '\\'")).collect();
+        c.clauses.push(format!("({})", any.join(" OR ")));
+    }
+    c.finish()
+}
+
+/// `WHERE …` over `pushes p` for a push log query, and its parameters.
+pub fn push_where(q: &PushQuery, dialect: &Dialect) -> (String, Vec<Param>) {
+    let mut c = Clauses { dialect, clauses: Vec::new(), params: Vec::new() };
+    c.eq("p.outcome", q.outcome.map(|o| o.as_str()));
+    c.eq("p.source", q.source.as_deref());
+    c.finish()
+}
+
+/// `ORDER BY` of a lead list; ties broken by id so pages never overlap.
+pub fn lead_order(sort: LeadSort) -> &'static str {
+    match sort {
+        LeadSort::ReceivedDesc => "l.received_at DESC, l.id DESC",
+        LeadSort::ReceivedAsc => "l.received_at ASC, l.id ASC",
+        LeadSort::UpdatedDesc => "l.updated_at DESC, l.id DESC",
+        LeadSort::UpdatedAsc => "l.updated_at ASC, l.id ASC",
+        LeadSort::CreateTimeDesc => "l.create_time IS NULL, l.create_time DESC, l.id DESC",
+        LeadSort::CreateTimeAsc => "l.create_time IS NULL, l.create_time ASC, l.id ASC",
+    }
+}
+
+/// `LIMIT … OFFSET …` of a page (pages count from 1).
+pub fn limit_offset(page: u32, per_page: u32) -> String {
+    let offset = i64::from(page.max(1) - 1) * i64::from(per_page);
+    format!("LIMIT {per_page} OFFSET {offset}")
+}
+
+/// A push's outcome, error, and accepted / ignored counts.
+pub fn summarize(result: &PushResult) -> (PushOutcomeKind, Option<String>, usize, usize) {
+    match result {
+        PushResult::Cards { cards, ignored } if cards.is_empty() => (PushOutcomeKind::Ignored, None, 0, *ignored),
+        PushResult::Cards { cards, ignored } => (PushOutcomeKind::Accepted, None, cards.len(), *ignored),
+        PushResult::Rejected { error } => (PushOutcomeKind::Rejected, Some(error.clone()), 0, 0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_pattern_escapes_wildcards() {
+        assert_eq!(like_pattern("100%_a\\b"), "%100\\%\\_a\\\\b%");
+    }
+}

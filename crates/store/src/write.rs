@@ -1,0 +1,55 @@
+//! The writes a backend's single writer performs, shared by the backends so that each only
+//! says how to apply one write and how to commit a batch.
+
+use tokio::sync::oneshot;
+use xiansuo_domain::Instant;
+
+use crate::{NewPush, PushRecorded, PushResult, StoreError};
+
+/// Most writes committed together: bounds the time one batch holds its locks.
+pub const MAX_BATCH: usize = 512;
+
+pub enum Write {
+    Push(NewPush),
+    Replay { push_id: i64, result: PushResult, at: Instant },
+    Setting { key: String, value: String },
+}
+
+pub enum Written {
+    Push(PushRecorded),
+    Setting(String),
+}
+
+impl Written {
+    pub fn into_push(self) -> Result<PushRecorded, StoreError> {
+        match self {
+            Written::Push(p) => Ok(p),
+            Written::Setting(_) => Err(StoreError::Unavailable("the writer answered a push with a setting".into())),
+        }
+    }
+
+    pub fn into_setting(self) -> Result<String, StoreError> {
+        match self {
+            Written::Setting(s) => Ok(s),
+            Written::Push(_) => Err(StoreError::Unavailable("the writer answered a setting with a push".into())),
+        }
+    }
+}
+
+/// A write and where its result goes (answered only after the batch's commit).
+pub struct Job {
+    pub write: Write,
+    pub reply: oneshot::Sender<Result<Written, StoreError>>,
+}
+
+impl Job {
+    pub fn answer(self, result: Result<Written, StoreError>) {
+        // A caller that went away (client disconnected) no longer needs the answer.
+        let _ = self.reply.send(result);
+    }
+}
+
+/// Waits for the writer's answer to a submitted job.
+pub async fn answer(rx: oneshot::Receiver<Result<Written, StoreError>>) -> Result<Written, StoreError> {
+    rx.await.map_err(|_| StoreError::Unavailable("the writer stopped before answering".into()))?
+}
