@@ -105,9 +105,5 @@ async fn sigterm_finishes_and_exits_zero() {
     assert_eq!(status, StatusCode::OK);
     let exit = server.stop().expect("exit status");
     assert!(exit.success(), "{exit:?}\n{}", server.log());
-    let db = rusqlite::Connection::open(server.db_path()).unwrap();
-    let ok: String = db.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
-    assert_eq!(ok, "ok");
-    let n: i64 = db.query_row("SELECT count(*) FROM leads", [], |r| r.get(0)).unwrap();
-    assert_eq!(n, 1);
+    assert_eq!(server.checked_lead_count().await, 1);
 }

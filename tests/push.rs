@@ -289,11 +289,9 @@ async fn stored_bodies_are_byte_for_byte() {
     let b64 = by_id(&a2["push_id"])["body_base64"].as_str().unwrap().to_string();
     assert_eq!(base64::engine::general_purpose::STANDARD.decode(b64).unwrap(), gbk);
 
-    // And in the database file itself.
-    let db = rusqlite::Connection::open(server.db_path()).unwrap();
-    let stored: Vec<u8> =
-        db.query_row("SELECT body FROM pushes WHERE id = ?1", [a2["push_id"].as_i64().unwrap()], |r| r.get(0)).unwrap();
-    assert_eq!(stored, gbk);
+    // And in the database itself.
+    assert_eq!(server.stored_body(a2["push_id"].as_i64().unwrap()).await, gbk);
+    assert_eq!(server.stored_body(a1["push_id"].as_i64().unwrap()).await, utf8);
 }
 
 #[tokio::test]
@@ -303,6 +301,7 @@ async fn type_filter_ignores_and_replay_applies_a_config_change() {
         config: Some(config),
         fixed_tokens: false,
         env: vec![("XIANSUO_ADMIN_TOKEN".into(), ADMIN_TOKEN.into())],
+        ..Default::default()
     })
     .await;
 

@@ -31,6 +31,15 @@ enum Command {
         #[arg(long, short, env = "XIANSUO_CONFIG", value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// Create the database or upgrade its schema to this release's, then exit.
+    ///
+    /// `serve` does the same at every start; this applies the migrations explicitly (before
+    /// starting several instances against one PostgreSQL database, say).
+    Migrate {
+        /// TOML configuration file; only database_url is used (XIANSUO_DATABASE_URL wins).
+        #[arg(long, short, env = "XIANSUO_CONFIG", value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
     /// Post card files to a running installation, to test it: each FILE is one request body.
     ///
     /// Example: xiansuo send card.json --url http://127.0.0.1:8080/push/easyliao --token T
@@ -56,12 +65,23 @@ enum Command {
 pub fn run(cli: Cli) -> Result<ExitCode, String> {
     match cli.command {
         Command::Serve { config } => serve::run(config.as_deref()),
+        Command::Migrate { config } => migrate(config.as_deref()),
         Command::Send { files, url, token, content_type } => send::run(&files, &url, &token, content_type.as_deref()),
         Command::Version => {
             println!("xiansuo {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn migrate(config_file: Option<&std::path::Path>) -> Result<ExitCode, String> {
+    let config = xiansuo_config::Config::load(config_file, |k| std::env::var(k).ok()).map_err(|e| e.to_string())?;
+    runtime()?.block_on(async {
+        let store = xiansuo_web::startup::open_store(&config.database_url, &config).await.map_err(|e| e.to_string())?;
+        let version = store.schema_version().await.map_err(|e| e.to_string())?;
+        println!("{}: schema version {version}", config.database_url);
+        Ok(ExitCode::SUCCESS)
+    })
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, String> {

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use tracing_subscriber::EnvFilter;
-use xiansuo_config::{Config, DatabaseUrl};
+use xiansuo_config::Config;
 
 pub fn run(config_file: Option<&Path>) -> Result<ExitCode, String> {
     tracing_subscriber::fmt()
@@ -28,10 +28,7 @@ async fn serve(config: Config) -> Result<ExitCode, String> {
     // Printed on standard output (not the log) so the first start shows what to do next.
     let mut out = String::new();
     out.push_str(&format!("Xiansuo {} listening on {base}\n", env!("CARGO_PKG_VERSION")));
-    match &config.database_url {
-        DatabaseUrl::Sqlite(path) => out.push_str(&format!("Database: SQLite {}\n", path.display())),
-        DatabaseUrl::Postgres(_) => out.push_str("Database: PostgreSQL\n"),
-    }
+    out.push_str(&format!("Database: {}\n", config.database_url));
     for source in &prepared.sources {
         out.push_str(&format!(
             "Push URL for source \"{}\" (paste it into the vendor's back office):\n  {base}/push/{}?token={}\n",

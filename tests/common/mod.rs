@@ -39,8 +39,34 @@ pub fn card(visitor: &str) -> Value {
     })
 }
 
+/// Where a test server keeps its data.
+#[derive(Clone)]
+pub enum Backend {
+    /// An SQLite file in the server's temporary folder.
+    Sqlite,
+    /// A throw-away PostgreSQL database (shared by the servers that hold this value).
+    Postgres(std::sync::Arc<xiansuo_store::testing::TestDatabase>),
+}
+
+impl Backend {
+    /// The backend the integration tests run on: `XIANSUO_TEST_BACKEND=postgres` selects a fresh
+    /// PostgreSQL database per server (./scripts/test runs the tests once per backend).
+    pub async fn from_env() -> Backend {
+        match std::env::var("XIANSUO_TEST_BACKEND").as_deref() {
+            Ok("postgres") => Backend::postgres().await,
+            Ok("sqlite") | Err(_) => Backend::Sqlite,
+            Ok(other) => panic!("XIANSUO_TEST_BACKEND={other}: use sqlite or postgres"),
+        }
+    }
+
+    pub async fn postgres() -> Backend {
+        Backend::Postgres(std::sync::Arc::new(xiansuo_store::testing::throwaway_postgres().await))
+    }
+}
+
 pub struct Server {
     child: Option<Child>,
+    pub backend: Backend,
     pub base: String,
     pub dir: PathBuf,
     /// Keeps the temporary folder alive as long as the server (and its restarts).
@@ -53,6 +79,8 @@ pub struct Server {
 }
 
 pub struct Options {
+    /// `None`: the backend of `XIANSUO_TEST_BACKEND`.
+    pub backend: Option<Backend>,
     pub config: Option<String>,
     pub env: Vec<(String, String)>,
     /// Set XIANSUO_ADMIN_TOKEN and XIANSUO_PUSH_TOKEN to the test tokens.
@@ -61,7 +89,7 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { config: None, env: Vec::new(), fixed_tokens: true }
+        Options { backend: None, config: None, env: Vec::new(), fixed_tokens: true }
     }
 }
 
@@ -77,10 +105,19 @@ impl Server {
             env.push(("XIANSUO_ADMIN_TOKEN".into(), ADMIN_TOKEN.into()));
             env.push(("XIANSUO_PUSH_TOKEN".into(), PUSH_TOKEN.into()));
         }
-        Server::launch(tmp, options.config, env)
+        let backend = match options.backend {
+            Some(b) => b,
+            None => Backend::from_env().await,
+        };
+        Server::launch(tmp, backend, options.config, env)
     }
 
-    fn launch(tmp: std::sync::Arc<tempfile::TempDir>, config: Option<String>, env: Vec<(String, String)>) -> Server {
+    fn launch(
+        tmp: std::sync::Arc<tempfile::TempDir>,
+        backend: Backend,
+        config: Option<String>,
+        env: Vec<(String, String)>,
+    ) -> Server {
         let dir = tmp.path().to_path_buf();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_xiansuo"));
         cmd.arg("serve").current_dir(&dir);
@@ -90,7 +127,13 @@ impl Server {
             cmd.arg("--config").arg(&path);
         }
         cmd.env("XIANSUO_LISTEN", "127.0.0.1:0")
-            .env("XIANSUO_DATABASE_URL", format!("sqlite://{}", dir.join("data/xiansuo.db").display()))
+            .env(
+                "XIANSUO_DATABASE_URL",
+                match &backend {
+                    Backend::Sqlite => format!("sqlite://{}", dir.join("data/xiansuo.db").display()),
+                    Backend::Postgres(db) => db.url.clone(),
+                },
+            )
             .env("RUST_LOG", "info,tower_http=warn")
             .env_remove("XIANSUO_CONFIG");
         for (k, v) in &env {
@@ -126,6 +169,7 @@ impl Server {
             banner.lines().find_map(|l| l.split(" listening on ").nth(1)).expect("listening line").trim().to_string();
         Server {
             child: Some(child),
+            backend,
             base,
             dir,
             tmp,
@@ -156,11 +200,36 @@ impl Server {
         let status = self.stop();
         assert!(status.is_some_and(|s| s.success()), "the server did not exit cleanly: {status:?}");
         let config = config.or(self.config.take());
-        Server::launch(self.tmp.clone(), config, std::mem::take(&mut self.env))
+        Server::launch(self.tmp.clone(), self.backend.clone(), config, std::mem::take(&mut self.env))
     }
 
-    pub fn db_path(&self) -> PathBuf {
-        self.dir.join("data/xiansuo.db")
+    /// A push's body as the database holds it.
+    pub async fn stored_body(&self, push_id: i64) -> Vec<u8> {
+        match &self.backend {
+            Backend::Sqlite => {
+                let db = rusqlite::Connection::open(self.dir.join("data/xiansuo.db")).expect("open the SQLite file");
+                db.query_row("SELECT body FROM pushes WHERE id = ?1", [push_id], |r| r.get(0)).expect("push row")
+            }
+            Backend::Postgres(db) => {
+                let client = pg(&db.url).await;
+                client.query_one("SELECT body FROM pushes WHERE id = $1", &[&push_id]).await.expect("push row").get(0)
+            }
+        }
+    }
+
+    /// Checks the database's integrity (SQLite's integrity_check) and returns its lead count.
+    pub async fn checked_lead_count(&self) -> i64 {
+        match &self.backend {
+            Backend::Sqlite => {
+                let db = rusqlite::Connection::open(self.dir.join("data/xiansuo.db")).expect("open the SQLite file");
+                let ok: String = db.query_row("PRAGMA integrity_check", [], |r| r.get(0)).expect("integrity check");
+                assert_eq!(ok, "ok");
+                db.query_row("SELECT count(*) FROM leads", [], |r| r.get(0)).expect("count")
+            }
+            Backend::Postgres(db) => {
+                pg(&db.url).await.query_one("SELECT count(*) FROM leads", &[]).await.expect("count").get(0)
+            }
+        }
     }
 
     pub fn log(&self) -> String {
@@ -212,6 +281,14 @@ impl Drop for Server {
             let _ = child.wait();
         }
     }
+}
+
+/// A client connection to a PostgreSQL database.
+pub async fn pg(url: &str) -> tokio_postgres::Client {
+    let (client, connection) =
+        tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect to PostgreSQL");
+    tokio::spawn(connection);
+    client
 }
 
 pub async fn answer(response: reqwest::Response) -> (StatusCode, Value) {

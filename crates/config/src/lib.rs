@@ -6,6 +6,8 @@
 //! database_url = "sqlite://./xiansuo-data/xiansuo.db"
 //! admin_token = "…"
 //! max_body_bytes = 2097152
+//! write_queue = 8192
+//! pool_size = 16
 //!
 //! [sources.easyliao]
 //! token = "…"
@@ -29,6 +31,7 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://./xiansuo-data/xiansuo.db";
 pub const DEFAULT_MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 pub const DEFAULT_WRITE_QUEUE: usize = 8192;
+pub const DEFAULT_POOL_SIZE: usize = 16;
 
 /// A configuration that cannot be used. The message names the key, and the line when the key
 /// came from the file.
@@ -51,6 +54,25 @@ pub enum DatabaseUrl {
     Sqlite(PathBuf),
     /// A PostgreSQL server (`postgres://…` or `postgresql://…`).
     Postgres(String),
+}
+
+impl std::fmt::Display for DatabaseUrl {
+    /// The URL without its password, fit for messages and logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DatabaseUrl::Sqlite(path) => write!(f, "sqlite://{}", path.display()),
+            DatabaseUrl::Postgres(url) => {
+                let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
+                match rest.rsplit_once('@') {
+                    Some((userinfo, host)) => {
+                        let user = userinfo.split(':').next().unwrap_or("");
+                        write!(f, "{scheme}://{user}@{host}")
+                    }
+                    None => write!(f, "{scheme}://{rest}"),
+                }
+            }
+        }
+    }
 }
 
 impl DatabaseUrl {
@@ -93,6 +115,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Pushes waiting for the writer beyond this get 503 with Retry-After.
     pub write_queue: usize,
+    /// Most connections to PostgreSQL this process opens (unused with SQLite).
+    pub pool_size: usize,
     pub sources: BTreeMap<String, SourceConfig>,
 }
 
@@ -104,6 +128,7 @@ struct FileConfig {
     admin_token: Option<Spanned<String>>,
     max_body_bytes: Option<Spanned<i64>>,
     write_queue: Option<Spanned<i64>>,
+    pool_size: Option<Spanned<i64>>,
     #[serde(default)]
     sources: BTreeMap<String, Spanned<FileSource>>,
 }
@@ -126,6 +151,7 @@ pub mod env {
     pub const PUSH_TOKEN: &str = "XIANSUO_PUSH_TOKEN";
     pub const MAX_BODY_BYTES: &str = "XIANSUO_MAX_BODY_BYTES";
     pub const WRITE_QUEUE: &str = "XIANSUO_WRITE_QUEUE";
+    pub const POOL_SIZE: &str = "XIANSUO_POOL_SIZE";
 }
 
 impl Config {
@@ -199,6 +225,14 @@ impl Config {
             DEFAULT_WRITE_QUEUE,
             &at,
         )?;
+        let pool_size = positive(
+            var(env::POOL_SIZE),
+            file.pool_size.as_ref(),
+            "pool_size",
+            env::POOL_SIZE,
+            DEFAULT_POOL_SIZE,
+            &at,
+        )?;
 
         let mut sources = BTreeMap::new();
         // Token → where it was set, to refuse one token for two sources.
@@ -256,7 +290,7 @@ impl Config {
                 env::PUSH_TOKEN
             )));
         }
-        Ok(Config { listen, database_url, admin_token, max_body_bytes, write_queue, sources })
+        Ok(Config { listen, database_url, admin_token, max_body_bytes, write_queue, pool_size, sources })
     }
 }
 
@@ -311,6 +345,13 @@ mod tests {
         assert_eq!(c.sources.keys().collect::<Vec<_>>(), vec!["easyliao"]);
         assert!(c.sources["easyliao"].token.is_none());
         assert!(c.admin_token.is_none());
+    }
+
+    #[test]
+    fn database_urls_print_without_passwords() {
+        let url = DatabaseUrl::parse("postgres://app:s3cret@db.internal:5432/xiansuo").unwrap();
+        assert_eq!(url.to_string(), "postgres://app@db.internal:5432/xiansuo");
+        assert_eq!(DatabaseUrl::parse("sqlite://./x.db").unwrap().to_string(), "sqlite://./x.db");
     }
 
     #[test]

@@ -6,6 +6,8 @@
 pub mod postgres;
 mod query;
 pub mod sqlite;
+#[cfg(feature = "test-support")]
+pub mod testing;
 mod write;
 
 use async_trait::async_trait;
@@ -202,4 +204,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// Cheap check that the database answers (for /healthz).
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// The schema version the database is at (the last migration applied).
+    async fn schema_version(&self) -> Result<i64, StoreError>;
 }

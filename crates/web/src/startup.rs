@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use xiansuo_config::{Config, DatabaseUrl};
+use xiansuo_store::postgres::PostgresStore;
 use xiansuo_store::sqlite::SqliteStore;
 use xiansuo_store::{Store, StoreError};
 
@@ -14,8 +15,6 @@ use crate::{AppState, Source};
 pub enum StartError {
     #[error("{0}")]
     Store(#[from] StoreError),
-    #[error("{0}")]
-    Unsupported(String),
     #[error("cannot generate a token: {0}")]
     Random(String),
 }
@@ -35,14 +34,12 @@ pub fn generate_token() -> Result<String, StartError> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// Opens the store the configuration names.
-pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
-    match &config.database_url {
-        DatabaseUrl::Sqlite(path) => Ok(Arc::new(SqliteStore::open(path, config.write_queue)?)),
-        DatabaseUrl::Postgres(_) => Err(StartError::Unsupported(
-            "database_url names PostgreSQL, which this release does not support yet: use sqlite://PATH".into(),
-        )),
-    }
+/// Opens (creating and migrating as needed) the store a database URL names.
+pub async fn open_store(url: &DatabaseUrl, config: &Config) -> Result<Arc<dyn Store>, StartError> {
+    Ok(match url {
+        DatabaseUrl::Sqlite(path) => Arc::new(SqliteStore::open(path, config.write_queue)?),
+        DatabaseUrl::Postgres(url) => Arc::new(PostgresStore::open(url, config.pool_size, config.write_queue).await?),
+    })
 }
 
 /// Resolves a token: the configured one, else the one generated on an earlier start, else a new
@@ -56,7 +53,7 @@ async fn resolve_token(store: &dyn Store, configured: Option<&str>, key: &str) -
 
 /// Builds the application state for a configuration.
 pub async fn prepare(config: &Config) -> Result<Prepared, StartError> {
-    let store = open_store(config)?;
+    let store = open_store(&config.database_url, config).await?;
     let admin_token = resolve_token(store.as_ref(), config.admin_token.as_deref(), "admin_token").await?;
     let mut sources = Vec::new();
     for source in config.sources.values() {

@@ -286,6 +286,11 @@ impl Store for PostgresStore {
         self.submit(Write::Setting { key: key.to_string(), value: value.to_string() }).await?.into_setting()
     }
 
+    async fn schema_version(&self) -> Result<i64, StoreError> {
+        let client = self.client().await?;
+        Ok(client.query_one("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[]).await?.get(0))
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.client().await?.query_one("SELECT 1", &[]).await.map(|_| ()).map_err(unavailable)
     }

@@ -332,6 +332,13 @@ impl Store for SqliteStore {
         self.submit(Write::Setting { key: key.to_string(), value: value.to_string() }).await?.into_setting()
     }
 
+    async fn schema_version(&self) -> Result<i64, StoreError> {
+        self.read(|conn| {
+            Ok(conn.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0))?)
+        })
+        .await
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.read(|conn| Ok(conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).map(|_| ())?)).await
     }
