@@ -29,7 +29,7 @@ use crate::{
 const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("migrations/0001_init.sql"))];
 
 /// Any number: the advisory lock that serializes migrations of processes starting together.
-const MIGRATION_LOCK: i64 = 0x7869_616e_7375_6f;
+const MIGRATION_LOCK: i64 = 0x0078_6961_6e73_756f;
 
 pub struct PostgresStore {
     pool: Pool,
