@@ -1,5 +1,6 @@
 //! Command-line interface.
 
+mod copy;
 mod send;
 mod serve;
 
@@ -40,6 +41,20 @@ enum Command {
         #[arg(long, short, env = "XIANSUO_CONFIG", value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// Copy an installation to another database (SQLite to PostgreSQL, say), then verify it.
+    ///
+    /// Every table is copied with its ids (leads, messages, chats, the push log, settings with
+    /// the generated tokens). The target must be empty; its schema is created first. Stop the
+    /// service during the copy. Example:
+    /// xiansuo copy --from sqlite://./xiansuo-data/xiansuo.db --to postgres://xiansuo@db/xiansuo
+    Copy {
+        /// The database to read (sqlite://PATH or postgres://…).
+        #[arg(long)]
+        from: String,
+        /// The empty database to write (sqlite://PATH or postgres://…).
+        #[arg(long)]
+        to: String,
+    },
     /// Post card files to a running installation, to test it: each FILE is one request body.
     ///
     /// Example: xiansuo send card.json --url http://127.0.0.1:8080/push/easyliao --token T
@@ -66,6 +81,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, String> {
     match cli.command {
         Command::Serve { config } => serve::run(config.as_deref()),
         Command::Migrate { config } => migrate(config.as_deref()),
+        Command::Copy { from, to } => copy::run(&from, &to),
         Command::Send { files, url, token, content_type } => send::run(&files, &url, &token, content_type.as_deref()),
         Command::Version => {
             println!("xiansuo {}", env!("CARGO_PKG_VERSION"));

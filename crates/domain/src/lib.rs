@@ -21,3 +21,10 @@ pub const CHINA_TIME: chrono::FixedOffset = match chrono::FixedOffset::east_opt(
     Some(offset) => offset,
     None => panic!("UTC+8 is a valid offset"),
 };
+
+/// The current instant, to the millisecond: the precision every backend stores, so a time reads
+/// back the same from SQLite and PostgreSQL.
+pub fn now() -> Instant {
+    let now = chrono::Utc::now();
+    chrono::DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
+}

@@ -1,8 +1,10 @@
-//! Storage behind one interface, [`Store`]. [`sqlite::SqliteStore`] is the embedded default.
+//! Storage behind one interface, [`Store`]: [`sqlite::SqliteStore`] (embedded, the default) and
+//! [`postgres::PostgresStore`] (for several instances on one database).
 //!
 //! Every write a push causes goes through [`Store::record_push`] and is durable (committed,
 //! synced) when it returns `Ok`: the push endpoint answers 2xx only after that.
 
+pub mod copy;
 pub mod postgres;
 mod query;
 pub mod sqlite;
@@ -11,6 +13,7 @@ pub mod testing;
 mod write;
 
 use async_trait::async_trait;
+use copy::{Cell, TableDef};
 use xiansuo_domain::{Card, Instant, Lead, LeadStatus, Message, PushOutcomeKind};
 
 /// Why a storage call failed.
@@ -207,4 +210,17 @@ pub trait Store: Send + Sync + 'static {
 
     /// The schema version the database is at (the last migration applied).
     async fn schema_version(&self) -> Result<i64, StoreError>;
+
+    /// `xiansuo copy`: the rows of a table whose range key is in `lo..hi` (the whole table when
+    /// it has none), in primary-key order.
+    async fn copy_out(&self, table: &TableDef, lo: i64, hi: i64) -> Result<Vec<Vec<Cell>>, StoreError>;
+
+    /// `xiansuo copy`: writes rows as they are (ids kept), in one transaction.
+    async fn copy_in(&self, table: &TableDef, rows: Vec<Vec<Cell>>) -> Result<(), StoreError>;
+
+    /// Row count and largest range key of a table.
+    async fn table_stats(&self, table: &TableDef) -> Result<(i64, Option<i64>), StoreError>;
+
+    /// After `copy_in`: makes new rows get ids after the copied ones.
+    async fn after_copy(&self) -> Result<(), StoreError>;
 }

@@ -4,6 +4,7 @@
 use tokio::sync::oneshot;
 use xiansuo_domain::Instant;
 
+use crate::copy::{Cell, TableDef};
 use crate::{NewPush, PushRecorded, PushResult, StoreError};
 
 /// Most writes committed together: bounds the time one batch holds its locks.
@@ -11,27 +12,40 @@ pub const MAX_BATCH: usize = 512;
 
 pub enum Write {
     Push(NewPush),
-    Replay { push_id: i64, result: PushResult, at: Instant },
-    Setting { key: String, value: String },
+    Replay {
+        push_id: i64,
+        result: PushResult,
+        at: Instant,
+    },
+    Setting {
+        key: String,
+        value: String,
+    },
+    /// Rows of `xiansuo copy`, written as they are.
+    Import {
+        table: TableDef,
+        rows: Vec<Vec<Cell>>,
+    },
 }
 
 pub enum Written {
     Push(PushRecorded),
     Setting(String),
+    Imported,
 }
 
 impl Written {
     pub fn into_push(self) -> Result<PushRecorded, StoreError> {
         match self {
             Written::Push(p) => Ok(p),
-            Written::Setting(_) => Err(StoreError::Unavailable("the writer answered a push with a setting".into())),
+            _ => Err(StoreError::Unavailable("the writer answered a push with something else".into())),
         }
     }
 
     pub fn into_setting(self) -> Result<String, StoreError> {
         match self {
             Written::Setting(s) => Ok(s),
-            Written::Push(_) => Err(StoreError::Unavailable("the writer answered a setting with a push".into())),
+            _ => Err(StoreError::Unavailable("the writer answered a setting with something else".into())),
         }
     }
 }

@@ -162,7 +162,7 @@ pub async fn replay_push(State(app): State<AppState>, Path(push_id): Path<String
         ))
     })?;
     let (result, decoded) = decode_for_store(source, &entry.body, entry.content_type.as_deref());
-    let recorded = app.store.replay_push(push_id, result, chrono::Utc::now()).await?;
+    let recorded = app.store.replay_push(push_id, result, xiansuo_domain::now()).await?;
     Ok(Json(match decoded {
         Ok(decoded) => push_answer(&recorded, &decoded),
         Err(error) => json!({

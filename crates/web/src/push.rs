@@ -64,7 +64,7 @@ pub async fn receive_push(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let received_at = chrono::Utc::now();
+    let received_at = xiansuo_domain::now();
     let source = app
         .sources
         .get(&source_name)

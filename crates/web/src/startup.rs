@@ -34,7 +34,8 @@ pub fn generate_token() -> Result<String, StartError> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// Opens (creating and migrating as needed) the store a database URL names.
+/// Opens (creating and migrating as needed) the store a database URL names, with the pool and
+/// queue bounds of a configuration.
 pub async fn open_store(url: &DatabaseUrl, config: &Config) -> Result<Arc<dyn Store>, StartError> {
     Ok(match url {
         DatabaseUrl::Sqlite(path) => Arc::new(SqliteStore::open(path, config.write_queue)?),

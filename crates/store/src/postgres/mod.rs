@@ -18,6 +18,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 use xiansuo_domain::{FIELDS, FieldKind, Instant, Lead, LeadStatus, Message, PushOutcomeKind, Sender};
 
+use crate::copy::{Cell, ColumnKind, TableDef};
 use crate::query::{Dialect, Param, lead_order, lead_where, limit_offset, push_where};
 use crate::write::{self, Job, Write};
 use crate::{
@@ -205,6 +206,60 @@ fn message_from_row(row: &Row) -> Result<Message, StoreError> {
     })
 }
 
+fn cell_from_pg(row: &Row, i: usize, kind: ColumnKind) -> Result<Cell, StoreError> {
+    Ok(match kind {
+        ColumnKind::Int => row.try_get::<_, Option<i64>>(i)?.map_or(Cell::Null, Cell::Int),
+        ColumnKind::Text => row.try_get::<_, Option<String>>(i)?.map_or(Cell::Null, Cell::Text),
+        ColumnKind::Bytes => row.try_get::<_, Option<Vec<u8>>>(i)?.map_or(Cell::Null, Cell::Bytes),
+        ColumnKind::Time => row.try_get::<_, Option<Instant>>(i)?.map_or(Cell::Null, Cell::Time),
+        ColumnKind::Json => row.try_get::<_, Option<serde_json::Value>>(i)?.map_or(Cell::Null, Cell::Json),
+        ColumnKind::Bool => row.try_get::<_, Option<bool>>(i)?.map_or(Cell::Null, Cell::Bool),
+    })
+}
+
+/// A copied value typed for PostgreSQL: a NULL carries its column's type.
+enum PgCell {
+    Int(Option<i64>),
+    Text(Option<String>),
+    Bytes(Option<Vec<u8>>),
+    Time(Option<Instant>),
+    Json(Option<serde_json::Value>),
+    Bool(Option<bool>),
+}
+
+impl PgCell {
+    fn new(cell: &Cell, kind: ColumnKind) -> PgCell {
+        match (cell, kind) {
+            (Cell::Int(v), ColumnKind::Bool) => PgCell::Bool(Some(*v != 0)),
+            (Cell::Int(v), ColumnKind::Time) => PgCell::Time(chrono::DateTime::from_timestamp_millis(*v)),
+            (Cell::Int(v), _) => PgCell::Int(Some(*v)),
+            (Cell::Text(t), ColumnKind::Json) => PgCell::Json(serde_json::from_str(t).ok()),
+            (Cell::Text(t), _) => PgCell::Text(Some(t.clone())),
+            (Cell::Bytes(b), _) => PgCell::Bytes(Some(b.clone())),
+            (Cell::Time(t), _) => PgCell::Time(Some(*t)),
+            (Cell::Json(j), _) => PgCell::Json(Some(j.clone())),
+            (Cell::Bool(b), _) => PgCell::Bool(Some(*b)),
+            (Cell::Null, ColumnKind::Int) => PgCell::Int(None),
+            (Cell::Null, ColumnKind::Text) => PgCell::Text(None),
+            (Cell::Null, ColumnKind::Bytes) => PgCell::Bytes(None),
+            (Cell::Null, ColumnKind::Time) => PgCell::Time(None),
+            (Cell::Null, ColumnKind::Json) => PgCell::Json(None),
+            (Cell::Null, ColumnKind::Bool) => PgCell::Bool(None),
+        }
+    }
+
+    fn as_sql(&self) -> &(dyn ToSql + Sync) {
+        match self {
+            PgCell::Int(v) => v,
+            PgCell::Text(v) => v,
+            PgCell::Bytes(v) => v,
+            PgCell::Time(v) => v,
+            PgCell::Json(v) => v,
+            PgCell::Bool(v) => v,
+        }
+    }
+}
+
 #[async_trait]
 impl Store for PostgresStore {
     async fn record_push(&self, push: NewPush) -> Result<PushRecorded, StoreError> {
@@ -289,6 +344,61 @@ impl Store for PostgresStore {
     async fn schema_version(&self) -> Result<i64, StoreError> {
         let client = self.client().await?;
         Ok(client.query_one("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[]).await?.get(0))
+    }
+
+    async fn copy_out(&self, table: &TableDef, lo: i64, hi: i64) -> Result<Vec<Vec<Cell>>, StoreError> {
+        let client = self.client().await?;
+        let sql = format!(
+            "SELECT {} FROM {} {} ORDER BY {}",
+            table.column_list(),
+            table.name,
+            table.range_filter(|n| format!("${n}")),
+            table.order_by
+        );
+        let rows = if table.range_key.is_some() {
+            client.query(&sql, &[&lo, &hi]).await?
+        } else {
+            client.query(&sql, &[]).await?
+        };
+        rows.iter()
+            .map(|row| table.columns.iter().enumerate().map(|(i, (_, kind))| cell_from_pg(row, i, *kind)).collect())
+            .collect()
+    }
+
+    async fn copy_in(&self, table: &TableDef, rows: Vec<Vec<Cell>>) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let placeholders: Vec<String> = (1..=table.columns.len()).map(|i| format!("${i}")).collect();
+        let sql = format!("INSERT INTO {} ({}) VALUES ({})", table.name, table.column_list(), placeholders.join(", "));
+        let stmt = tx.prepare(&sql).await?;
+        for row in &rows {
+            let values: Vec<PgCell> =
+                row.iter().zip(&table.columns).map(|(cell, (_, kind))| PgCell::new(cell, *kind)).collect();
+            let params: Vec<&(dyn ToSql + Sync)> = values.iter().map(PgCell::as_sql).collect();
+            tx.execute(&stmt, &params).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn table_stats(&self, table: &TableDef) -> Result<(i64, Option<i64>), StoreError> {
+        let client = self.client().await?;
+        let max = table.range_key.map_or("NULL::bigint".to_string(), |k| format!("MAX({k})"));
+        let row = client.query_one(&format!("SELECT count(*), {max} FROM {}", table.name), &[]).await?;
+        Ok((row.try_get(0)?, row.try_get(1)?))
+    }
+
+    async fn after_copy(&self) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        for table in ["leads", "messages", "pushes"] {
+            client
+                .batch_execute(&format!(
+                    "SELECT setval(pg_get_serial_sequence('{table}', 'id'), COALESCE((SELECT MAX(id) FROM {table}), 1),
+                                   (SELECT MAX(id) IS NOT NULL FROM {table}))"
+                ))
+                .await?;
+        }
+        Ok(())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -115,6 +115,10 @@ async fn apply(tx: &Transaction<'_>, write: &Write) -> Result<Written, Failure> 
             let row = tx.query_one("SELECT value FROM settings WHERE key = $1", &[key]).await?;
             Ok(Written::Setting(row.get(0)))
         }
+        // `copy_in` writes directly in a transaction of its own (nothing else writes during a copy).
+        Write::Import { .. } => {
+            Err(Failure::Refused(StoreError::Unavailable("imports do not go through the PostgreSQL writer".into())))
+        }
     }
 }
 

@@ -15,6 +15,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params_from_iter, 
 use tokio::sync::oneshot;
 use xiansuo_domain::{FIELDS, FieldKind, Instant, Lead, LeadStatus, Message, PushOutcomeKind, Sender};
 
+use crate::copy::{Cell, ColumnKind, TableDef};
 use crate::query::{Dialect, Param, lead_order, lead_where, limit_offset, push_where};
 use crate::write::{self, Job, Write};
 use crate::{
@@ -219,6 +220,22 @@ fn sql_params(params: Vec<Param>) -> Vec<Value> {
         .collect()
 }
 
+fn cell_from_sqlite(row: &Row, i: usize, kind: ColumnKind) -> rusqlite::Result<Cell> {
+    use rusqlite::types::ValueRef;
+    Ok(match (row.get_ref(i)?, kind) {
+        (ValueRef::Null, _) => Cell::Null,
+        (ValueRef::Integer(v), ColumnKind::Time) => Cell::Time(instant(v)),
+        (ValueRef::Integer(v), ColumnKind::Bool) => Cell::Bool(v != 0),
+        (ValueRef::Integer(v), _) => Cell::Int(v),
+        (ValueRef::Text(t), ColumnKind::Json) => {
+            Cell::Json(serde_json::from_slice(t).unwrap_or_else(|_| serde_json::json!({})))
+        }
+        (ValueRef::Text(t), _) => Cell::Text(String::from_utf8_lossy(t).into_owned()),
+        (ValueRef::Blob(b), _) => Cell::Bytes(b.to_vec()),
+        (ValueRef::Real(r), _) => Cell::Text(r.to_string()),
+    })
+}
+
 fn message_from_row(row: &Row) -> rusqlite::Result<Message> {
     Ok(Message {
         recorder_id: row.get(0)?,
@@ -337,6 +354,49 @@ impl Store for SqliteStore {
             Ok(conn.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0))?)
         })
         .await
+    }
+
+    async fn copy_out(&self, table: &TableDef, lo: i64, hi: i64) -> Result<Vec<Vec<Cell>>, StoreError> {
+        let table = table.clone();
+        self.read(move |conn| {
+            let sql = format!(
+                "SELECT {} FROM {} {} ORDER BY {}",
+                table.column_list(),
+                table.name,
+                table.range_filter(|n| format!("?{n}")),
+                table.order_by
+            );
+            let mut stmt = conn.prepare(&sql)?;
+            let params: Vec<i64> = if table.range_key.is_some() { vec![lo, hi] } else { Vec::new() };
+            let rows = stmt.query_map(rusqlite::params_from_iter(params), |row| {
+                table.columns.iter().enumerate().map(|(i, (_, kind))| cell_from_sqlite(row, i, *kind)).collect()
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn copy_in(&self, table: &TableDef, rows: Vec<Vec<Cell>>) -> Result<(), StoreError> {
+        match self.submit(Write::Import { table: table.clone(), rows }).await? {
+            write::Written::Imported => Ok(()),
+            _ => Err(StoreError::Unavailable("the writer answered an import with something else".into())),
+        }
+    }
+
+    async fn table_stats(&self, table: &TableDef) -> Result<(i64, Option<i64>), StoreError> {
+        let table = table.clone();
+        self.read(move |conn| {
+            let max = table.range_key.map_or("NULL".to_string(), |k| format!("MAX({k})"));
+            Ok(conn.query_row(&format!("SELECT count(*), {max} FROM {}", table.name), [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?)
+        })
+        .await
+    }
+
+    async fn after_copy(&self) -> Result<(), StoreError> {
+        // INTEGER PRIMARY KEY columns continue after the largest id by themselves.
+        Ok(())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

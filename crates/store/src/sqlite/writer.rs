@@ -7,6 +7,7 @@ use std::sync::mpsc::{Receiver, TryRecvError};
 use rusqlite::{Connection, OptionalExtension, params};
 use xiansuo_domain::{Card, FIELDS, FieldKind, Instant, Sender};
 
+use crate::copy::{Cell, TableDef};
 use crate::query::summarize;
 use crate::write::{Job, MAX_BATCH, Write, Written};
 use crate::{LeadWritten, NewPush, PushRecorded, PushResult, StoreError};
@@ -61,6 +62,32 @@ fn apply(conn: &Connection, write: &Write) -> Result<Written, StoreError> {
         Write::Push(push) => record_push(conn, push).map(Written::Push),
         Write::Replay { push_id, result, at } => replay_push(conn, *push_id, result, *at).map(Written::Push),
         Write::Setting { key, value } => setting_or_insert(conn, key, value).map(Written::Setting),
+        Write::Import { table, rows } => import_rows(conn, table, rows).map(|()| Written::Imported),
+    }
+}
+
+fn import_rows(conn: &Connection, table: &TableDef, rows: &[Vec<Cell>]) -> Result<(), StoreError> {
+    let placeholders: Vec<String> = (1..=table.columns.len()).map(|i| format!("?{i}")).collect();
+    let sql = format!("INSERT INTO {} ({}) VALUES ({})", table.name, table.column_list(), placeholders.join(", "));
+    let mut insert = conn.prepare_cached(&sql)?;
+    for row in rows {
+        let values: Vec<rusqlite::types::Value> = row.iter().map(sqlite_value).collect();
+        insert.execute(rusqlite::params_from_iter(values))?;
+    }
+    Ok(())
+}
+
+/// A copied value as SQLite stores it: times as epoch milliseconds, JSON as text.
+pub fn sqlite_value(cell: &Cell) -> rusqlite::types::Value {
+    use rusqlite::types::Value;
+    match cell {
+        Cell::Null => Value::Null,
+        Cell::Int(i) => Value::Integer(*i),
+        Cell::Text(t) => Value::Text(t.clone()),
+        Cell::Bytes(b) => Value::Blob(b.clone()),
+        Cell::Time(t) => Value::Integer(t.timestamp_millis()),
+        Cell::Json(j) => Value::Text(j.to_string()),
+        Cell::Bool(b) => Value::Integer(i64::from(*b)),
     }
 }
 

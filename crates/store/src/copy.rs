@@ -1,0 +1,121 @@
+//! Moving an installation between databases (`xiansuo copy`): every table, row by row, ids
+//! kept, in an order that satisfies the foreign keys. Tables are described here once; each
+//! backend reads and writes rows of [`Cell`]s by these descriptions.
+
+use xiansuo_domain::{FIELDS, FieldKind, Instant};
+
+/// How a column's values are typed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnKind {
+    Int,
+    Text,
+    Bytes,
+    Time,
+    Json,
+    Bool,
+}
+
+/// One value of a copied row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    Null,
+    Int(i64),
+    Text(String),
+    Bytes(Vec<u8>),
+    Time(Instant),
+    Json(serde_json::Value),
+    Bool(bool),
+}
+
+#[derive(Debug, Clone)]
+pub struct TableDef {
+    pub name: &'static str,
+    /// An integer column the rows are read by, in ranges; `None` for a small table read whole.
+    pub range_key: Option<&'static str>,
+    /// The primary key's columns, for a stable order.
+    pub order_by: &'static str,
+    pub columns: Vec<(&'static str, ColumnKind)>,
+}
+
+/// Every table of the data model, parents before children.
+pub fn tables() -> Vec<TableDef> {
+    use ColumnKind::*;
+    let mut lead_columns = vec![("id", Int), ("source", Text), ("status", Text)];
+    lead_columns.extend(FIELDS.iter().map(|f| (f.key, if f.kind == FieldKind::Time { Time } else { Text })));
+    lead_columns.extend([
+        ("extra", Json),
+        ("received_at", Time),
+        ("updated_at", Time),
+        ("push_count", Int),
+        ("message_count", Int),
+        ("visitor_message_count", Int),
+    ]);
+    vec![
+        TableDef { name: "leads", range_key: Some("id"), order_by: "id", columns: lead_columns },
+        TableDef {
+            name: "lead_chats",
+            range_key: Some("lead_id"),
+            order_by: "lead_id, chat_id",
+            columns: vec![("lead_id", Int), ("chat_id", Text), ("first_seen_at", Time)],
+        },
+        TableDef {
+            name: "messages",
+            range_key: Some("id"),
+            order_by: "id",
+            columns: vec![
+                ("id", Int),
+                ("lead_id", Int),
+                ("recorder_id", Text),
+                ("chat_id", Text),
+                ("sender", Text),
+                ("from_id", Text),
+                ("message", Text),
+                ("type", Text),
+                ("create_time", Time),
+                ("extra", Json),
+            ],
+        },
+        TableDef {
+            name: "pushes",
+            range_key: Some("id"),
+            order_by: "id",
+            columns: vec![
+                ("id", Int),
+                ("source", Text),
+                ("received_at", Time),
+                ("content_type", Text),
+                ("body", Bytes),
+                ("outcome", Text),
+                ("error", Text),
+                ("accepted", Int),
+                ("ignored", Int),
+                ("replayed_at", Time),
+                ("replay_count", Int),
+            ],
+        },
+        TableDef {
+            name: "push_leads",
+            range_key: Some("push_id"),
+            order_by: "push_id, lead_id",
+            columns: vec![("push_id", Int), ("lead_id", Int), ("created", Bool)],
+        },
+        TableDef { name: "settings", range_key: None, order_by: "key", columns: vec![("key", Text), ("value", Text)] },
+    ]
+}
+
+/// Rows of one range are read and written together.
+pub const RANGE: i64 = 1000;
+
+impl TableDef {
+    pub fn column_list(&self) -> String {
+        self.columns.iter().map(|(c, _)| *c).collect::<Vec<_>>().join(", ")
+    }
+
+    /// `WHERE key >= lo AND key < hi` with the backend's placeholders, or nothing.
+    pub fn range_filter(&self, placeholder: fn(usize) -> String) -> String {
+        match self.range_key {
+            Some(k) => format!("WHERE {k} >= {} AND {k} < {}", placeholder(1), placeholder(2)),
+            None => String::new(),
+        }
+    }
+}
