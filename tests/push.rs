@@ -382,3 +382,20 @@ async fn concurrent_pushes_share_commits_and_lose_nothing() {
     assert_eq!(same["message_count"], 50);
     assert_eq!(push_count(&server).await, 200);
 }
+
+#[tokio::test]
+async fn nul_characters_are_stored_on_every_backend() {
+    let server = Server::start().await;
+    let body = "{\"visitorStaticId\":\"nul-1\",\"companyId\":\"1\",\"chatId\":\"2\",\"name\":\"a\\u0000b\",\"k\\u0000\":\"v\"}";
+    let (status, answer) = server.push(body, Some("application/json")).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let lead = lead_of(&server, &answer).await;
+    assert_eq!(lead["name"], "a\u{FFFD}b");
+    assert_eq!(lead["extra"]["k\u{FFFD}"], "v");
+    assert_eq!(server.stored_body(answer["push_id"].as_i64().unwrap()).await, body.as_bytes());
+
+    // A rejected body whose error message quotes a NUL is kept too.
+    let (status, answer) = server.push("{\"a\u{0}b\" 1}", Some("application/json")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(answer["push_id"].is_i64(), "{answer}");
+}

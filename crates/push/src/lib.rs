@@ -152,7 +152,8 @@ impl DecodeError {
 /// All or nothing: if any card of a batch is invalid, the whole push is rejected (and kept in
 /// the push log for replay), so that the answer means the same thing for every card in it.
 pub fn decode_push(body: &[u8], content_type: Option<&str>, rules: &SourceRules) -> Result<DecodedPush, DecodeError> {
-    let document = body::read_document(body, content_type)?;
+    let mut document = body::read_document(body, content_type)?;
+    replace_nul(&mut document);
     let items = card_objects(document, rules)?;
     let mut cards = Vec::with_capacity(items.len());
     for (index, members) in items {
@@ -169,6 +170,27 @@ pub fn decode_push(body: &[u8], content_type: Option<&str>, rules: &SourceRules)
         cards.push(DecodedCard { card, ignored, warnings });
     }
     Ok(DecodedPush { cards })
+}
+
+/// U+0000 cannot be kept in text by every database (PostgreSQL refuses it), so a NUL in a key or
+/// a string value becomes U+FFFD. The raw body, kept as bytes, still has it.
+fn replace_nul(value: &mut Json) {
+    fn clean(s: &mut String) {
+        if s.contains('\0') {
+            *s = s.replace('\0', "\u{FFFD}");
+        }
+    }
+    match value {
+        Json::String(s) => clean(s),
+        Json::Array(items) => items.iter_mut().for_each(replace_nul),
+        Json::Object(members) => {
+            for (k, v) in members {
+                clean(k);
+                replace_nul(v);
+            }
+        }
+        Json::Null | Json::Bool(_) | Json::Number(_) => {}
+    }
 }
 
 type Members = Vec<(String, Json)>;

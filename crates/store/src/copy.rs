@@ -56,7 +56,7 @@ pub fn tables() -> Vec<TableDef> {
             name: "lead_chats",
             range_key: Some("lead_id"),
             order_by: "lead_id, chat_id",
-            columns: vec![("lead_id", Int), ("chat_id", Text), ("first_seen_at", Time)],
+            columns: vec![("lead_id", Int), ("chat_id", Text), ("first_seen_at", Time), ("seq", Int)],
         },
         TableDef {
             name: "messages",

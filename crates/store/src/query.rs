@@ -3,6 +3,7 @@
 
 use xiansuo_domain::{Instant, PushOutcomeKind};
 
+use crate::write::millis;
 use crate::{LeadQuery, LeadSort, PushQuery, PushResult};
 
 /// A bound parameter of a filter.
@@ -74,11 +75,11 @@ pub fn lead_where(q: &LeadQuery, dialect: &Dialect) -> (String, Vec<Param>) {
     c.eq("l.ntag_id", q.ntag_id.as_deref());
     c.eq("l.user_id", q.user_id.as_deref());
     if let Some(from) = q.from {
-        let ph = c.bind(Param::Time(from));
+        let ph = c.bind(Param::Time(millis(from)));
         c.clauses.push(format!("l.received_at >= {ph}"));
     }
     if let Some(to) = q.to {
-        let ph = c.bind(Param::Time(to));
+        let ph = c.bind(Param::Time(millis(to)));
         c.clauses.push(format!("l.received_at < {ph}"));
     }
     if let Some(text) = q.q.as_deref().map(str::trim).filter(|t| !t.is_empty()) {

@@ -7,6 +7,12 @@ use xiansuo_domain::Instant;
 use crate::copy::{Cell, TableDef};
 use crate::{NewPush, PushRecorded, PushResult, StoreError};
 
+/// `t` to the millisecond, the precision SQLite keeps: PostgreSQL stores (and compares) times
+/// so truncated too, so that a time reads back the same from either backend.
+pub fn millis(t: Instant) -> Instant {
+    chrono::DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)
+}
+
 /// Most writes committed together: bounds the time one batch holds its locks.
 pub const MAX_BATCH: usize = 512;
 

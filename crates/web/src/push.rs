@@ -29,7 +29,8 @@ pub fn decode_for_store(
             let cards = decoded.cards.iter().filter(|c| !c.ignored).map(|c| c.card.clone()).collect();
             (PushResult::Cards { cards, ignored }, Ok(decoded))
         }
-        Err(e) => (PushResult::Rejected { error: e.to_string() }, Err(e)),
+        // The message can quote the body's text; U+0000 cannot be stored as text everywhere.
+        Err(e) => (PushResult::Rejected { error: e.to_string().replace('\0', "\u{FFFD}") }, Err(e)),
     }
 }
 

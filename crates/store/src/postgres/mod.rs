@@ -27,7 +27,10 @@ use crate::{
 };
 
 /// Schema versions, applied in order, each once. Never edit a released one: add the next.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("migrations/0001_init.sql")),
+    (2, "chat_order", include_str!("migrations/0002_chat_order.sql")),
+];
 
 /// Any number: the advisory lock that serializes migrations of processes starting together.
 const MIGRATION_LOCK: i64 = 0x0078_6961_6e73_756f;
@@ -37,13 +40,18 @@ pub struct PostgresStore {
     jobs: mpsc::Sender<Job>,
 }
 
-fn unavailable(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(e.to_string())
+/// The error with its cause: `tokio_postgres::Error` alone displays as "db error", the server's
+/// message being its source.
+pub(crate) fn describe(e: &tokio_postgres::Error) -> String {
+    match std::error::Error::source(e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    }
 }
 
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
-        StoreError::Unavailable(e.to_string())
+        StoreError::Unavailable(describe(&e))
     }
 }
 
@@ -89,7 +97,8 @@ impl PostgresStore {
 /// Applies the migrations the database lacks, in one transaction holding an advisory lock, so
 /// that processes starting at once migrate one after the other.
 async fn migrate(pool: &Pool) -> Result<(), StoreError> {
-    let setup = |e: tokio_postgres::Error| StoreError::Setup(format!("migrating the PostgreSQL database: {e}"));
+    let setup =
+        |e: tokio_postgres::Error| StoreError::Setup(format!("migrating the PostgreSQL database: {}", describe(&e)));
     let mut client = pool.get().await.map_err(|e| StoreError::Setup(format!("cannot connect to PostgreSQL: {e}")))?;
     let tx = client.transaction().await.map_err(setup)?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await.map_err(setup)?;
@@ -128,7 +137,7 @@ fn lead_select() -> String {
     format!(
         "l.id, l.source, l.status, l.extra, l.received_at, l.updated_at, l.push_count, l.message_count,
          l.visitor_message_count,
-         ARRAY(SELECT c.chat_id FROM lead_chats c WHERE c.lead_id = l.id ORDER BY c.first_seen_at, c.chat_id), {}",
+         ARRAY(SELECT c.chat_id FROM lead_chats c WHERE c.lead_id = l.id ORDER BY c.first_seen_at, c.seq, c.chat_id), {}",
         fields.join(", ")
     )
 }
@@ -402,6 +411,6 @@ impl Store for PostgresStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.client().await?.query_one("SELECT 1", &[]).await.map(|_| ()).map_err(unavailable)
+        self.client().await?.query_one("SELECT 1", &[]).await.map(|_| ()).map_err(StoreError::from)
     }
 }

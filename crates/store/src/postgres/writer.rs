@@ -9,8 +9,9 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use xiansuo_domain::{Card, FIELDS, FieldKind, Instant, Sender};
 
+use super::describe;
 use crate::query::summarize;
-use crate::write::{Job, MAX_BATCH, Write, Written};
+use crate::write::{Job, MAX_BATCH, Write, Written, millis};
 use crate::{LeadWritten, NewPush, PushRecorded, PushResult, StoreError};
 
 /// Attempts of one batch that keeps losing conflicts to other processes.
@@ -31,7 +32,17 @@ impl From<tokio_postgres::Error> for Failure {
         let conflict = e
             .code()
             .is_some_and(|c| *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE);
-        if conflict { Failure::Conflict(e) } else { Failure::Database(e) }
+        // Class 22 (data exception, e.g. a NUL character in text) and class 23 (integrity
+        // constraint violation) concern this write's data: it alone is refused, as in SQLite,
+        // and the other writes of its batch commit.
+        let data = e.code().is_some_and(|c| c.code().starts_with("22") || c.code().starts_with("23"));
+        if conflict {
+            Failure::Conflict(e)
+        } else if data {
+            Failure::Refused(StoreError::Unavailable(describe(&e)))
+        } else {
+            Failure::Database(e)
+        }
     }
 }
 
@@ -53,8 +64,12 @@ pub async fn run(pool: Pool, mut jobs: mpsc::Receiver<Job>) {
             }
             Err(e) => {
                 tracing::error!(error = %e, "write batch failed");
+                let message = match e {
+                    StoreError::Unavailable(message) => message,
+                    other => other.to_string(),
+                };
                 for job in batch {
-                    job.answer(Err(StoreError::Unavailable(e.to_string())));
+                    job.answer(Err(StoreError::Unavailable(message.clone())));
                 }
             }
         }
@@ -69,10 +84,10 @@ async fn commit_batch(pool: &Pool, writes: &[&Write]) -> Result<Vec<Result<Writt
         match try_batch(pool, writes).await {
             Ok(results) => return Ok(results),
             Err(Failure::Conflict(e)) if attempt < ATTEMPTS => {
-                tracing::warn!(error = %e, attempt, "write batch conflicted with another process; retrying");
+                tracing::warn!(error = %describe(&e), attempt, "write batch conflicted with another process; retrying");
                 tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt))).await;
             }
-            Err(Failure::Conflict(e) | Failure::Database(e)) => return Err(StoreError::Unavailable(e.to_string())),
+            Err(Failure::Conflict(e) | Failure::Database(e)) => return Err(StoreError::Unavailable(describe(&e))),
             Err(Failure::Refused(e)) => return Err(e),
         }
     }
@@ -124,6 +139,7 @@ async fn apply(tx: &Transaction<'_>, write: &Write) -> Result<Written, Failure> 
 
 async fn record_push(tx: &Transaction<'_>, push: &NewPush) -> Result<PushRecorded, Failure> {
     let (outcome, error, accepted, ignored) = summarize(&push.result);
+    let received_at = millis(push.received_at);
     let stmt = tx
         .prepare_cached(
             "INSERT INTO pushes (source, received_at, content_type, body, outcome, error, accepted, ignored)
@@ -135,7 +151,7 @@ async fn record_push(tx: &Transaction<'_>, push: &NewPush) -> Result<PushRecorde
             &stmt,
             &[
                 &push.source,
-                &push.received_at,
+                &received_at,
                 &push.content_type,
                 &push.body,
                 &outcome.as_str(),
@@ -146,7 +162,7 @@ async fn record_push(tx: &Transaction<'_>, push: &NewPush) -> Result<PushRecorde
         )
         .await?;
     let push_id: i64 = row.get(0);
-    let leads = store_cards(tx, push_id, &push.source, &push.result, push.received_at).await?;
+    let leads = store_cards(tx, push_id, &push.source, &push.result, received_at).await?;
     Ok(PushRecorded { push_id, outcome, accepted, ignored, leads })
 }
 
@@ -157,6 +173,7 @@ async fn replay_push(
     at: Instant,
 ) -> Result<PushRecorded, Failure> {
     let (outcome, error, accepted, ignored) = summarize(result);
+    let at = millis(at);
     let stmt = tx
         .prepare_cached(
             "UPDATE pushes SET outcome = $2, error = $3, accepted = $4, ignored = $5,
@@ -213,8 +230,14 @@ async fn store_card(
     card: &Card,
     at: Instant,
 ) -> Result<LeadWritten, Failure> {
+    if card.company_id().is_none() || card.visitor_static_id().is_none() {
+        // The decoder refuses such cards; this guards the identity key all the same.
+        return Err(Failure::Refused(StoreError::Unavailable(
+            "a card without company_id or visitor_static_id reached the store".into(),
+        )));
+    }
     let texts: Vec<Option<&String>> = FIELDS.iter().map(|f| card.fields.get(f.key)).collect();
-    let times: Vec<Option<&Instant>> = FIELDS.iter().map(|f| card.times.get(f.key)).collect();
+    let times: Vec<Option<Instant>> = FIELDS.iter().map(|f| card.times.get(f.key).map(|t| millis(*t))).collect();
     let extra =
         serde_json::to_value(&card.extra).map_err(|e| Failure::Refused(StoreError::Unavailable(e.to_string())))?;
     let source = source.to_string();
@@ -246,7 +269,10 @@ async fn store_card(
         card.chat_id().into_iter().chain(card.messages.iter().filter_map(|m| m.chat_id.as_deref())).collect();
     let stmt = tx
         .prepare_cached(
-            "INSERT INTO lead_chats (lead_id, chat_id, first_seen_at) SELECT $1, c, $3 FROM unnest($2::text[]) AS c
+            // `seq` keeps the order chats were first seen in, within this push too.
+            "INSERT INTO lead_chats (lead_id, chat_id, first_seen_at, seq)
+             SELECT $1, u.c, $3, (SELECT COALESCE(MAX(seq), 0) FROM lead_chats WHERE lead_id = $1) + u.n
+             FROM unnest($2::text[]) WITH ORDINALITY AS u(c, n)
              ON CONFLICT DO NOTHING",
         )
         .await?;
@@ -259,7 +285,7 @@ async fn store_card(
         let from_ids: Vec<Option<&str>> = card.messages.iter().map(|m| m.from_id.as_deref()).collect();
         let texts: Vec<&str> = card.messages.iter().map(|m| m.message.as_str()).collect();
         let kinds: Vec<Option<&str>> = card.messages.iter().map(|m| m.kind.as_deref()).collect();
-        let created_at: Vec<Option<Instant>> = card.messages.iter().map(|m| m.create_time).collect();
+        let created_at: Vec<Option<Instant>> = card.messages.iter().map(|m| m.create_time.map(millis)).collect();
         let extras: Vec<serde_json::Value> = card
             .messages
             .iter()

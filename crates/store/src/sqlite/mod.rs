@@ -24,7 +24,10 @@ use crate::{
 };
 
 /// Schema versions, applied in order, each once. Never edit a released one: add the next.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("migrations/0001_init.sql")),
+    (2, "chat_order", include_str!("migrations/0002_chat_order.sql")),
+];
 
 /// Read connections kept open between requests.
 const IDLE_READERS: usize = 8;
@@ -143,7 +146,7 @@ fn lead_select() -> String {
     format!(
         "l.id, l.source, l.status, l.extra, l.received_at, l.updated_at, l.push_count, l.message_count,
          l.visitor_message_count, (SELECT group_concat(chat_id, char(31)) FROM (SELECT chat_id FROM lead_chats
-         WHERE lead_id = l.id ORDER BY first_seen_at, chat_id)), {}",
+         WHERE lead_id = l.id ORDER BY first_seen_at, seq, chat_id)), {}",
         fields.iter().map(|f| format!("l.{f}")).collect::<Vec<_>>().join(", ")
     )
 }

@@ -236,8 +236,11 @@ fn store_card(
         conn.prepare_cached("UPDATE leads SET push_count = push_count + 1 WHERE id = ?1")?.execute([lead_id])?;
     }
 
-    let mut add_chat =
-        conn.prepare_cached("INSERT OR IGNORE INTO lead_chats (lead_id, chat_id, first_seen_at) VALUES (?1, ?2, ?3)")?;
+    // `seq` keeps the order chats were first seen in, within this push too.
+    let mut add_chat = conn.prepare_cached(
+        "INSERT OR IGNORE INTO lead_chats (lead_id, chat_id, first_seen_at, seq)
+         VALUES (?1, ?2, ?3, (SELECT COALESCE(MAX(seq), 0) + 1 FROM lead_chats WHERE lead_id = ?1))",
+    )?;
     let chat_ids = card.chat_id().into_iter().chain(card.messages.iter().filter_map(|m| m.chat_id.as_deref()));
     for chat_id in chat_ids {
         add_chat.execute(params![lead_id, chat_id, ms(at)])?;

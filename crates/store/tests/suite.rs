@@ -1,0 +1,1202 @@
+//! The storage suite: every test below runs twice, against SQLite (a file in a temporary
+//! folder) and against PostgreSQL (a throw-away database on the test server), as
+//! `sqlite::name` and `postgres::name`. Both runs assert the same expected values, so the two
+//! backends are held to one behaviour.
+//!
+//! PostgreSQL must be reachable: without it the `postgres::` tests fail, they never skip.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use tempfile::TempDir;
+use xiansuo_domain::{Card, Instant, Lead, LeadStatus, Message, PushOutcomeKind, Sender};
+use xiansuo_store::postgres::PostgresStore;
+use xiansuo_store::sqlite::SqliteStore;
+use xiansuo_store::testing::{TestDatabase, throwaway_postgres};
+use xiansuo_store::{
+    LeadDetail, LeadQuery, LeadSort, LeadWritten, NewPush, Page, PushEntry, PushQuery, PushRecorded, PushResult,
+    PushSummary, Store, StoreError,
+};
+
+/// Generates `sqlite::name` and `postgres::name` for every test function `name(env: Env)`.
+macro_rules! suite {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name(super::Env::sqlite().await).await;
+                }
+            )+
+        }
+
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name(super::Env::postgres().await).await;
+                }
+            )+
+        }
+    };
+}
+
+suite!(
+    a_lead_per_source_company_and_visitor,
+    empty_values_never_erase,
+    messages_are_unioned_by_recorder_id,
+    chat_ids_keep_first_seen_order,
+    push_count_counts_distinct_pushes,
+    rejected_pushes_keep_body_and_error,
+    ignored_pushes_store_no_lead,
+    list_pushes_filters_and_pages,
+    replay_updates_the_push_and_applies_cards,
+    replay_of_a_missing_push_is_not_found,
+    list_leads_search_text,
+    list_leads_filters,
+    list_leads_sorts_and_pages,
+    lead_detail_and_missing_lead,
+    setting_or_insert_keeps_the_first_value,
+    ids_keep_their_exact_digits,
+    times_are_kept_to_the_millisecond,
+    concurrent_pushes_all_commit,
+    a_failing_write_fails_alone,
+    data_survives_reopening,
+);
+
+/// Write queue of the stores under test: large enough for the concurrency tests.
+const WRITE_QUEUE: usize = 1024;
+
+/// Where a backend keeps its data; kept alive for as long as the test runs.
+enum Db {
+    Sqlite(TempDir),
+    Postgres(TestDatabase),
+}
+
+impl Db {
+    async fn open(&self) -> Arc<dyn Store> {
+        match self {
+            Db::Sqlite(dir) => {
+                Arc::new(SqliteStore::open(&dir.path().join("xiansuo.db"), WRITE_QUEUE).expect("open the SQLite store"))
+            }
+            Db::Postgres(db) => {
+                Arc::new(PostgresStore::open(&db.url, 8, WRITE_QUEUE).await.expect("open the PostgreSQL store"))
+            }
+        }
+    }
+}
+
+/// A store under test. `store` is declared first so that it is dropped before its database.
+struct Env {
+    store: Arc<dyn Store>,
+    db: Db,
+}
+
+impl Env {
+    async fn sqlite() -> Env {
+        let db = Db::Sqlite(tempfile::tempdir().expect("a temporary folder"));
+        Env { store: db.open().await, db }
+    }
+
+    async fn postgres() -> Env {
+        let db = Db::Postgres(throwaway_postgres().await);
+        Env { store: db.open().await, db }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Building cards and pushes.
+
+/// An instant from RFC 3339 text.
+fn t(s: &str) -> Instant {
+    DateTime::parse_from_rfc3339(s).expect("an RFC 3339 time").with_timezone(&Utc)
+}
+
+/// A fixed base instant plus `hours`.
+fn hour(hours: i64) -> Instant {
+    t("2024-05-01T00:00:00Z") + Duration::hours(hours)
+}
+
+fn card(company_id: &str, visitor_static_id: &str) -> Card {
+    let mut card = Card::default();
+    card.fields.insert("company_id", company_id.to_string());
+    card.fields.insert("visitor_static_id", visitor_static_id.to_string());
+    card
+}
+
+trait CardExt: Sized {
+    fn set(self, key: &'static str, value: &str) -> Self;
+    fn time(self, key: &'static str, value: Instant) -> Self;
+    fn extra(self, key: &str, value: &str) -> Self;
+    fn message(self, message: Message) -> Self;
+}
+
+impl CardExt for Card {
+    fn set(mut self, key: &'static str, value: &str) -> Self {
+        self.fields.insert(key, value.to_string());
+        self
+    }
+
+    fn time(mut self, key: &'static str, value: Instant) -> Self {
+        self.times.insert(key, value);
+        self
+    }
+
+    fn extra(mut self, key: &str, value: &str) -> Self {
+        self.extra.insert(key.to_string(), value.to_string());
+        self
+    }
+
+    fn message(mut self, message: Message) -> Self {
+        self.messages.push(message);
+        self
+    }
+}
+
+fn msg(recorder_id: &str, chat_id: Option<&str>, sender: Sender, text: &str, time: Option<Instant>) -> Message {
+    Message {
+        recorder_id: recorder_id.to_string(),
+        chat_id: chat_id.map(str::to_string),
+        sender,
+        from_id: Some(match sender {
+            Sender::Visitor => "01000000013100635537156211197954".to_string(),
+            Sender::Staff => "hkzyzs-kf".to_string(),
+        }),
+        message: text.to_string(),
+        kind: Some("RECORD_RECORD".to_string()),
+        create_time: time,
+        extra: BTreeMap::new(),
+    }
+}
+
+fn cards_push(source: &str, received_at: Instant, cards: Vec<Card>) -> NewPush {
+    NewPush {
+        source: source.to_string(),
+        received_at,
+        content_type: Some("application/json".to_string()),
+        body: br#"{"visitorStaticId":"..."}"#.to_vec(),
+        result: PushResult::Cards { cards, ignored: 0 },
+    }
+}
+
+fn rejected_push(source: &str, received_at: Instant, content_type: Option<&str>, body: &[u8], error: &str) -> NewPush {
+    NewPush {
+        source: source.to_string(),
+        received_at,
+        content_type: content_type.map(str::to_string),
+        body: body.to_vec(),
+        result: PushResult::Rejected { error: error.to_string() },
+    }
+}
+
+async fn record(store: &Arc<dyn Store>, push: NewPush) -> PushRecorded {
+    store.record_push(push).await.expect("record_push")
+}
+
+async fn detail(store: &Arc<dyn Store>, id: i64) -> LeadDetail {
+    store.lead(id).await.expect("lead").unwrap_or_else(|| panic!("lead {id} exists"))
+}
+
+async fn push_entry(store: &Arc<dyn Store>, id: i64) -> PushEntry {
+    store.push(id).await.expect("push").unwrap_or_else(|| panic!("push {id} exists"))
+}
+
+fn all_leads() -> LeadQuery {
+    LeadQuery { per_page: 100, page: 1, ..Default::default() }
+}
+
+async fn leads(store: &Arc<dyn Store>, query: &LeadQuery) -> Page<Lead> {
+    store.list_leads(query).await.expect("list_leads")
+}
+
+/// The visitor ids a lead query lists, in order, and its total.
+async fn visitors(store: &Arc<dyn Store>, query: LeadQuery) -> (u64, Vec<String>) {
+    let page = leads(store, &query).await;
+    let ids = page.items.iter().map(|l| l.fields["visitor_static_id"].clone()).collect();
+    (page.total, ids)
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+fn text_map(items: &[(&'static str, &str)]) -> BTreeMap<&'static str, String> {
+    items.iter().map(|(k, v)| (*k, v.to_string())).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The tests.
+
+async fn a_lead_per_source_company_and_visitor(env: Env) {
+    let s = &env.store;
+    let first = record(s, cards_push("easyliao", hour(1), vec![card("c1", "v1").set("name", "张三")])).await;
+    assert_eq!(first.outcome, PushOutcomeKind::Accepted);
+    assert_eq!((first.accepted, first.ignored), (1, 0));
+    assert_eq!(first.leads.len(), 1);
+    assert!(first.leads[0].created, "the first push for a visitor creates the lead");
+    let id = first.leads[0].id;
+
+    let second = record(s, cards_push("easyliao", hour(2), vec![card("c1", "v1").set("mobile", "13800138000")])).await;
+    assert_ne!(second.push_id, first.push_id);
+    assert_eq!(second.leads, vec![LeadWritten { id, created: false }], "the same visitor updates its lead");
+
+    let other_source = record(s, cards_push("easyliao-2", hour(3), vec![card("c1", "v1")])).await;
+    let other_company = record(s, cards_push("easyliao", hour(4), vec![card("c2", "v1")])).await;
+    let other_visitor = record(s, cards_push("easyliao", hour(5), vec![card("c1", "v2")])).await;
+    let mut ids = HashSet::from([id]);
+    for r in [&other_source, &other_company, &other_visitor] {
+        assert_eq!(r.leads.len(), 1);
+        assert!(r.leads[0].created, "another source, company or visitor is another lead");
+        ids.insert(r.leads[0].id);
+    }
+    assert_eq!(ids.len(), 4);
+    assert_eq!(leads(s, &all_leads()).await.total, 4);
+
+    let lead = detail(s, id).await.lead;
+    assert_eq!(lead.id, id);
+    assert_eq!(lead.source, "easyliao");
+    assert_eq!(lead.status, LeadStatus::New);
+    assert_eq!(
+        lead.fields,
+        text_map(&[("company_id", "c1"), ("visitor_static_id", "v1"), ("name", "张三"), ("mobile", "13800138000")])
+    );
+    assert_eq!(lead.push_count, 2);
+    assert_eq!(lead.received_at, hour(1), "received_at is the first push's");
+    assert_eq!(lead.updated_at, hour(2), "updated_at is the last push's");
+
+    let lead = detail(s, other_source.leads[0].id).await.lead;
+    assert_eq!(lead.source, "easyliao-2");
+    assert_eq!(lead.push_count, 1);
+    assert_eq!(lead.fields.get("name"), None, "a lead of another source shares nothing");
+}
+
+async fn empty_values_never_erase(env: Env) {
+    let s = &env.store;
+    let first = card("c1", "v1")
+        .set("name", "张三")
+        .set("mobile", "13800138000")
+        .set("city", "广州")
+        .set("keyword", "会计培训")
+        .time("create_time", t("2024-04-01T08:00:00Z"))
+        .time("edit_time", t("2024-04-02T08:00:00.250Z"))
+        .extra("crmzdy_88271217", "a")
+        .extra("hideMobile", "1")
+        .extra("skinName", "blue");
+    let id = record(s, cards_push("easyliao", hour(1), vec![first])).await.leads[0].id;
+
+    let second = card("c1", "v1")
+        .set("name", "张三丰")
+        .set("qq", "12345")
+        .time("edit_time", t("2024-04-03T08:00:00Z"))
+        .time("allocation_time", t("2024-04-04T08:00:00Z"))
+        .extra("crmzdy_88271217", "b")
+        .extra("copyWxTimes", "3");
+    let written = record(s, cards_push("easyliao", hour(2), vec![second])).await;
+    assert_eq!(written.leads, vec![LeadWritten { id, created: false }]);
+
+    let expected_fields = text_map(&[
+        ("company_id", "c1"),
+        ("visitor_static_id", "v1"),
+        ("name", "张三丰"),
+        ("mobile", "13800138000"),
+        ("city", "广州"),
+        ("keyword", "会计培训"),
+        ("qq", "12345"),
+    ]);
+    let expected_times = BTreeMap::from([
+        ("create_time", t("2024-04-01T08:00:00Z")),
+        ("edit_time", t("2024-04-03T08:00:00Z")),
+        ("allocation_time", t("2024-04-04T08:00:00Z")),
+    ]);
+    let expected_extra: BTreeMap<String, String> =
+        [("crmzdy_88271217", "b"), ("hideMobile", "1"), ("skinName", "blue"), ("copyWxTimes", "3")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+    let lead = detail(s, id).await.lead;
+    assert_eq!(lead.fields, expected_fields);
+    assert_eq!(lead.times, expected_times);
+    assert_eq!(lead.extra, expected_extra);
+
+    // A card that says nothing but who the visitor is changes nothing but the bookkeeping.
+    record(s, cards_push("easyliao", hour(3), vec![card("c1", "v1")])).await;
+    let lead = detail(s, id).await.lead;
+    assert_eq!(lead.fields, expected_fields);
+    assert_eq!(lead.times, expected_times);
+    assert_eq!(lead.extra, expected_extra);
+    assert_eq!(lead.push_count, 3);
+    assert_eq!(lead.received_at, hour(1));
+    assert_eq!(lead.updated_at, hour(3));
+
+    // The list reads the same lead as the detail.
+    let page = leads(s, &all_leads()).await;
+    assert_eq!(page.items, vec![lead]);
+}
+
+async fn messages_are_unioned_by_recorder_id(env: Env) {
+    let s = &env.store;
+    let ten = |sec: u32| Some(t("2024-04-13T08:49:00Z") + Duration::seconds(i64::from(sec)));
+    let mut m1 = msg("r-1", Some("chat-9"), Sender::Visitor, "我的手机号是", ten(60));
+    m1.extra.insert("senderName".to_string(), "访客".to_string());
+    m1.kind = Some("RECORD_RICH_TEXT".to_string());
+    m1.message = "<p>我的手机号是<br>138</p>".to_string();
+    let m2 = msg("r-2", Some("chat-1"), Sender::Staff, "您好", ten(65));
+    let m3 = msg("r-3", None, Sender::Visitor, "没有时间一", None);
+    let mut m4 = msg("r-4", Some("chat-0"), Sender::Staff, "更早的一条", ten(0));
+    m4.from_id = None;
+    m4.kind = None;
+    let m5 = msg("r-5", None, Sender::Visitor, "没有时间二", None);
+    let m6 = msg("r-6", Some("chat-9"), Sender::Visitor, "和 r-1 同一秒", ten(60));
+
+    let first = card("c1", "v1").set("chat_id", "chat-9").message(m1.clone()).message(m2.clone()).message(m3.clone());
+    let id = record(s, cards_push("easyliao", hour(1), vec![first])).await.leads[0].id;
+    let lead = detail(s, id).await;
+    assert_eq!(lead.messages, vec![m1.clone(), m2.clone(), m3.clone()]);
+    assert_eq!((lead.lead.message_count, lead.lead.visitor_message_count), (3, 2));
+
+    // The second push repeats r-1 and r-2 (r-2 with other text: the first one stays).
+    let mut m2_again = m2.clone();
+    m2_again.message = "您好（改）".to_string();
+    let second = card("c1", "v1")
+        .set("chat_id", "chat-5")
+        .message(m2_again)
+        .message(m4.clone())
+        .message(m5.clone())
+        .message(m1.clone())
+        .message(m6.clone());
+    record(s, cards_push("easyliao", hour(2), vec![second])).await;
+    let lead = detail(s, id).await;
+    assert_eq!(
+        lead.messages,
+        vec![m4.clone(), m1.clone(), m6.clone(), m2.clone(), m3.clone(), m5.clone()],
+        "by create_time (ties in arrival order), messages without a time last in arrival order"
+    );
+    assert_eq!((lead.lead.message_count, lead.lead.visitor_message_count), (6, 4));
+
+    // Nothing new: the counts stay exact.
+    let third = card("c1", "v1").message(m5.clone()).message(m4.clone());
+    record(s, cards_push("easyliao", hour(3), vec![third])).await;
+    let lead = detail(s, id).await;
+    assert_eq!(lead.messages.len(), 6);
+    assert_eq!((lead.lead.message_count, lead.lead.visitor_message_count), (6, 4));
+    let listed = leads(s, &all_leads()).await.items;
+    assert_eq!((listed[0].message_count, listed[0].visitor_message_count), (6, 4));
+}
+
+async fn chat_ids_keep_first_seen_order(env: Env) {
+    let s = &env.store;
+    // Within a push: the card's chat_id first, then the messages' chats in transcript order.
+    // Deliberately not in lexicographic order.
+    let first = card("c1", "v1")
+        .set("chat_id", "chat-9")
+        .message(msg("r-1", Some("chat-9"), Sender::Visitor, "a", None))
+        .message(msg("r-2", Some("chat-1"), Sender::Staff, "b", None))
+        .message(msg("r-3", None, Sender::Staff, "c", None));
+    let id = record(s, cards_push("easyliao", hour(1), vec![first])).await.leads[0].id;
+    assert_eq!(detail(s, id).await.lead.chat_ids, strings(&["chat-9", "chat-1"]));
+
+    let second = card("c1", "v1")
+        .set("chat_id", "chat-5")
+        .message(msg("r-4", Some("chat-1"), Sender::Visitor, "d", None))
+        .message(msg("r-5", Some("chat-0"), Sender::Visitor, "e", None));
+    record(s, cards_push("easyliao", hour(2), vec![second])).await;
+    let third = card("c1", "v1").set("chat_id", "chat-9");
+    record(s, cards_push("easyliao", hour(3), vec![third])).await;
+
+    let expected = strings(&["chat-9", "chat-1", "chat-5", "chat-0"]);
+    assert_eq!(detail(s, id).await.lead.chat_ids, expected);
+    assert_eq!(leads(s, &all_leads()).await.items[0].chat_ids, expected);
+}
+
+async fn push_count_counts_distinct_pushes(env: Env) {
+    let s = &env.store;
+    // One push whose batch holds visitor v1 twice (and v2 once).
+    let batch = vec![
+        card("c1", "v1").set("name", "张三").set("city", "广州"),
+        card("c1", "v2"),
+        card("c1", "v1").set("name", "张三丰").set("qq", "12345"),
+    ];
+    let first = record(s, cards_push("easyliao", hour(1), batch)).await;
+    assert_eq!(first.accepted, 3);
+    assert_eq!(first.leads.len(), 3);
+    let (v1, v2) = (first.leads[0].id, first.leads[1].id);
+    assert_ne!(v1, v2);
+    assert_eq!(
+        first.leads,
+        vec![
+            LeadWritten { id: v1, created: true },
+            LeadWritten { id: v2, created: true },
+            LeadWritten { id: v1, created: false }
+        ]
+    );
+    let lead = detail(s, v1).await;
+    assert_eq!(lead.lead.push_count, 1, "one push counts once, however many of its cards name the visitor");
+    assert_eq!(lead.lead.fields.get("name").map(String::as_str), Some("张三丰"));
+    assert_eq!(lead.lead.fields.get("city").map(String::as_str), Some("广州"));
+    assert_eq!(lead.lead.fields.get("qq").map(String::as_str), Some("12345"));
+    assert_eq!(push_entry(s, first.push_id).await.lead_ids, vec![v1, v2]);
+
+    let second = record(s, cards_push("easyliao", hour(2), vec![card("c1", "v1")])).await;
+    let third = record(s, cards_push("easyliao", hour(3), vec![card("c1", "v1"), card("c1", "v1")])).await;
+    assert_eq!(third.leads, vec![LeadWritten { id: v1, created: false }, LeadWritten { id: v1, created: false }]);
+
+    let lead = detail(s, v1).await;
+    assert_eq!(lead.lead.push_count, 3);
+    assert_eq!(
+        lead.pushes,
+        vec![
+            PushSummary { id: first.push_id, received_at: hour(1), outcome: PushOutcomeKind::Accepted },
+            PushSummary { id: second.push_id, received_at: hour(2), outcome: PushOutcomeKind::Accepted },
+            PushSummary { id: third.push_id, received_at: hour(3), outcome: PushOutcomeKind::Accepted },
+        ]
+    );
+    assert_eq!(detail(s, v2).await.lead.push_count, 1);
+    assert_eq!(push_entry(s, third.push_id).await.lead_ids, vec![v1]);
+}
+
+async fn rejected_pushes_keep_body_and_error(env: Env) {
+    let s = &env.store;
+    // GBK bytes, NUL bytes, bytes that are not UTF-8, then every byte value.
+    let mut body = b"name=\xd5\xc5\xc8\xfd&x=\x00\x00\xff\xfe{\"a\":\x00}".to_vec();
+    body.extend(0u8..=255);
+    body.extend(b"\x00");
+    let error = "the body is not valid JSON: line 1, column 1: expected a key in double quotes, found `“`";
+    let received_at = t("2024-05-01T10:00:00.123Z");
+    let recorded =
+        record(s, rejected_push("easyliao", received_at, Some("text/plain; charset=gbk"), &body, error)).await;
+    assert_eq!(
+        recorded,
+        PushRecorded {
+            push_id: recorded.push_id,
+            outcome: PushOutcomeKind::Rejected,
+            accepted: 0,
+            ignored: 0,
+            leads: vec![]
+        }
+    );
+    let entry = push_entry(s, recorded.push_id).await;
+    assert_eq!(
+        entry,
+        PushEntry {
+            id: recorded.push_id,
+            source: "easyliao".to_string(),
+            received_at,
+            content_type: Some("text/plain; charset=gbk".to_string()),
+            body: body.clone(),
+            outcome: PushOutcomeKind::Rejected,
+            error: Some(error.to_string()),
+            accepted: 0,
+            ignored: 0,
+            lead_ids: vec![],
+            replayed_at: None,
+            replay_count: 0,
+        }
+    );
+
+    // An empty body without a content type (what a refused, too large push keeps).
+    let empty = record(s, rejected_push("easyliao", hour(2), None, b"", "the body is larger than 2097152 bytes")).await;
+    let entry = push_entry(s, empty.push_id).await;
+    assert_eq!(entry.body, Vec::<u8>::new());
+    assert_eq!(entry.content_type, None);
+    assert_eq!(entry.error.as_deref(), Some("the body is larger than 2097152 bytes"));
+
+    assert_eq!(leads(s, &all_leads()).await.total, 0, "a rejected push creates no lead");
+    let listed = s.list_pushes(&PushQuery { page: 1, per_page: 10, ..Default::default() }).await.expect("list_pushes");
+    assert_eq!(listed.total, 2);
+    assert_eq!(listed.items[1].body, body, "the list returns the body byte for byte too");
+}
+
+async fn ignored_pushes_store_no_lead(env: Env) {
+    let s = &env.store;
+    let ignored =
+        NewPush { result: PushResult::Cards { cards: vec![], ignored: 2 }, ..cards_push("easyliao", hour(1), vec![]) };
+    let recorded = record(s, ignored).await;
+    assert_eq!(
+        recorded,
+        PushRecorded {
+            push_id: recorded.push_id,
+            outcome: PushOutcomeKind::Ignored,
+            accepted: 0,
+            ignored: 2,
+            leads: vec![]
+        }
+    );
+    let entry = push_entry(s, recorded.push_id).await;
+    assert_eq!(entry.outcome, PushOutcomeKind::Ignored);
+    assert_eq!((entry.accepted, entry.ignored, entry.error), (0, 2, None));
+    assert_eq!(entry.lead_ids, Vec::<i64>::new());
+    assert_eq!(leads(s, &all_leads()).await.total, 0);
+
+    // Some cards ignored, one accepted: the push is accepted and says how many it ignored.
+    let mixed = NewPush {
+        result: PushResult::Cards { cards: vec![card("c1", "v1")], ignored: 1 },
+        ..cards_push("easyliao", hour(2), vec![])
+    };
+    let recorded = record(s, mixed).await;
+    assert_eq!(recorded.outcome, PushOutcomeKind::Accepted);
+    assert_eq!((recorded.accepted, recorded.ignored), (1, 1));
+    let entry = push_entry(s, recorded.push_id).await;
+    assert_eq!((entry.outcome, entry.accepted, entry.ignored), (PushOutcomeKind::Accepted, 1, 1));
+    assert_eq!(leads(s, &all_leads()).await.total, 1);
+}
+
+async fn list_pushes_filters_and_pages(env: Env) {
+    let s = &env.store;
+    // (source, outcome) of each push, in the order they arrive.
+    let plan = [
+        ("a", PushOutcomeKind::Accepted),
+        ("a", PushOutcomeKind::Rejected),
+        ("b", PushOutcomeKind::Ignored),
+        ("a", PushOutcomeKind::Accepted),
+        ("b", PushOutcomeKind::Accepted),
+        ("a", PushOutcomeKind::Rejected),
+        ("a", PushOutcomeKind::Accepted),
+        ("b", PushOutcomeKind::Ignored),
+        ("a", PushOutcomeKind::Rejected),
+        ("a", PushOutcomeKind::Accepted),
+        ("a", PushOutcomeKind::Accepted),
+    ];
+    let mut pushes = Vec::new(); // (id, source, outcome)
+    for (i, (source, outcome)) in plan.iter().enumerate() {
+        let at = hour(i as i64);
+        let push = match outcome {
+            PushOutcomeKind::Accepted => cards_push(source, at, vec![card("c1", &format!("v{i}"))]),
+            PushOutcomeKind::Ignored => {
+                NewPush { result: PushResult::Cards { cards: vec![], ignored: 1 }, ..cards_push(source, at, vec![]) }
+            }
+            PushOutcomeKind::Rejected => rejected_push(source, at, None, b"not json", "not JSON"),
+        };
+        let recorded = record(s, push).await;
+        assert_eq!(recorded.outcome, *outcome);
+        pushes.push((recorded.push_id, source.to_string(), *outcome));
+    }
+
+    let check = |outcome: Option<PushOutcomeKind>, source: Option<&str>| {
+        let expected: Vec<i64> = pushes
+            .iter()
+            .rev()
+            .filter(|(_, src, out)| outcome.is_none_or(|o| o == *out) && source.is_none_or(|x| x == src))
+            .map(|(id, _, _)| *id)
+            .collect();
+        let query = PushQuery { outcome, source: source.map(str::to_string), page: 1, per_page: 3 };
+        (query, expected)
+    };
+    let cases = [
+        (None, None),
+        (Some(PushOutcomeKind::Accepted), None),
+        (Some(PushOutcomeKind::Rejected), None),
+        (Some(PushOutcomeKind::Ignored), None),
+        (None, Some("a")),
+        (None, Some("b")),
+        (Some(PushOutcomeKind::Accepted), Some("b")),
+        (Some(PushOutcomeKind::Ignored), Some("a")),
+        (None, Some("nowhere")),
+    ];
+    for (outcome, source) in cases {
+        let (mut query, expected) = check(outcome, source);
+        let mut seen = Vec::new();
+        for page in 1..=5 {
+            query.page = page;
+            let got = s.list_pushes(&query).await.expect("list_pushes");
+            assert_eq!(got.total, expected.len() as u64, "total of {outcome:?} {source:?}");
+            assert_eq!((got.page, got.per_page), (page, 3));
+            assert!(got.items.len() <= 3);
+            for item in &got.items {
+                assert!(outcome.is_none_or(|o| o == item.outcome));
+                assert!(source.is_none_or(|x| x == item.source));
+            }
+            seen.extend(got.items.iter().map(|p| p.id));
+        }
+        assert_eq!(seen, expected, "pages of {outcome:?} {source:?}, newest first");
+    }
+    // Known sizes, so that the filter itself is checked and not only its consistency.
+    assert_eq!(check(None, None).1.len(), 11);
+    assert_eq!(check(Some(PushOutcomeKind::Rejected), None).1.len(), 3);
+    assert_eq!(check(None, Some("b")).1.len(), 3);
+
+    // push(id) names the lead of an accepted push.
+    let (id, _, _) = pushes[0];
+    let entry = push_entry(s, id).await;
+    let lead = leads(s, &LeadQuery { q: Some("v0".into()), ..all_leads() }).await.items;
+    assert_eq!(entry.lead_ids, vec![lead[0].id]);
+    assert!(s.push(i64::MAX).await.expect("push").is_none());
+}
+
+async fn replay_updates_the_push_and_applies_cards(env: Env) {
+    let s = &env.store;
+    let body = b"{\"visitorStaticId\":\"v1\" \xff}";
+    let rejected = record(s, rejected_push("easyliao", hour(1), Some("application/json"), body, "bad JSON")).await;
+    let id = rejected.push_id;
+
+    let replayed = s
+        .replay_push(id, PushResult::Cards { cards: vec![card("c1", "v1").set("name", "张三")], ignored: 0 }, hour(5))
+        .await
+        .expect("replay");
+    assert_eq!(replayed.push_id, id);
+    assert_eq!((replayed.outcome, replayed.accepted, replayed.ignored), (PushOutcomeKind::Accepted, 1, 0));
+    assert_eq!(replayed.leads.len(), 1);
+    assert!(replayed.leads[0].created);
+    let lead_id = replayed.leads[0].id;
+    let entry = push_entry(s, id).await;
+    assert_eq!(
+        entry,
+        PushEntry {
+            id,
+            source: "easyliao".to_string(),
+            received_at: hour(1),
+            content_type: Some("application/json".to_string()),
+            body: body.to_vec(),
+            outcome: PushOutcomeKind::Accepted,
+            error: None,
+            accepted: 1,
+            ignored: 0,
+            lead_ids: vec![lead_id],
+            replayed_at: Some(hour(5)),
+            replay_count: 1,
+        }
+    );
+    let lead = detail(s, lead_id).await;
+    assert_eq!(lead.lead.source, "easyliao", "a replayed card belongs to the push's source");
+    assert_eq!(lead.lead.fields.get("name").map(String::as_str), Some("张三"));
+    assert_eq!(lead.lead.push_count, 1);
+    assert_eq!(lead.lead.updated_at, hour(5));
+    assert_eq!(lead.pushes, vec![PushSummary { id, received_at: hour(1), outcome: PushOutcomeKind::Accepted }]);
+
+    // Replayed again: the same push updates the lead, and still counts once.
+    let again = s
+        .replay_push(id, PushResult::Cards { cards: vec![card("c1", "v1").set("qq", "12345")], ignored: 2 }, hour(6))
+        .await
+        .expect("replay");
+    assert_eq!(again.leads, vec![LeadWritten { id: lead_id, created: false }]);
+    assert_eq!((again.accepted, again.ignored), (1, 2));
+    let lead = detail(s, lead_id).await.lead;
+    assert_eq!(lead.push_count, 1);
+    assert_eq!(lead.fields.get("name").map(String::as_str), Some("张三"));
+    assert_eq!(lead.fields.get("qq").map(String::as_str), Some("12345"));
+    let entry = push_entry(s, id).await;
+    assert_eq!((entry.replay_count, entry.replayed_at, entry.ignored), (2, Some(hour(6)), 2));
+
+    // Replayed into a rejection, then into an ignored push.
+    let refused = s.replay_push(id, PushResult::Rejected { error: "still bad".into() }, hour(7)).await.expect("replay");
+    assert_eq!((refused.outcome, refused.accepted, refused.ignored), (PushOutcomeKind::Rejected, 0, 0));
+    assert_eq!(refused.leads, vec![]);
+    let entry = push_entry(s, id).await;
+    assert_eq!(
+        (entry.outcome, entry.error.as_deref(), entry.replay_count, entry.replayed_at),
+        (PushOutcomeKind::Rejected, Some("still bad"), 3, Some(hour(7)))
+    );
+    let ignored = s.replay_push(id, PushResult::Cards { cards: vec![], ignored: 1 }, hour(8)).await.expect("replay");
+    assert_eq!((ignored.outcome, ignored.accepted, ignored.ignored), (PushOutcomeKind::Ignored, 0, 1));
+    let entry = push_entry(s, id).await;
+    assert_eq!(
+        (entry.outcome, entry.error, entry.accepted, entry.ignored, entry.replay_count, entry.replayed_at),
+        (PushOutcomeKind::Ignored, None, 0, 1, 4, Some(hour(8)))
+    );
+    assert_eq!(entry.body, body.to_vec(), "a replay never touches the body");
+    assert_eq!(entry.received_at, hour(1));
+    assert_eq!(leads(s, &all_leads()).await.total, 1);
+}
+
+async fn replay_of_a_missing_push_is_not_found(env: Env) {
+    let s = &env.store;
+    let missing =
+        s.replay_push(424_242, PushResult::Cards { cards: vec![card("c1", "v1")], ignored: 0 }, hour(1)).await;
+    assert!(matches!(missing, Err(StoreError::NotFound(_))), "{missing:?}");
+    assert_eq!(leads(s, &all_leads()).await.total, 0, "the refused replay wrote nothing");
+
+    // Refused next to other writes (likely in the same commit), it fails alone.
+    let (missing, recorded) = tokio::join!(
+        s.replay_push(424_243, PushResult::Rejected { error: "x".into() }, hour(2)),
+        s.record_push(cards_push("easyliao", hour(2), vec![card("c1", "v2")])),
+    );
+    assert!(matches!(missing, Err(StoreError::NotFound(_))), "{missing:?}");
+    let recorded = recorded.expect("a push beside a refused replay");
+    assert!(s.push(424_243).await.expect("push").is_none());
+    assert_eq!(push_entry(s, recorded.push_id).await.replay_count, 0);
+    assert_eq!(leads(s, &all_leads()).await.total, 1);
+}
+
+/// Eight leads for the list tests, v01…v08, received an hour apart (v01 at hour 1), and v02
+/// updated again at hour 9.
+async fn lead_fixture(s: &Arc<dyn Store>) {
+    let cards = vec![
+        card("c1", "v01")
+            .set("name", "张三丰")
+            .set("mobile", "13800138000")
+            .set("email", "Alice.Smith@Example.com")
+            .set("province", "广东")
+            .set("city", "广州")
+            .set("search_engine", "百度")
+            .set("ntag_id", "7")
+            .set("user_id", "kf-1")
+            .time("create_time", t("2024-04-01T00:00:00Z")),
+        card("c1", "v02")
+            .set("name", "李四")
+            .set("tel", "020-12345678")
+            .set("keyword", "会计 培训")
+            .set("province", "广东")
+            .set("city", "深圳")
+            .set("search_engine", "搜狗")
+            .set("ntag_id", "8")
+            .set("user_id", "kf-2")
+            .time("create_time", t("2024-04-03T00:00:00Z")),
+        card("c1", "v03")
+            .set("name", "王五")
+            .set("weixin", "wx_wangwu")
+            .set("note", "优惠 50%")
+            .set("province", "北京")
+            .set("city", "北京")
+            .set("search_engine", "百度")
+            .set("ntag_id", "7")
+            .set("user_id", "kf-1"),
+        card("c1", "v04")
+            .set("name", "张三")
+            .set("qq", "12345")
+            .set("note", "回访")
+            .set("province", "广东")
+            .set("city", "广州")
+            .set("search_engine", "360")
+            .set("ntag_id", "9")
+            .set("user_id", "kf-3")
+            .time("create_time", t("2024-04-02T00:00:00Z")),
+        card("c1", "v05")
+            .set("name", "赵六")
+            .set("mobile", "13900139000")
+            .set("email", "bob@example.org")
+            .set("keyword", "ALICE")
+            .set("province", "上海")
+            .set("city", "上海")
+            .set("search_engine", "神马")
+            .set("user_id", "kf-2")
+            .time("create_time", t("2024-04-05T00:00:00Z")),
+        card("c1", "v06")
+            .set("name", "钱七")
+            .set("mobile", "13800001111")
+            .set("keyword", "50 percent")
+            .set("province", "浙江")
+            .set("city", "杭州")
+            .time("create_time", t("2024-04-04T00:00:00Z")),
+        card("c1", "v07").set("name", "孙八").set("weixin", "wxawangwu").set("note", r"C:\temp 路径"),
+        card("c1", "v08").set("name", "周九"),
+    ];
+    for (i, c) in cards.into_iter().enumerate() {
+        // v04 comes from another source.
+        let source = if i == 3 { "other" } else { "easyliao" };
+        record(s, cards_push(source, hour(i as i64 + 1), vec![c])).await;
+    }
+    record(s, cards_push("easyliao", hour(9), vec![card("c1", "v02").set("mobile", "13700137000")])).await;
+}
+
+fn q(text: &str) -> LeadQuery {
+    LeadQuery { q: Some(text.to_string()), sort: LeadSort::ReceivedAsc, ..all_leads() }
+}
+
+async fn list_leads_search_text(env: Env) {
+    let s = &env.store;
+    lead_fixture(s).await;
+    let cases: &[(&str, &[&str])] = &[
+        ("张三", &["v01", "v04"]),
+        ("  张三  ", &["v01", "v04"]),
+        ("三丰", &["v01"]),
+        ("广州", &["v01", "v04"]),
+        ("浙江", &[]), // province is not searched
+        ("138001", &["v01"]),
+        ("13800", &["v01", "v06"]),
+        ("12345", &["v02", "v04"]), // tel and qq
+        ("smith@EXAMPLE.com", &["v01"]),
+        ("alice", &["v01", "v05"]),
+        ("BOB@example.ORG", &["v05"]),
+        ("%", &["v03"]),
+        ("50%", &["v03"]),
+        ("_", &["v03"]),
+        ("wx_w", &["v03"]),
+        ("wxaw", &["v07"]),
+        (r":\t", &["v07"]),
+        ("会计 培训", &["v02"]),
+        ("v05", &["v05"]),
+        ("回访", &["v04"]),
+        ("no such text", &[]),
+    ];
+    for (text, expected) in cases {
+        let (total, got) = visitors(s, q(text)).await;
+        assert_eq!(got, strings(expected), "q = {text:?}");
+        assert_eq!(total, expected.len() as u64, "total of q = {text:?}");
+    }
+    assert_eq!(visitors(s, q("")).await.0, 8, "an empty q filters nothing");
+    assert_eq!(visitors(s, q("   ")).await.0, 8, "a blank q filters nothing");
+}
+
+async fn list_leads_filters(env: Env) {
+    let s = &env.store;
+    lead_fixture(s).await;
+    let base = || LeadQuery { sort: LeadSort::ReceivedAsc, ..all_leads() };
+    let some = |v: &str| Some(v.to_string());
+    let cases: Vec<(&str, LeadQuery, &[&str])> = vec![
+        ("nothing", base(), &["v01", "v02", "v03", "v04", "v05", "v06", "v07", "v08"]),
+        (
+            "status",
+            LeadQuery { status: Some(LeadStatus::New), ..base() },
+            &["v01", "v02", "v03", "v04", "v05", "v06", "v07", "v08"],
+        ),
+        ("source other", LeadQuery { source: some("other"), ..base() }, &["v04"]),
+        (
+            "source easyliao",
+            LeadQuery { source: some("easyliao"), ..base() },
+            &["v01", "v02", "v03", "v05", "v06", "v07", "v08"],
+        ),
+        ("source nowhere", LeadQuery { source: some("nowhere"), ..base() }, &[]),
+        ("province", LeadQuery { province: some("广东"), ..base() }, &["v01", "v02", "v04"]),
+        ("city", LeadQuery { city: some("广州"), ..base() }, &["v01", "v04"]),
+        ("city is exact", LeadQuery { city: some("广"), ..base() }, &[]),
+        ("search_engine", LeadQuery { search_engine: some("百度"), ..base() }, &["v01", "v03"]),
+        ("ntag_id", LeadQuery { ntag_id: some("7"), ..base() }, &["v01", "v03"]),
+        ("user_id", LeadQuery { user_id: some("kf-2"), ..base() }, &["v02", "v05"]),
+        (
+            "province and source",
+            LeadQuery { province: some("广东"), source: some("easyliao"), ..base() },
+            &["v01", "v02"],
+        ),
+        ("q and source", LeadQuery { q: some("张三"), source: some("other"), ..base() }, &["v04"]),
+        ("q and city", LeadQuery { q: some("kf"), city: some("广州"), ..base() }, &[]),
+        ("from is inclusive", LeadQuery { from: Some(hour(4)), ..base() }, &["v04", "v05", "v06", "v07", "v08"]),
+        ("to is exclusive", LeadQuery { to: Some(hour(4)), ..base() }, &["v01", "v02", "v03"]),
+        ("from and to", LeadQuery { from: Some(hour(3)), to: Some(hour(6)), ..base() }, &["v03", "v04", "v05"]),
+        (
+            "from between hours",
+            LeadQuery { from: Some(hour(3) + Duration::milliseconds(1)), to: Some(hour(6)), ..base() },
+            &["v04", "v05"],
+        ),
+        ("received, not updated", LeadQuery { from: Some(hour(9)), ..base() }, &[]),
+        ("to before all", LeadQuery { to: Some(hour(1)), ..base() }, &[]),
+    ];
+    for (what, query, expected) in cases {
+        let (total, got) = visitors(s, query).await;
+        assert_eq!(got, strings(expected), "{what}");
+        assert_eq!(total, expected.len() as u64, "total of {what}");
+    }
+}
+
+async fn list_leads_sorts_and_pages(env: Env) {
+    let s = &env.store;
+    lead_fixture(s).await;
+    let sorted = |sort| LeadQuery { sort, ..all_leads() };
+    let cases: &[(LeadSort, &[&str])] = &[
+        (LeadSort::ReceivedAsc, &["v01", "v02", "v03", "v04", "v05", "v06", "v07", "v08"]),
+        (LeadSort::ReceivedDesc, &["v08", "v07", "v06", "v05", "v04", "v03", "v02", "v01"]),
+        (LeadSort::UpdatedAsc, &["v01", "v03", "v04", "v05", "v06", "v07", "v08", "v02"]),
+        (LeadSort::UpdatedDesc, &["v02", "v08", "v07", "v06", "v05", "v04", "v03", "v01"]),
+        // Leads without a create_time come last in both directions.
+        (LeadSort::CreateTimeAsc, &["v01", "v04", "v02", "v06", "v05", "v03", "v07", "v08"]),
+        (LeadSort::CreateTimeDesc, &["v05", "v06", "v02", "v04", "v01", "v08", "v07", "v03"]),
+    ];
+    for (sort, expected) in cases {
+        assert_eq!(visitors(s, sorted(*sort)).await.1, strings(expected), "{sort:?}");
+    }
+    assert_eq!(LeadSort::default(), LeadSort::ReceivedDesc);
+    for name in LeadSort::NAMES {
+        assert!(LeadSort::parse(name).is_some(), "{name}");
+    }
+
+    // Pages of 3, newest first by default.
+    let mut seen = Vec::new();
+    for page in 1..=4 {
+        let got = leads(s, &LeadQuery { page, per_page: 3, ..Default::default() }).await;
+        assert_eq!((got.total, got.page, got.per_page), (8, page, 3));
+        let expected_len = [3, 3, 2, 0][page as usize - 1];
+        assert_eq!(got.items.len(), expected_len, "page {page}");
+        seen.extend(got.items.iter().map(|l| l.fields["visitor_static_id"].clone()));
+    }
+    assert_eq!(seen, strings(&["v08", "v07", "v06", "v05", "v04", "v03", "v02", "v01"]));
+
+    // A filter, a sort and a page together.
+    let query = LeadQuery {
+        province: Some("广东".into()),
+        sort: LeadSort::CreateTimeAsc,
+        page: 2,
+        per_page: 2,
+        ..Default::default()
+    };
+    assert_eq!(visitors(s, query).await, (3, strings(&["v02"])));
+}
+
+async fn lead_detail_and_missing_lead(env: Env) {
+    let s = &env.store;
+    let m = msg("r-1", Some("chat-1"), Sender::Visitor, "你好", Some(hour(0)));
+    let first = record(s, cards_push("easyliao", hour(1), vec![card("c1", "v1").message(m.clone())])).await;
+    let ignored = record(
+        s,
+        NewPush { result: PushResult::Cards { cards: vec![], ignored: 1 }, ..cards_push("easyliao", hour(2), vec![]) },
+    )
+    .await;
+    let second = record(s, cards_push("easyliao", hour(3), vec![card("c1", "v1").set("name", "张三")])).await;
+    let id = first.leads[0].id;
+    let lead = detail(s, id).await;
+    assert_eq!(lead.messages, vec![m]);
+    assert_eq!(
+        lead.pushes,
+        vec![
+            PushSummary { id: first.push_id, received_at: hour(1), outcome: PushOutcomeKind::Accepted },
+            PushSummary { id: second.push_id, received_at: hour(3), outcome: PushOutcomeKind::Accepted },
+        ],
+        "only the pushes that carried the visitor, oldest first (not push {})",
+        ignored.push_id
+    );
+    assert_eq!(lead.lead.fields.get("name").map(String::as_str), Some("张三"));
+    assert_eq!(lead.lead.chat_ids, strings(&["chat-1"]));
+    assert!(s.lead(id + 1000).await.expect("lead").is_none());
+    assert!(s.lead(-1).await.expect("lead").is_none());
+    s.ping().await.expect("ping");
+}
+
+async fn setting_or_insert_keeps_the_first_value(env: Env) {
+    let s = &env.store;
+    assert_eq!(
+        s.setting_or_insert("push_token.easyliao", "first-token-0123456789").await.unwrap(),
+        "first-token-0123456789"
+    );
+    assert_eq!(
+        s.setting_or_insert("push_token.easyliao", "second-token-987654321").await.unwrap(),
+        "first-token-0123456789"
+    );
+    assert_eq!(s.setting_or_insert("admin_token", "管理-token").await.unwrap(), "管理-token");
+
+    // Raced: every caller gets the one value that won.
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let s = Arc::clone(s);
+            tokio::spawn(async move { s.setting_or_insert("raced", &format!("value-{i}")).await.unwrap() })
+        })
+        .collect();
+    let mut values = HashSet::new();
+    for task in tasks {
+        values.insert(task.await.unwrap());
+    }
+    assert_eq!(values.len(), 1, "{values:?}");
+    let winner = values.into_iter().next().unwrap();
+    assert!(winner.starts_with("value-"));
+    assert_eq!(s.setting_or_insert("raced", "late").await.unwrap(), winner);
+}
+
+async fn ids_keep_their_exact_digits(env: Env) {
+    let s = &env.store;
+    let visitor = "01000000013100635537156211197954";
+    let mut m = msg("433328278485408768", Some("433328278485408769"), Sender::Visitor, "我的手机号是", None);
+    m.from_id = Some(visitor.to_string());
+    let c = card("000123", visitor)
+        .set("chat_id", "433328278485408770")
+        .set("ntag_id", "0042")
+        .set("user_id", "007")
+        .set("qq", "00012345")
+        .set("site_id", "18446744073709551616")
+        .message(m.clone());
+    let id = record(s, cards_push("easyliao", hour(1), vec![c])).await.leads[0].id;
+
+    let lead = detail(s, id).await;
+    assert_eq!(lead.lead.fields["visitor_static_id"], visitor);
+    assert_eq!(lead.lead.fields["company_id"], "000123");
+    assert_eq!(lead.lead.fields["chat_id"], "433328278485408770");
+    assert_eq!(lead.lead.fields["ntag_id"], "0042");
+    assert_eq!(lead.lead.fields["user_id"], "007");
+    assert_eq!(lead.lead.fields["qq"], "00012345");
+    assert_eq!(lead.lead.fields["site_id"], "18446744073709551616");
+    assert_eq!(lead.lead.chat_ids, strings(&["433328278485408770", "433328278485408769"]));
+    assert_eq!(lead.messages, vec![m.clone()]);
+    assert_eq!(lead.messages[0].recorder_id, "433328278485408768");
+
+    // Ids are compared as strings: the same digits merge, others do not.
+    let again = record(s, cards_push("easyliao", hour(2), vec![card("000123", visitor).message(m.clone())])).await;
+    assert_eq!(again.leads, vec![LeadWritten { id, created: false }]);
+    let near = card("123", visitor).message(msg("433328278485408800", None, Sender::Staff, "x", None));
+    assert!(record(s, cards_push("easyliao", hour(3), vec![near])).await.leads[0].created);
+    let lead = detail(s, id).await.lead;
+    assert_eq!(lead.message_count, 1);
+
+    let find = |ntag: &str| LeadQuery { ntag_id: Some(ntag.to_string()), ..all_leads() };
+    assert_eq!(visitors(s, find("0042")).await.0, 1);
+    assert_eq!(visitors(s, find("42")).await.0, 0);
+    assert_eq!(visitors(s, LeadQuery { user_id: Some("7".into()), ..all_leads() }).await.0, 0);
+}
+
+async fn times_are_kept_to_the_millisecond(env: Env) {
+    let s = &env.store;
+    let at = |fraction: &str| t(&format!("2024-05-01T10:00:00.{fraction}Z"));
+    let m = msg("r-1", None, Sender::Visitor, "x", Some(at("001999999")));
+    let c = card("c1", "v1").time("create_time", at("000000999")).time("edit_time", at("999999")).message(m);
+    let recorded = record(s, cards_push("easyliao", at("123456789"), vec![c])).await;
+    let id = recorded.leads[0].id;
+
+    let lead = detail(s, id).await;
+    assert_eq!((lead.lead.received_at, lead.lead.updated_at), (at("123"), at("123")));
+    assert_eq!(lead.lead.times, BTreeMap::from([("create_time", at("000")), ("edit_time", at("999"))]));
+    assert_eq!(lead.messages[0].create_time, Some(at("001")));
+    assert_eq!(lead.pushes[0].received_at, at("123"));
+    assert_eq!(push_entry(s, recorded.push_id).await.received_at, at("123"));
+
+    // Bounds compare at the same precision.
+    let from = LeadQuery { from: Some(at("123999")), ..all_leads() };
+    assert_eq!(leads(s, &from).await.total, 1);
+    let to = LeadQuery { to: Some(at("123999")), ..all_leads() };
+    assert_eq!(leads(s, &to).await.total, 0);
+
+    s.replay_push(recorded.push_id, PushResult::Cards { cards: vec![card("c1", "v1")], ignored: 0 }, at("500500"))
+        .await
+        .expect("replay");
+    assert_eq!(push_entry(s, recorded.push_id).await.replayed_at, Some(at("500")));
+    assert_eq!(detail(s, id).await.lead.updated_at, at("500"));
+}
+
+async fn concurrent_pushes_all_commit(env: Env) {
+    const PUSHES: usize = 300;
+    const VISITORS: usize = 40;
+    let s = &env.store;
+    let tasks: Vec<_> = (0..PUSHES)
+        .map(|i| {
+            let s = Arc::clone(s);
+            tokio::spawn(async move {
+                let v = i % VISITORS;
+                let sender = if i % 3 == 0 { Sender::Visitor } else { Sender::Staff };
+                let c = card("c1", &format!("visitor-{v:02}"))
+                    .set("name", &format!("访客{v}"))
+                    .set("chat_id", &format!("chat-{v}"))
+                    .message(msg(&format!("m-{i}"), Some(&format!("chat-{v}")), sender, "消息", Some(hour(i as i64))))
+                    .message(msg(&format!("shared-{v}"), Some(&format!("chat-{v}")), Sender::Staff, "共同", None));
+                let recorded = s.record_push(cards_push("easyliao", hour(1), vec![c])).await;
+                (i, recorded)
+            })
+        })
+        .collect();
+
+    let mut by_visitor: HashMap<usize, Vec<(i64, LeadWritten)>> = HashMap::new();
+    let mut push_ids = HashSet::new();
+    for task in tasks {
+        let (i, recorded) = task.await.expect("task");
+        let recorded = recorded.unwrap_or_else(|e| panic!("push {i} failed: {e}"));
+        assert_eq!(recorded.outcome, PushOutcomeKind::Accepted);
+        assert_eq!(recorded.leads.len(), 1);
+        assert!(push_ids.insert(recorded.push_id), "push ids are distinct");
+        by_visitor.entry(i % VISITORS).or_default().push((recorded.push_id, recorded.leads[0]));
+    }
+    assert_eq!(push_ids.len(), PUSHES);
+    assert_eq!(by_visitor.len(), VISITORS);
+
+    let mut total_pushes = 0;
+    for (v, mut written) in by_visitor {
+        written.sort_by_key(|(push_id, _)| *push_id);
+        let id = written[0].1.id;
+        assert!(written.iter().all(|(_, w)| w.id == id), "visitor {v} has one lead");
+        let created: Vec<bool> = written.iter().map(|(_, w)| w.created).collect();
+        assert!(
+            created[0] && created[1..].iter().all(|c| !c),
+            "visitor {v}: only the first push creates ({created:?})"
+        );
+
+        let pushes_of_v = (0..PUSHES).filter(|i| i % VISITORS == v).count();
+        let visitor_messages = (0..PUSHES).filter(|i| i % VISITORS == v && i % 3 == 0).count();
+        let lead = detail(s, id).await;
+        assert_eq!(lead.lead.push_count as usize, pushes_of_v, "visitor {v}");
+        assert_eq!(lead.pushes.len(), pushes_of_v, "visitor {v}");
+        assert_eq!(lead.lead.message_count as usize, pushes_of_v + 1, "visitor {v}");
+        assert_eq!(lead.lead.visitor_message_count as usize, visitor_messages, "visitor {v}");
+        assert_eq!(lead.messages.len(), pushes_of_v + 1, "visitor {v}");
+        assert_eq!(lead.lead.chat_ids, vec![format!("chat-{v}")]);
+        total_pushes += lead.lead.push_count;
+    }
+    assert_eq!(total_pushes as usize, PUSHES);
+    assert_eq!(leads(s, &all_leads()).await.total, VISITORS as u64);
+    let pushes = s.list_pushes(&PushQuery { page: 1, per_page: 1, ..Default::default() }).await.expect("list_pushes");
+    assert_eq!(pushes.total, PUSHES as u64);
+}
+
+async fn a_failing_write_fails_alone(env: Env) {
+    let s = &env.store;
+    // Sent among valid pushes, so that they share commits:
+    // - cards without company_id, which no backend stores (the decoder never lets one through);
+    // - cards with a NUL character in a value, which SQLite stores and PostgreSQL cannot (its
+    //   text holds no NUL): whichever it is, such a push is stored whole or not at all.
+    // Either way, the valid pushes beside them must all commit.
+    #[derive(Clone, Copy, PartialEq, Debug)]
+    enum Kind {
+        Valid,
+        NoCompany,
+        Nul,
+    }
+    let tasks: Vec<_> = (0..90)
+        .map(|i| {
+            let s = Arc::clone(s);
+            tokio::spawn(async move {
+                let kind = match i % 10 {
+                    3 => Kind::NoCompany,
+                    7 => Kind::Nul,
+                    _ => Kind::Valid,
+                };
+                let mut c = card("c1", &format!("v{i}"));
+                match kind {
+                    Kind::Valid => {}
+                    Kind::NoCompany => {
+                        c.fields.remove("company_id");
+                    }
+                    Kind::Nul => c = c.set("note", "a\0b").extra("crmzdy_1", "\0"),
+                }
+                (kind, s.record_push(cards_push("easyliao", hour(1), vec![c])).await)
+            })
+        })
+        .collect();
+    let mut stored = 0;
+    for task in tasks {
+        match task.await.expect("task") {
+            (Kind::Valid, result) => {
+                result.unwrap_or_else(|e| panic!("a valid push failed beside an invalid one: {e}"));
+                stored += 1;
+            }
+            (Kind::NoCompany, result) => {
+                assert!(result.is_err(), "a card without company_id was stored: {result:?}")
+            }
+            (Kind::Nul, Ok(recorded)) => {
+                let lead = detail(s, recorded.leads[0].id).await.lead;
+                assert_eq!(lead.fields.get("note").map(String::as_str), Some("a\0b"));
+                stored += 1;
+            }
+            (Kind::Nul, Err(_)) => {}
+        }
+    }
+    assert!(stored >= 72, "{stored}");
+    assert_eq!(leads(s, &all_leads()).await.total, stored);
+    let pushes = s.list_pushes(&PushQuery { page: 1, per_page: 1, ..Default::default() }).await.expect("list_pushes");
+    assert_eq!(pushes.total, stored, "a failed push leaves nothing behind");
+}
+
+async fn data_survives_reopening(env: Env) {
+    let Env { store, db } = env;
+    let m = msg("433328278485408768", Some("chat-1"), Sender::Visitor, "你好", Some(hour(0)));
+    let accepted = record(
+        &store,
+        cards_push("easyliao", hour(1), vec![card("c1", "v1").set("name", "张三").extra("hideMobile", "1").message(m)]),
+    )
+    .await;
+    let body = b"\xff\x00not json\x00";
+    let rejected = record(&store, rejected_push("easyliao", hour(2), Some("text/plain"), body, "not JSON")).await;
+    assert_eq!(store.setting_or_insert("admin_token", "token-before").await.unwrap(), "token-before");
+    let lead_id = accepted.leads[0].id;
+    let lead_before = detail(&store, lead_id).await;
+    let push_before = push_entry(&store, rejected.push_id).await;
+    drop(store);
+
+    let store = db.open().await;
+    store.ping().await.expect("ping after reopening");
+    assert_eq!(detail(&store, lead_id).await, lead_before);
+    assert_eq!(push_entry(&store, rejected.push_id).await, push_before);
+    assert_eq!(push_before.body, body.to_vec());
+    assert_eq!(store.setting_or_insert("admin_token", "token-after").await.unwrap(), "token-before");
+
+    // Writing goes on where it stopped.
+    let later = record(&store, cards_push("easyliao", hour(3), vec![card("c1", "v1").set("qq", "12345")])).await;
+    assert!(later.push_id > rejected.push_id);
+    assert_eq!(later.leads, vec![LeadWritten { id: lead_id, created: false }]);
+    let lead = detail(&store, lead_id).await.lead;
+    assert_eq!(lead.push_count, 2);
+    assert_eq!(lead.fields.get("name").map(String::as_str), Some("张三"));
+    assert_eq!(lead.fields.get("qq").map(String::as_str), Some("12345"));
+    drop(store);
+    drop(db);
+}
