@@ -90,7 +90,7 @@ async fn bad_parameters_are_400_with_a_reason() {
         ("page=0", "page"),
         ("per_page=1000", "per_page"),
         ("per_page=x", "per_page"),
-        ("status=won", "status"),
+        ("status=lost", "status"),
         ("sort=name", "sort"),
         ("from=yesterday", "from"),
     ] {

@@ -3,6 +3,7 @@
 mod copy;
 mod send;
 mod serve;
+mod user;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,6 +17,30 @@ use clap::{Parser, Subcommand};
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Add a user. Prints a generated password unless --password-stdin gives one.
+    Add {
+        /// The sign-in name (no spaces).
+        name: String,
+        /// admin: everything; agent: their own leads and the unassigned pool.
+        #[arg(long, value_parser = ["admin", "agent"])]
+        role: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Set a new password (generated and printed, or from --password-stdin); ends the user's
+    /// sessions.
+    Reset {
+        name: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users.
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -39,6 +64,14 @@ enum Command {
     Migrate {
         /// TOML configuration file; only database_url is used (XIANSUO_DATABASE_URL wins).
         #[arg(long, short, env = "XIANSUO_CONFIG", value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Manage console users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+        /// TOML configuration file; only database_url is used (XIANSUO_DATABASE_URL wins).
+        #[arg(long, short, global = true, env = "XIANSUO_CONFIG", value_name = "FILE")]
         config: Option<PathBuf>,
     },
     /// Copy an installation to another database (SQLite to PostgreSQL, say), then verify it.
@@ -82,6 +115,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Serve { config } => serve::run(config.as_deref()),
         Command::Migrate { config } => migrate(config.as_deref()),
         Command::Copy { from, to } => copy::run(&from, &to),
+        Command::User { command, config } => user::run(command, config.as_deref()),
         Command::Send { files, url, token, content_type } => send::run(&files, &url, &token, content_type.as_deref()),
         Command::Version => {
             println!("xiansuo {}", env!("CARGO_PKG_VERSION"));
@@ -90,10 +124,18 @@ pub fn run(cli: Cli) -> Result<ExitCode, String> {
     }
 }
 
-fn migrate(config_file: Option<&std::path::Path>) -> Result<ExitCode, String> {
+/// The store a configuration file (and the environment) names.
+async fn configured_store(
+    config_file: Option<&std::path::Path>,
+) -> Result<(xiansuo_config::Config, std::sync::Arc<dyn xiansuo_store::Store>), String> {
     let config = xiansuo_config::Config::load(config_file, |k| std::env::var(k).ok()).map_err(|e| e.to_string())?;
+    let store = xiansuo_web::startup::open_store(&config.database_url, &config).await.map_err(|e| e.to_string())?;
+    Ok((config, store))
+}
+
+fn migrate(config_file: Option<&std::path::Path>) -> Result<ExitCode, String> {
     runtime()?.block_on(async {
-        let store = xiansuo_web::startup::open_store(&config.database_url, &config).await.map_err(|e| e.to_string())?;
+        let (config, store) = configured_store(config_file).await?;
         let version = store.schema_version().await.map_err(|e| e.to_string())?;
         println!("{}: schema version {version}", config.database_url);
         Ok(ExitCode::SUCCESS)

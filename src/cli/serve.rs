@@ -35,6 +35,12 @@ async fn serve(config: Config) -> Result<ExitCode, String> {
             source.name, source.name, source.token
         ));
     }
+    out.push_str(&format!("Console: {base}/\n"));
+    if let Some((name, password)) = &prepared.initial_admin {
+        out.push_str(&format!(
+            "First start: sign in as \"{name}\" with the password {password} (shown once; add users and reset passwords under 用户)\n"
+        ));
+    }
     out.push_str(&format!(
         "API: curl -H 'Authorization: Bearer {}' {base}/api/v1/leads\nAPI description: {base}/api/openapi.json\n",
         prepared.state.admin_token

@@ -2,24 +2,49 @@ use std::collections::BTreeMap;
 
 use crate::Instant;
 
-/// Where a lead stands in the follow-up pipeline. Every lead starts `New`; the console's
-/// pipeline adds the other states.
+/// Where a lead stands in the follow-up pipeline: 新线索 → 已联系 → 有意向 → 已成交, or 无效
+/// (with a reason) from any of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LeadStatus {
     New,
+    Contacted,
+    Interested,
+    Won,
+    Invalid,
 }
 
 impl LeadStatus {
-    pub const ALL: &'static [LeadStatus] = &[LeadStatus::New];
+    pub const ALL: &'static [LeadStatus] =
+        &[LeadStatus::New, LeadStatus::Contacted, LeadStatus::Interested, LeadStatus::Won, LeadStatus::Invalid];
 
     pub fn as_str(self) -> &'static str {
         match self {
             LeadStatus::New => "new",
+            LeadStatus::Contacted => "contacted",
+            LeadStatus::Interested => "interested",
+            LeadStatus::Won => "won",
+            LeadStatus::Invalid => "invalid",
+        }
+    }
+
+    /// The name sales staff know it by.
+    pub fn label(self) -> &'static str {
+        match self {
+            LeadStatus::New => "新线索",
+            LeadStatus::Contacted => "已联系",
+            LeadStatus::Interested => "有意向",
+            LeadStatus::Won => "已成交",
+            LeadStatus::Invalid => "无效",
         }
     }
 
     pub fn parse(s: &str) -> Option<LeadStatus> {
         Self::ALL.iter().copied().find(|st| st.as_str() == s)
+    }
+
+    /// 无效 needs a reason; the other statuses take none.
+    pub fn needs_reason(self) -> bool {
+        self == LeadStatus::Invalid
     }
 }
 
@@ -30,6 +55,10 @@ pub struct Lead {
     pub id: i64,
     pub source: String,
     pub status: LeadStatus,
+    /// Why the lead is 无效 (only with that status).
+    pub status_reason: Option<String>,
+    /// The user who follows the lead up; `None` while it waits in the unassigned pool.
+    pub owner_id: Option<i64>,
     /// Canonical text fields that have a value, by canonical key.
     pub fields: BTreeMap<&'static str, String>,
     /// Canonical time fields that have a value, by canonical key.

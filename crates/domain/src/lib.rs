@@ -4,12 +4,18 @@
 //! Nothing here does I/O or knows about HTTP, SQL or a vendor's wire format.
 
 mod card;
+mod event;
 mod fields;
 mod lead;
+mod text;
+mod user;
 
 pub use card::{Card, Message, Sender};
+pub use event::{LeadChange, LeadEvent};
 pub use fields::{FIELDS, FieldDef, FieldKind, field, field_index};
 pub use lead::{Lead, LeadStatus, PushOutcomeKind};
+pub use text::plain_text;
+pub use user::{Role, User, valid_user_name};
 
 /// An instant. Every time Xiansuo stores is an instant; the vendor's zone-less local times are
 /// converted when decoded.

@@ -37,7 +37,8 @@ pub struct TableDef {
     pub columns: Vec<(&'static str, ColumnKind)>,
 }
 
-/// Every table of the data model, parents before children.
+/// Every table of the data model, parents before children. (Sessions are not copied: people
+/// sign in again on the new database.)
 pub fn tables() -> Vec<TableDef> {
     use ColumnKind::*;
     let mut lead_columns = vec![("id", Int), ("source", Text), ("status", Text)];
@@ -49,8 +50,24 @@ pub fn tables() -> Vec<TableDef> {
         ("push_count", Int),
         ("message_count", Int),
         ("visitor_message_count", Int),
+        ("owner_id", Int),
+        ("status_reason", Text),
     ]);
     vec![
+        TableDef {
+            name: "users",
+            range_key: Some("id"),
+            order_by: "id",
+            columns: vec![
+                ("id", Int),
+                ("name", Text),
+                ("role", Text),
+                ("password_hash", Text),
+                ("disabled", Bool),
+                ("api_token_hash", Text),
+                ("created_at", Time),
+            ],
+        },
         TableDef { name: "leads", range_key: Some("id"), order_by: "id", columns: lead_columns },
         TableDef {
             name: "lead_chats",
@@ -98,6 +115,19 @@ pub fn tables() -> Vec<TableDef> {
             range_key: Some("push_id"),
             order_by: "push_id, lead_id",
             columns: vec![("push_id", Int), ("lead_id", Int), ("created", Bool)],
+        },
+        TableDef {
+            name: "lead_events",
+            range_key: Some("id"),
+            order_by: "id",
+            columns: vec![
+                ("id", Int),
+                ("lead_id", Int),
+                ("at", Time),
+                ("user_id", Int),
+                ("kind", Text),
+                ("detail", Json),
+            ],
         },
         TableDef { name: "settings", range_key: None, order_by: "key", columns: vec![("key", Text), ("value", Text)] },
     ]

@@ -14,7 +14,7 @@ mod write;
 
 use async_trait::async_trait;
 use copy::{Cell, TableDef};
-use xiansuo_domain::{Card, Instant, Lead, LeadStatus, Message, PushOutcomeKind};
+use xiansuo_domain::{Card, Instant, Lead, LeadEvent, LeadStatus, Message, PushOutcomeKind, Role, User};
 
 /// Why a storage call failed.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +28,9 @@ pub enum StoreError {
     /// The thing asked for does not exist.
     #[error("{0} not found")]
     NotFound(String),
+    /// The change conflicts with what is stored (a taken user name, a lead already claimed).
+    #[error("{0}")]
+    Conflict(String),
     /// Opening or migrating the database failed.
     #[error("{0}")]
     Setup(String),
@@ -142,6 +145,14 @@ impl LeadSort {
     }
 }
 
+/// Whose leads a list shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnerFilter {
+    /// The unassigned pool.
+    Unassigned,
+    User(i64),
+}
+
 /// A lead list filter. Empty fields filter nothing.
 #[derive(Debug, Clone, Default)]
 pub struct LeadQuery {
@@ -155,6 +166,9 @@ pub struct LeadQuery {
     pub search_engine: Option<String>,
     pub ntag_id: Option<String>,
     pub user_id: Option<String>,
+    pub owner: Option<OwnerFilter>,
+    /// An agent's visibility: only leads this user owns and the unassigned pool.
+    pub visible_to: Option<i64>,
     /// Received at or after.
     pub from: Option<Instant>,
     /// Received before.
@@ -171,6 +185,54 @@ pub struct PushQuery {
     pub source: Option<String>,
     pub page: u32,
     pub per_page: u32,
+}
+
+/// A console session, as the cookie's token finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub user: User,
+    /// The token every state-changing form must carry.
+    pub csrf: String,
+    pub expires_at: Instant,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    /// SHA-256 of the cookie's token: a stolen database does not hold usable sessions.
+    pub token_hash: String,
+    pub user_id: i64,
+    pub csrf: String,
+    pub created_at: Instant,
+    pub expires_at: Instant,
+}
+
+/// A change an admin makes to a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserChange {
+    /// Disabling also ends the user's sessions.
+    Disabled(bool),
+    /// A new password hash; ends the user's sessions.
+    Password(String),
+    /// The SHA-256 of a new API token, or `None` to revoke it.
+    ApiToken(Option<String>),
+}
+
+/// A change a person makes to a lead; the store records it in the timeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeadUpdate {
+    Status {
+        to: LeadStatus,
+        reason: Option<String>,
+    },
+    /// Assign to a user, or back to the pool.
+    Assign {
+        to: Option<i64>,
+    },
+    /// Take an unassigned lead: a conflict when someone owns it already.
+    Claim,
+    Note {
+        text: String,
+    },
 }
 
 /// One page of a list.
@@ -210,6 +272,40 @@ pub trait Store: Send + Sync + 'static {
 
     /// The schema version the database is at (the last migration applied).
     async fn schema_version(&self) -> Result<i64, StoreError>;
+
+    /// Creates a user; a conflict when the name is taken.
+    async fn create_user(&self, name: &str, role: Role, password_hash: &str) -> Result<User, StoreError>;
+
+    async fn update_user(&self, id: i64, change: UserChange) -> Result<(), StoreError>;
+
+    async fn user(&self, id: i64) -> Result<Option<User>, StoreError>;
+
+    async fn user_by_name(&self, name: &str) -> Result<Option<User>, StoreError>;
+
+    /// The user whose API token hashes to this.
+    async fn user_by_api_token(&self, token_hash: &str) -> Result<Option<User>, StoreError>;
+
+    /// Every user, by name.
+    async fn users(&self) -> Result<Vec<User>, StoreError>;
+
+    async fn create_session(&self, session: NewSession) -> Result<(), StoreError>;
+
+    /// The live session of a token hash (`None` when unknown, expired, or its user disabled).
+    async fn session(&self, token_hash: &str, now: Instant) -> Result<Option<Session>, StoreError>;
+
+    async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError>;
+
+    /// Applies a person's change to a lead and records it in the timeline, in one transaction.
+    async fn update_lead(
+        &self,
+        lead_id: i64,
+        by: i64,
+        update: LeadUpdate,
+        at: Instant,
+    ) -> Result<LeadEvent, StoreError>;
+
+    /// A lead's timeline of people's changes, oldest first.
+    async fn lead_events(&self, lead_id: i64) -> Result<Vec<LeadEvent>, StoreError>;
 
     /// `xiansuo copy`: the rows of a table whose range key is in `lo..hi` (the whole table when
     /// it has none), in primary-key order.

@@ -4,12 +4,13 @@
 use xiansuo_domain::{Instant, PushOutcomeKind};
 
 use crate::write::millis;
-use crate::{LeadQuery, LeadSort, PushQuery, PushResult};
+use crate::{LeadQuery, LeadSort, OwnerFilter, PushQuery, PushResult};
 
 /// A bound parameter of a filter.
 #[derive(Debug, Clone)]
 pub enum Param {
     Text(String),
+    Int(i64),
     Time(Instant),
 }
 
@@ -74,6 +75,18 @@ pub fn lead_where(q: &LeadQuery, dialect: &Dialect) -> (String, Vec<Param>) {
     c.eq("l.search_engine", q.search_engine.as_deref());
     c.eq("l.ntag_id", q.ntag_id.as_deref());
     c.eq("l.user_id", q.user_id.as_deref());
+    match q.owner {
+        Some(OwnerFilter::Unassigned) => c.clauses.push("l.owner_id IS NULL".into()),
+        Some(OwnerFilter::User(id)) => {
+            let ph = c.bind(Param::Int(id));
+            c.clauses.push(format!("l.owner_id = {ph}"));
+        }
+        None => {}
+    }
+    if let Some(id) = q.visible_to {
+        let ph = c.bind(Param::Int(id));
+        c.clauses.push(format!("(l.owner_id IS NULL OR l.owner_id = {ph})"));
+    }
     if let Some(from) = q.from {
         let ph = c.bind(Param::Time(millis(from)));
         c.clauses.push(format!("l.received_at >= {ph}"));

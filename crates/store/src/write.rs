@@ -2,9 +2,10 @@
 //! says how to apply one write and how to commit a batch.
 
 use tokio::sync::oneshot;
-use xiansuo_domain::Instant;
+use xiansuo_domain::{Instant, LeadChange, LeadEvent, LeadStatus, Role, User};
 
 use crate::copy::{Cell, TableDef};
+use crate::{LeadUpdate, NewSession, UserChange};
 use crate::{NewPush, PushRecorded, PushResult, StoreError};
 
 /// `t` to the millisecond, the precision SQLite keeps: PostgreSQL stores (and compares) times
@@ -32,12 +33,35 @@ pub enum Write {
         table: TableDef,
         rows: Vec<Vec<Cell>>,
     },
+    CreateUser {
+        name: String,
+        role: Role,
+        password_hash: String,
+        at: Instant,
+    },
+    UpdateUser {
+        id: i64,
+        change: UserChange,
+    },
+    CreateSession(NewSession),
+    DeleteSession {
+        token_hash: String,
+    },
+    UpdateLead {
+        lead_id: i64,
+        by: i64,
+        update: LeadUpdate,
+        at: Instant,
+    },
 }
 
 pub enum Written {
     Push(PushRecorded),
     Setting(String),
     Imported,
+    User(User),
+    Event(LeadEvent),
+    Done,
 }
 
 impl Written {
@@ -45,6 +69,20 @@ impl Written {
         match self {
             Written::Push(p) => Ok(p),
             _ => Err(StoreError::Unavailable("the writer answered a push with something else".into())),
+        }
+    }
+
+    pub fn into_user(self) -> Result<User, StoreError> {
+        match self {
+            Written::User(u) => Ok(u),
+            _ => Err(StoreError::Unavailable("the writer answered a user with something else".into())),
+        }
+    }
+
+    pub fn into_event(self) -> Result<LeadEvent, StoreError> {
+        match self {
+            Written::Event(e) => Ok(e),
+            _ => Err(StoreError::Unavailable("the writer answered a lead change with something else".into())),
         }
     }
 
@@ -72,4 +110,54 @@ impl Job {
 /// Waits for the writer's answer to a submitted job.
 pub async fn answer(rx: oneshot::Receiver<Result<Written, StoreError>>) -> Result<Written, StoreError> {
     rx.await.map_err(|_| StoreError::Unavailable("the writer stopped before answering".into()))?
+}
+
+/// A timeline change as stored: its kind and a JSON detail.
+pub fn change_detail(change: &LeadChange) -> serde_json::Value {
+    match change {
+        LeadChange::Status { from, to, reason } => {
+            serde_json::json!({ "from": from.as_str(), "to": to.as_str(), "reason": reason })
+        }
+        LeadChange::Owner { from, to, claimed } => serde_json::json!({ "from": from, "to": to, "claimed": claimed }),
+        LeadChange::Note { text } => serde_json::json!({ "text": text }),
+    }
+}
+
+/// A stored timeline change read back; `None` for a kind this release does not know.
+pub fn change_from_detail(kind: &str, detail: &serde_json::Value) -> Option<LeadChange> {
+    let status = |k: &str| detail.get(k).and_then(|v| v.as_str()).and_then(LeadStatus::parse);
+    let text = |k: &str| detail.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    let id = |k: &str| detail.get(k).and_then(serde_json::Value::as_i64);
+    Some(match kind {
+        "status" => LeadChange::Status { from: status("from")?, to: status("to")?, reason: text("reason") },
+        "owner" => LeadChange::Owner {
+            from: id("from"),
+            to: id("to"),
+            claimed: detail.get("claimed").and_then(serde_json::Value::as_bool).unwrap_or(false),
+        },
+        "note" => LeadChange::Note { text: text("text")? },
+        _ => return None,
+    })
+}
+
+/// What a lead update changes, given the lead's current status and owner. A claim of an owned
+/// lead is a conflict.
+pub fn plan_update(
+    update: &LeadUpdate,
+    by: i64,
+    status: LeadStatus,
+    owner: Option<i64>,
+) -> Result<LeadChange, StoreError> {
+    Ok(match update {
+        LeadUpdate::Status { to, reason } => {
+            LeadChange::Status { from: status, to: *to, reason: if to.needs_reason() { reason.clone() } else { None } }
+        }
+        LeadUpdate::Assign { to } => LeadChange::Owner { from: owner, to: *to, claimed: false },
+        LeadUpdate::Claim => match owner {
+            None => LeadChange::Owner { from: None, to: Some(by), claimed: true },
+            Some(o) if o == by => return Err(StoreError::Conflict("you already own this lead".into())),
+            Some(_) => return Err(StoreError::Conflict("someone else claimed this lead first".into())),
+        },
+        LeadUpdate::Note { text } => LeadChange::Note { text: text.clone() },
+    })
 }

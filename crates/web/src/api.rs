@@ -1,12 +1,13 @@
 //! `/api/v1`: leads and the push log (admin token required, see [`crate::auth`]).
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use xiansuo_domain::{Instant, LeadStatus, PushOutcomeKind};
-use xiansuo_store::{LeadQuery, LeadSort, Page, PushQuery};
+use xiansuo_store::{LeadQuery, LeadSort, OwnerFilter, Page, PushQuery};
 
+use crate::auth::Principal;
 use crate::push::{decode_for_store, push_answer};
 use crate::{ApiError, AppState, repr};
 
@@ -23,6 +24,7 @@ pub struct LeadParams {
     search_engine: Option<String>,
     ntag_id: Option<String>,
     user_id: Option<String>,
+    owner: Option<String>,
     from: Option<String>,
     to: Option<String>,
     page: Option<String>,
@@ -66,11 +68,27 @@ fn bound(name: &str, value: Option<String>, end_of_day: bool) -> Result<Option<I
     Ok(Some(if end_of_day && date_only { t + chrono::Duration::days(1) } else { t }))
 }
 
+/// `owner`: `none` for the unassigned pool, or a user id.
+fn owner_filter(value: Option<String>) -> Result<Option<OwnerFilter>, ApiError> {
+    match non_empty(value).as_deref() {
+        None => Ok(None),
+        Some("none") => Ok(Some(OwnerFilter::Unassigned)),
+        Some(v) => v
+            .parse::<i64>()
+            .map(|id| Some(OwnerFilter::User(id)))
+            .map_err(|_| ApiError::BadRequest(format!("owner: \"{v}\" is neither none nor a user id"))),
+    }
+}
+
 fn page_json(page: &Page<Value>) -> Value {
     json!({ "total": page.total, "page": page.page, "per_page": page.per_page, "items": page.items })
 }
 
-pub async fn list_leads(State(app): State<AppState>, Query(p): Query<LeadParams>) -> Result<Json<Value>, ApiError> {
+pub async fn list_leads(
+    State(app): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Query(p): Query<LeadParams>,
+) -> Result<Json<Value>, ApiError> {
     let status = match non_empty(p.status) {
         None => None,
         Some(s) => Some(LeadStatus::parse(&s).ok_or_else(|| {
@@ -96,6 +114,8 @@ pub async fn list_leads(State(app): State<AppState>, Query(p): Query<LeadParams>
         search_engine: non_empty(p.search_engine),
         ntag_id: non_empty(p.ntag_id),
         user_id: non_empty(p.user_id),
+        owner: owner_filter(p.owner)?,
+        visible_to: principal.visible_to(),
         from: bound("from", p.from, false)?,
         to: bound("to", p.to, true)?,
         page: number("page", p.page, 1, u32::MAX / MAX_PER_PAGE)?,
@@ -120,14 +140,28 @@ fn id(value: &str, what: &str) -> Result<i64, ApiError> {
         .ok_or_else(|| ApiError::NotFound(format!("no {what} with id \"{value}\"")))
 }
 
-pub async fn get_lead(State(app): State<AppState>, Path(lead_id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn get_lead(
+    State(app): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(lead_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let lead_id = id(&lead_id, "lead")?;
-    let detail =
-        app.store.lead(lead_id).await?.ok_or_else(|| ApiError::NotFound(format!("no lead with id {lead_id}")))?;
+    // A lead the caller may not see does not exist for them.
+    let detail = app
+        .store
+        .lead(lead_id)
+        .await?
+        .filter(|d| principal.may_see(d.lead.owner_id))
+        .ok_or_else(|| ApiError::NotFound(format!("no lead with id {lead_id}")))?;
     Ok(Json(repr::lead_detail(&detail)))
 }
 
-pub async fn list_pushes(State(app): State<AppState>, Query(p): Query<PushParams>) -> Result<Json<Value>, ApiError> {
+pub async fn list_pushes(
+    State(app): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Query(p): Query<PushParams>,
+) -> Result<Json<Value>, ApiError> {
+    principal.require_admin()?;
     let outcome = match non_empty(p.outcome) {
         None => None,
         Some(o) => Some(PushOutcomeKind::parse(&o).ok_or_else(|| {
@@ -151,7 +185,12 @@ pub async fn list_pushes(State(app): State<AppState>, Query(p): Query<PushParams
 }
 
 /// Decodes a stored body again under today's configuration and applies the result.
-pub async fn replay_push(State(app): State<AppState>, Path(push_id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn replay_push(
+    State(app): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(push_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    principal.require_admin()?;
     let push_id = id(&push_id, "push")?;
     let entry =
         app.store.push(push_id).await?.ok_or_else(|| ApiError::NotFound(format!("no push with id {push_id}")))?;

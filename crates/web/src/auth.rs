@@ -6,6 +6,9 @@ use axum::middleware::Next;
 use axum::response::Response;
 use subtle::ConstantTimeEq;
 
+use xiansuo_domain::User;
+
+use crate::security::sha256_hex;
 use crate::{ApiError, AppState};
 
 /// Compares a presented token with the expected one in constant time.
@@ -20,11 +23,62 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-/// Lets a request through to the API only with the admin token.
-pub async fn require_admin(State(app): State<AppState>, request: Request, next: Next) -> Result<Response, ApiError> {
-    match bearer(request.headers()) {
-        Some(token) if token_matches(token, &app.admin_token) => Ok(next.run(request).await),
-        Some(_) => Err(ApiError::Unauthorized("the bearer token is not the admin token")),
-        None => Err(ApiError::Unauthorized("send Authorization: Bearer <admin_token>")),
+/// Who is calling the API.
+#[derive(Debug, Clone)]
+pub enum Principal {
+    /// The installation's admin token.
+    AdminToken,
+    /// A user's own API token, with the user's role and visibility.
+    User(User),
+}
+
+impl Principal {
+    pub fn is_admin(&self) -> bool {
+        match self {
+            Principal::AdminToken => true,
+            Principal::User(u) => u.is_admin(),
+        }
     }
+
+    /// The agent whose visibility applies; `None` for admins.
+    pub fn visible_to(&self) -> Option<i64> {
+        match self {
+            Principal::User(u) if !u.is_admin() => Some(u.id),
+            _ => None,
+        }
+    }
+
+    pub fn may_see(&self, owner_id: Option<i64>) -> bool {
+        match self {
+            Principal::AdminToken => true,
+            Principal::User(u) => u.may_see(owner_id),
+        }
+    }
+
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        if self.is_admin() { Ok(()) } else { Err(ApiError::Forbidden("this needs an admin's token")) }
+    }
+}
+
+/// Lets a request through to the API with the admin token or an enabled user's API token, and
+/// hands the handler the [`Principal`].
+pub async fn require_token(
+    State(app): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let principal = match bearer(request.headers()) {
+        Some(token) if token_matches(token, &app.admin_token) => Principal::AdminToken,
+        Some(token) => match app.store.user_by_api_token(&sha256_hex(token)).await? {
+            Some(user) if !user.disabled => Principal::User(user),
+            _ => {
+                return Err(ApiError::Unauthorized(
+                    "the bearer token is neither the admin token nor a user's API token",
+                ));
+            }
+        },
+        None => return Err(ApiError::Unauthorized("send Authorization: Bearer <admin_token or your API token>")),
+    };
+    request.extensions_mut().insert(principal);
+    Ok(next.run(request).await)
 }

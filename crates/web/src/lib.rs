@@ -3,10 +3,12 @@
 
 mod api;
 mod auth;
+mod console;
 mod error;
 mod openapi;
 mod push;
 mod repr;
+pub mod security;
 pub mod startup;
 
 use std::collections::HashMap;
@@ -38,6 +40,9 @@ pub struct AppState {
     pub sources: Arc<HashMap<String, Source>>,
     pub admin_token: Arc<str>,
     pub max_body_bytes: usize,
+    /// Ids of leads just created, for the console's live inbox (this process's pushes).
+    pub new_leads: tokio::sync::broadcast::Sender<i64>,
+    pub login_limiter: Arc<security::LoginLimiter>,
 }
 
 /// The whole HTTP surface.
@@ -47,13 +52,15 @@ pub fn router(state: AppState) -> Router {
         .route("/leads/{id}", get(api::get_lead))
         .route("/pushes", get(api::list_pushes))
         .route("/pushes/{id}/replay", post(api::replay_push))
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_admin));
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
     Router::new()
         .route("/push/{source}", post(push::receive_push))
         .route("/healthz", get(healthz))
         .route("/api/openapi.json", get(openapi::document))
         .nest("/api/v1", api)
+        .merge(console::routes())
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(security::security_headers))
         .layer(
             // Spans name the path only: query strings can carry push tokens.
             TraceLayer::new_for_http().make_span_with(

@@ -3,17 +3,29 @@
 
 use axum::Json;
 use serde_json::{Map, Value, json};
-use xiansuo_domain::{FIELDS, FieldKind};
+use xiansuo_domain::{FIELDS, FieldKind, LeadStatus};
 
 fn nullable_string(description: &str) -> Value {
     json!({ "type": ["string", "null"], "description": description })
+}
+
+fn statuses() -> Vec<&'static str> {
+    LeadStatus::ALL.iter().map(|s| s.as_str()).collect()
 }
 
 fn lead_schema() -> Value {
     let mut props = Map::new();
     props.insert("id".into(), json!({ "type": "integer" }));
     props.insert("source".into(), json!({ "type": "string" }));
-    props.insert("status".into(), json!({ "type": "string", "enum": ["new"] }));
+    props.insert("status".into(), json!({ "type": "string", "enum": statuses() }));
+    props.insert(
+        "status_reason".into(),
+        json!({ "type": ["string", "null"], "description": "why the lead is invalid (无效)" }),
+    );
+    props.insert(
+        "owner_id".into(),
+        json!({ "type": ["integer", "null"], "description": "the user following it up; null: the unassigned pool" }),
+    );
     for f in FIELDS {
         let description = format!("{} (vendor key {})", f.label, f.vendor_key);
         let mut schema = nullable_string(&description);
@@ -47,7 +59,8 @@ fn document_value() -> Value {
     ];
     let mut lead_params = vec![
         q("q", "substring of name, mobile, tel, weixin, qq, email, visitor_static_id, keyword, note or city"),
-        json!({ "name": "status", "in": "query", "required": false, "schema": { "type": "string", "enum": ["new"] } }),
+        json!({ "name": "status", "in": "query", "required": false, "schema": { "type": "string", "enum": statuses() } }),
+        q("owner", "none for the unassigned pool, or a user id"),
         q("source", "source name"),
         q("province", "exact province"),
         q("city", "exact city"),
@@ -86,7 +99,7 @@ fn document_value() -> Value {
         "info": {
             "title": "Xiansuo",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Receives live-chat lead-card pushes and serves the leads. The API needs `Authorization: Bearer <admin_token>`; the push endpoint needs the source's token."
+            "description": "Receives live-chat lead-card pushes and serves the leads. The API needs `Authorization: Bearer <token>`: the admin token, or a user's API token (an agent sees only their leads and the unassigned pool). The push endpoint needs the source's token."
         },
         "components": {
             "securitySchemes": {

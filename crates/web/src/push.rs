@@ -106,6 +106,10 @@ pub async fn receive_push(
         .store
         .record_push(NewPush { source: source.name.clone(), received_at, content_type, body: body.to_vec(), result })
         .await?;
+    for lead in recorded.leads.iter().filter(|l| l.created) {
+        // No console listening is fine.
+        let _ = app.new_leads.send(lead.id);
+    }
     match decoded {
         Ok(decoded) => Ok(axum::Json(push_answer(&recorded, &decoded)).into_response()),
         Err(error) => Err(ApiError::Decode { error, push_id: Some(recorded.push_id) }),

@@ -17,6 +17,8 @@ pub fn lead(lead: &Lead) -> Value {
     m.insert("id".into(), json!(lead.id));
     m.insert("source".into(), json!(lead.source));
     m.insert("status".into(), json!(lead.status.as_str()));
+    m.insert("status_reason".into(), json!(lead.status_reason));
+    m.insert("owner_id".into(), json!(lead.owner_id));
     for f in FIELDS {
         let v = match f.kind {
             FieldKind::Text => lead.fields.get(f.key).map_or(Value::Null, |v| json!(v)),

@@ -23,6 +23,8 @@ pub enum StartError {
 #[derive(Clone)]
 pub struct Prepared {
     pub state: AppState,
+    /// The admin created on this first start (name, one-time password), when there were no users.
+    pub initial_admin: Option<(String, String)>,
     /// Sources in name order, with their resolved tokens.
     pub sources: Vec<Source>,
 }
@@ -52,6 +54,27 @@ async fn resolve_token(store: &dyn Store, configured: Option<&str>, key: &str) -
     }
 }
 
+/// With no users at all, creates `admin` with a generated password (returned to be printed).
+async fn create_first_admin(store: &dyn Store) -> Result<Option<(String, String)>, StartError> {
+    if !store.users().await?.is_empty() {
+        return Ok(None);
+    }
+    let password = crate::security::generate_password().map_err(StartError::Random)?;
+    let hash = {
+        let password = password.clone();
+        tokio::task::spawn_blocking(move || crate::security::hash_password(&password))
+            .await
+            .map_err(|e| StartError::Random(e.to_string()))?
+            .map_err(StartError::Random)?
+    };
+    match store.create_user("admin", xiansuo_domain::Role::Admin, &hash).await {
+        Ok(_) => Ok(Some(("admin".to_string(), password))),
+        // Another instance on the same database made it first.
+        Err(StoreError::Conflict(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Builds the application state for a configuration.
 pub async fn prepare(config: &Config) -> Result<Prepared, StartError> {
     let store = open_store(&config.database_url, config).await?;
@@ -62,12 +85,15 @@ pub async fn prepare(config: &Config) -> Result<Prepared, StartError> {
             resolve_token(store.as_ref(), source.token.as_deref(), &format!("source_token.{}", source.name)).await?;
         sources.push(Source { name: source.name.clone(), token, rules: source.rules.clone() });
     }
+    let initial_admin = create_first_admin(store.as_ref()).await?;
     let by_name: HashMap<String, Source> = sources.iter().map(|s| (s.name.clone(), s.clone())).collect();
     let state = AppState {
         store,
         sources: Arc::new(by_name),
         admin_token: Arc::from(admin_token.as_str()),
         max_body_bytes: config.max_body_bytes,
+        new_leads: tokio::sync::broadcast::channel(1024).0,
+        login_limiter: Arc::default(),
     };
-    Ok(Prepared { state, sources })
+    Ok(Prepared { state, sources, initial_admin })
 }

@@ -7,11 +7,12 @@ use deadpool_postgres::{Pool, Transaction};
 use tokio::sync::mpsc;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
-use xiansuo_domain::{Card, FIELDS, FieldKind, Instant, Sender};
+use xiansuo_domain::{Card, FIELDS, FieldKind, Instant, LeadChange, LeadEvent, LeadStatus, Sender, User};
 
 use super::describe;
 use crate::query::summarize;
-use crate::write::{Job, MAX_BATCH, Write, Written, millis};
+use crate::write::{Job, MAX_BATCH, Write, Written, change_detail, millis, plan_update};
+use crate::{LeadUpdate, UserChange};
 use crate::{LeadWritten, NewPush, PushRecorded, PushResult, StoreError};
 
 /// Attempts of one batch that keeps losing conflicts to other processes.
@@ -134,7 +135,99 @@ async fn apply(tx: &Transaction<'_>, write: &Write) -> Result<Written, Failure> 
         Write::Import { .. } => {
             Err(Failure::Refused(StoreError::Unavailable("imports do not go through the PostgreSQL writer".into())))
         }
+        Write::CreateUser { name, role, password_hash, at } => {
+            let stmt = tx
+                .prepare_cached(
+                    "INSERT INTO users (name, role, password_hash, created_at) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (name) DO NOTHING RETURNING id",
+                )
+                .await?;
+            let at = millis(*at);
+            let row = tx.query_opt(&stmt, &[name, &role.as_str(), password_hash, &at]).await?.ok_or_else(|| {
+                Failure::Refused(StoreError::Conflict(format!("a user named \"{name}\" exists already")))
+            })?;
+            Ok(Written::User(User {
+                id: row.get(0),
+                name: name.clone(),
+                role: *role,
+                password_hash: password_hash.clone(),
+                disabled: false,
+                created_at: at,
+            }))
+        }
+        Write::UpdateUser { id, change } => {
+            let changed = match change {
+                UserChange::Disabled(d) => tx.execute("UPDATE users SET disabled = $2 WHERE id = $1", &[id, d]).await?,
+                UserChange::Password(hash) => {
+                    tx.execute("UPDATE users SET password_hash = $2 WHERE id = $1", &[id, hash]).await?
+                }
+                UserChange::ApiToken(hash) => {
+                    tx.execute("UPDATE users SET api_token_hash = $2 WHERE id = $1", &[id, hash]).await?
+                }
+            };
+            if changed == 0 {
+                return Err(Failure::Refused(StoreError::NotFound(format!("user {id}"))));
+            }
+            if matches!(change, UserChange::Disabled(true) | UserChange::Password(_)) {
+                tx.execute("DELETE FROM sessions WHERE user_id = $1", &[id]).await?;
+            }
+            Ok(Written::Done)
+        }
+        Write::CreateSession(s) => {
+            let (created, expires) = (millis(s.created_at), millis(s.expires_at));
+            tx.execute(
+                "INSERT INTO sessions (token_hash, user_id, csrf, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+                &[&s.token_hash, &s.user_id, &s.csrf, &created, &expires],
+            )
+            .await?;
+            // Expired sessions go whenever a new one is made.
+            tx.execute("DELETE FROM sessions WHERE expires_at <= $1", &[&created]).await?;
+            Ok(Written::Done)
+        }
+        Write::DeleteSession { token_hash } => {
+            tx.execute("DELETE FROM sessions WHERE token_hash = $1", &[token_hash]).await?;
+            Ok(Written::Done)
+        }
+        Write::UpdateLead { lead_id, by, update, at } => update_lead(tx, *lead_id, *by, update, millis(*at)).await,
     }
+}
+
+async fn update_lead(
+    tx: &Transaction<'_>,
+    lead_id: i64,
+    by: i64,
+    update: &LeadUpdate,
+    at: Instant,
+) -> Result<Written, Failure> {
+    // FOR UPDATE: another instance's change to this lead waits, so a claim is decided once.
+    let row = tx
+        .query_opt("SELECT status, owner_id FROM leads WHERE id = $1 FOR UPDATE", &[&lead_id])
+        .await?
+        .ok_or_else(|| Failure::Refused(StoreError::NotFound(format!("lead {lead_id}"))))?;
+    let status = LeadStatus::parse(row.get(0)).unwrap_or(LeadStatus::New);
+    let owner: Option<i64> = row.get(1);
+    let change = plan_update(update, by, status, owner).map_err(Failure::Refused)?;
+    match &change {
+        LeadChange::Status { to, reason, .. } => {
+            tx.execute(
+                "UPDATE leads SET status = $2, status_reason = $3 WHERE id = $1",
+                &[&lead_id, &to.as_str(), reason],
+            )
+            .await?;
+        }
+        LeadChange::Owner { to, .. } => {
+            tx.execute("UPDATE leads SET owner_id = $2 WHERE id = $1", &[&lead_id, to]).await?;
+        }
+        LeadChange::Note { .. } => {}
+    }
+    let detail = change_detail(&change);
+    let row = tx
+        .query_one(
+            "INSERT INTO lead_events (lead_id, at, user_id, kind, detail) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            &[&lead_id, &at, &by, &change.kind(), &detail],
+        )
+        .await?;
+    Ok(Written::Event(LeadEvent { id: row.get(0), lead_id, at, user_id: Some(by), change }))
 }
 
 async fn record_push(tx: &Transaction<'_>, push: &NewPush) -> Result<PushRecorded, Failure> {

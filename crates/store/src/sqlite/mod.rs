@@ -13,20 +13,24 @@ use async_trait::async_trait;
 use chrono::DateTime;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params_from_iter, types::Value};
 use tokio::sync::oneshot;
-use xiansuo_domain::{FIELDS, FieldKind, Instant, Lead, LeadStatus, Message, PushOutcomeKind, Sender};
+use xiansuo_domain::{
+    FIELDS, FieldKind, Instant, Lead, LeadEvent, LeadStatus, Message, PushOutcomeKind, Role, Sender, User,
+};
 
 use crate::copy::{Cell, ColumnKind, TableDef};
 use crate::query::{Dialect, Param, lead_order, lead_where, limit_offset, push_where};
-use crate::write::{self, Job, Write};
+use crate::write::{self, Job, Write, change_from_detail};
 use crate::{
     LeadDetail, LeadQuery, NewPush, Page, PushEntry, PushQuery, PushRecorded, PushResult, PushSummary, Store,
     StoreError,
 };
+use crate::{LeadUpdate, NewSession, Session, UserChange};
 
 /// Schema versions, applied in order, each once. Never edit a released one: add the next.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("migrations/0001_init.sql")),
     (2, "chat_order", include_str!("migrations/0002_chat_order.sql")),
+    (3, "console", include_str!("migrations/0003_console.sql")),
 ];
 
 /// Read connections kept open between requests.
@@ -146,7 +150,7 @@ fn lead_select() -> String {
     format!(
         "l.id, l.source, l.status, l.extra, l.received_at, l.updated_at, l.push_count, l.message_count,
          l.visitor_message_count, (SELECT group_concat(chat_id, char(31)) FROM (SELECT chat_id FROM lead_chats
-         WHERE lead_id = l.id ORDER BY first_seen_at, seq, chat_id)), {}",
+         WHERE lead_id = l.id ORDER BY first_seen_at, seq, chat_id)), {}, l.owner_id, l.status_reason",
         fields.iter().map(|f| format!("l.{f}")).collect::<Vec<_>>().join(", ")
     )
 }
@@ -158,6 +162,8 @@ fn lead_from_row(row: &Row) -> rusqlite::Result<Lead> {
         id: row.get(0)?,
         source: row.get(1)?,
         status: LeadStatus::parse(&row.get::<_, String>(2)?).unwrap_or(LeadStatus::New),
+        owner_id: row.get(LEAD_FIXED_COLUMNS + FIELDS.len())?,
+        status_reason: row.get(LEAD_FIXED_COLUMNS + FIELDS.len() + 1)?,
         fields: Default::default(),
         times: Default::default(),
         chat_ids: Vec::new(),
@@ -218,6 +224,7 @@ fn sql_params(params: Vec<Param>) -> Vec<Value> {
         .into_iter()
         .map(|p| match p {
             Param::Text(t) => Value::Text(t),
+            Param::Int(i) => Value::Integer(i),
             Param::Time(t) => Value::Integer(t.timestamp_millis()),
         })
         .collect()
@@ -237,6 +244,27 @@ fn cell_from_sqlite(row: &Row, i: usize, kind: ColumnKind) -> rusqlite::Result<C
         (ValueRef::Blob(b), _) => Cell::Bytes(b.to_vec()),
         (ValueRef::Real(r), _) => Cell::Text(r.to_string()),
     })
+}
+
+const USER_SELECT: &str = "id, name, role, password_hash, disabled, created_at FROM users";
+
+fn user_from_row(row: &Row) -> rusqlite::Result<User> {
+    Ok(User {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        role: Role::parse(&row.get::<_, String>(2)?).unwrap_or(Role::Agent),
+        password_hash: row.get(3)?,
+        disabled: row.get(4)?,
+        created_at: instant(row.get(5)?),
+    })
+}
+
+/// A timeline row; `None` for a kind this release does not know (written by a newer one).
+fn event_from_row(row: &Row) -> rusqlite::Result<Option<LeadEvent>> {
+    let (id, lead_id, at, user_id): (i64, i64, i64, Option<i64>) = (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?);
+    let kind: String = row.get(4)?;
+    let detail: serde_json::Value = serde_json::from_str(&row.get::<_, String>(5)?).unwrap_or_default();
+    Ok(change_from_detail(&kind, &detail).map(|change| LeadEvent { id, lead_id, at: instant(at), user_id, change }))
 }
 
 fn message_from_row(row: &Row) -> rusqlite::Result<Message> {
@@ -355,6 +383,114 @@ impl Store for SqliteStore {
     async fn schema_version(&self) -> Result<i64, StoreError> {
         self.read(|conn| {
             Ok(conn.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0))?)
+        })
+        .await
+    }
+
+    async fn create_user(&self, name: &str, role: Role, password_hash: &str) -> Result<User, StoreError> {
+        let write = Write::CreateUser {
+            name: name.to_string(),
+            role,
+            password_hash: password_hash.to_string(),
+            at: xiansuo_domain::now(),
+        };
+        self.submit(write).await?.into_user()
+    }
+
+    async fn update_user(&self, id: i64, change: UserChange) -> Result<(), StoreError> {
+        self.submit(Write::UpdateUser { id, change }).await.map(|_| ())
+    }
+
+    async fn user(&self, id: i64) -> Result<Option<User>, StoreError> {
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(&format!("SELECT {USER_SELECT} WHERE id = ?1"))?
+                .query_row([id], user_from_row)
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn user_by_name(&self, name: &str) -> Result<Option<User>, StoreError> {
+        let name = name.to_string();
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(&format!("SELECT {USER_SELECT} WHERE name = ?1"))?
+                .query_row([name], user_from_row)
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn user_by_api_token(&self, token_hash: &str) -> Result<Option<User>, StoreError> {
+        let hash = token_hash.to_string();
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(&format!("SELECT {USER_SELECT} WHERE api_token_hash = ?1"))?
+                .query_row([hash], user_from_row)
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn users(&self) -> Result<Vec<User>, StoreError> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached(&format!("SELECT {USER_SELECT} ORDER BY name"))?
+                .query_map([], user_from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn create_session(&self, session: NewSession) -> Result<(), StoreError> {
+        self.submit(Write::CreateSession(session)).await.map(|_| ())
+    }
+
+    async fn session(&self, token_hash: &str, now: Instant) -> Result<Option<Session>, StoreError> {
+        let hash = token_hash.to_string();
+        self.read(move |conn| {
+            let row = conn
+                .prepare_cached(
+                    "SELECT s.csrf, s.expires_at, s.user_id FROM sessions s JOIN users u ON u.id = s.user_id
+                     WHERE s.token_hash = ?1 AND s.expires_at > ?2 AND NOT u.disabled",
+                )?
+                .query_row(rusqlite::params![hash, now.timestamp_millis()], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+                })
+                .optional()?;
+            let Some((csrf, expires_at, user_id)) = row else { return Ok(None) };
+            let user = conn
+                .prepare_cached(&format!("SELECT {USER_SELECT} WHERE id = ?1"))?
+                .query_row([user_id], user_from_row)?;
+            Ok(Some(Session { user, csrf, expires_at: instant(expires_at) }))
+        })
+        .await
+    }
+
+    async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError> {
+        self.submit(Write::DeleteSession { token_hash: token_hash.to_string() }).await.map(|_| ())
+    }
+
+    async fn update_lead(
+        &self,
+        lead_id: i64,
+        by: i64,
+        update: LeadUpdate,
+        at: Instant,
+    ) -> Result<LeadEvent, StoreError> {
+        self.submit(Write::UpdateLead { lead_id, by, update, at }).await?.into_event()
+    }
+
+    async fn lead_events(&self, lead_id: i64) -> Result<Vec<LeadEvent>, StoreError> {
+        self.read(move |conn| {
+            let events = conn
+                .prepare_cached(
+                    "SELECT id, lead_id, at, user_id, kind, detail FROM lead_events WHERE lead_id = ?1 ORDER BY at, id",
+                )?
+                .query_map([lead_id], event_from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(events.into_iter().flatten().collect())
         })
         .await
     }

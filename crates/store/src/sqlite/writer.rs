@@ -5,12 +5,12 @@
 use std::sync::mpsc::{Receiver, TryRecvError};
 
 use rusqlite::{Connection, OptionalExtension, params};
-use xiansuo_domain::{Card, FIELDS, FieldKind, Instant, Sender};
+use xiansuo_domain::{Card, FIELDS, FieldKind, Instant, LeadChange, LeadEvent, LeadStatus, Sender, User};
 
 use crate::copy::{Cell, TableDef};
 use crate::query::summarize;
-use crate::write::{Job, MAX_BATCH, Write, Written};
-use crate::{LeadWritten, NewPush, PushRecorded, PushResult, StoreError};
+use crate::write::{Job, MAX_BATCH, Write, Written, change_detail, plan_update};
+use crate::{LeadUpdate, LeadWritten, NewPush, PushRecorded, PushResult, StoreError, UserChange};
 
 /// Runs until every sender is dropped, then returns after committing what was queued.
 pub fn run(mut conn: Connection, jobs: Receiver<Job>) {
@@ -63,7 +63,95 @@ fn apply(conn: &Connection, write: &Write) -> Result<Written, StoreError> {
         Write::Replay { push_id, result, at } => replay_push(conn, *push_id, result, *at).map(Written::Push),
         Write::Setting { key, value } => setting_or_insert(conn, key, value).map(Written::Setting),
         Write::Import { table, rows } => import_rows(conn, table, rows).map(|()| Written::Imported),
+        Write::CreateUser { name, role, password_hash, at } => {
+            let inserted = conn
+                .prepare_cached(
+                    "INSERT INTO users (name, role, password_hash, created_at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (name) DO NOTHING",
+                )?
+                .execute(params![name, role.as_str(), password_hash, ms(*at)])?;
+            if inserted == 0 {
+                return Err(StoreError::Conflict(format!("a user named \"{name}\" exists already")));
+            }
+            let id = conn.last_insert_rowid();
+            Ok(Written::User(User {
+                id,
+                name: name.clone(),
+                role: *role,
+                password_hash: password_hash.clone(),
+                disabled: false,
+                created_at: *at,
+            }))
+        }
+        Write::UpdateUser { id, change } => {
+            let changed = match change {
+                UserChange::Disabled(d) => {
+                    conn.prepare_cached("UPDATE users SET disabled = ?2 WHERE id = ?1")?.execute(params![id, d])?
+                }
+                UserChange::Password(hash) => conn
+                    .prepare_cached("UPDATE users SET password_hash = ?2 WHERE id = ?1")?
+                    .execute(params![id, hash])?,
+                UserChange::ApiToken(hash) => conn
+                    .prepare_cached("UPDATE users SET api_token_hash = ?2 WHERE id = ?1")?
+                    .execute(params![id, hash])?,
+            };
+            if changed == 0 {
+                return Err(StoreError::NotFound(format!("user {id}")));
+            }
+            if matches!(change, UserChange::Disabled(true) | UserChange::Password(_)) {
+                conn.prepare_cached("DELETE FROM sessions WHERE user_id = ?1")?.execute([id])?;
+            }
+            Ok(Written::Done)
+        }
+        Write::CreateSession(s) => {
+            conn.prepare_cached(
+                "INSERT INTO sessions (token_hash, user_id, csrf, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![s.token_hash, s.user_id, s.csrf, ms(s.created_at), ms(s.expires_at)])?;
+            // Expired sessions go whenever a new one is made.
+            conn.prepare_cached("DELETE FROM sessions WHERE expires_at <= ?1")?.execute([ms(s.created_at)])?;
+            Ok(Written::Done)
+        }
+        Write::DeleteSession { token_hash } => {
+            conn.prepare_cached("DELETE FROM sessions WHERE token_hash = ?1")?.execute([token_hash])?;
+            Ok(Written::Done)
+        }
+        Write::UpdateLead { lead_id, by, update, at } => {
+            update_lead(conn, *lead_id, *by, update, *at).map(Written::Event)
+        }
     }
+}
+
+fn update_lead(
+    conn: &Connection,
+    lead_id: i64,
+    by: i64,
+    update: &LeadUpdate,
+    at: Instant,
+) -> Result<LeadEvent, StoreError> {
+    let current: Option<(String, Option<i64>)> = conn
+        .prepare_cached("SELECT status, owner_id FROM leads WHERE id = ?1")?
+        .query_row([lead_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let (status, owner) = current.ok_or_else(|| StoreError::NotFound(format!("lead {lead_id}")))?;
+    let status = LeadStatus::parse(&status).unwrap_or(LeadStatus::New);
+    let change = plan_update(update, by, status, owner)?;
+    match &change {
+        LeadChange::Status { to, reason, .. } => {
+            conn.prepare_cached("UPDATE leads SET status = ?2, status_reason = ?3 WHERE id = ?1")?.execute(params![
+                lead_id,
+                to.as_str(),
+                reason
+            ])?;
+        }
+        LeadChange::Owner { to, .. } => {
+            conn.prepare_cached("UPDATE leads SET owner_id = ?2 WHERE id = ?1")?.execute(params![lead_id, to])?;
+        }
+        LeadChange::Note { .. } => {}
+    }
+    conn.prepare_cached("INSERT INTO lead_events (lead_id, at, user_id, kind, detail) VALUES (?1, ?2, ?3, ?4, ?5)")?
+        .execute(params![lead_id, ms(at), by, change.kind(), change_detail(&change).to_string()])?;
+    Ok(LeadEvent { id: conn.last_insert_rowid(), lead_id, at, user_id: Some(by), change })
 }
 
 fn import_rows(conn: &Connection, table: &TableDef, rows: &[Vec<Cell>]) -> Result<(), StoreError> {

@@ -1,0 +1,42 @@
+//! The lead's timeline: every change people made, with who and when. (The pushes that updated
+//! the card are listed beside these from the push log.)
+
+use crate::{Instant, LeadStatus};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeadChange {
+    Status {
+        from: LeadStatus,
+        to: LeadStatus,
+        reason: Option<String>,
+    },
+    /// A new owner (`None`: back to the pool). `claimed`: the user took it from the pool.
+    Owner {
+        from: Option<i64>,
+        to: Option<i64>,
+        claimed: bool,
+    },
+    Note {
+        text: String,
+    },
+}
+
+impl LeadChange {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LeadChange::Status { .. } => "status",
+            LeadChange::Owner { .. } => "owner",
+            LeadChange::Note { .. } => "note",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeadEvent {
+    pub id: i64,
+    pub lead_id: i64,
+    pub at: Instant,
+    /// Who made the change.
+    pub user_id: Option<i64>,
+    pub change: LeadChange,
+}

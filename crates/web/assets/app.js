@@ -1,0 +1,46 @@
+// Xiansuo console: progressive enhancement only; every page works without this script.
+(function () {
+  "use strict";
+
+  // Copy buttons: data-copy holds the text (set by the server, escaped as an attribute).
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-copy]");
+    if (!button || !navigator.clipboard) return;
+    navigator.clipboard.writeText(button.getAttribute("data-copy")).then(function () {
+      var label = button.textContent;
+      button.textContent = "已复制";
+      setTimeout(function () { button.textContent = label; }, 1200);
+    });
+  });
+
+  // The live inbox: new leads reload the rows (the server applies filters and visibility) and
+  // count up on a badge.
+  var inbox = document.querySelector("[data-live-inbox]");
+  if (!inbox || !window.EventSource) return;
+  var rows = document.getElementById("lead-rows");
+  var badge = document.getElementById("new-badge");
+  var fresh = 0;
+  var reloading = false;
+
+  function reloadRows() {
+    if (reloading) return;
+    reloading = true;
+    var url = new URL(window.location.href);
+    url.searchParams.set("fragment", "rows");
+    fetch(url.toString(), { credentials: "same-origin", headers: { "Accept": "text/html" } })
+      .then(function (response) { return response.ok ? response.text() : null; })
+      .then(function (html) { if (html !== null) rows.innerHTML = html; })
+      .finally(function () { reloading = false; });
+  }
+
+  var events = new EventSource("/events");
+  events.addEventListener("lead", function () {
+    fresh += 1;
+    badge.textContent = fresh + " 条新线索";
+    badge.hidden = false;
+    reloadRows();
+  });
+  badge.addEventListener("click", function () { window.location.reload(); });
+  // Leads stored by another instance (several behind one database) arrive by polling.
+  setInterval(reloadRows, 60000);
+})();

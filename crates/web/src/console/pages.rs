@@ -1,0 +1,812 @@
+//! The console's handlers.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Redirect, Response};
+use futures_util::stream::Stream;
+use serde::Deserialize;
+use xiansuo_domain::{
+    FIELDS, Lead, LeadChange, LeadStatus, PushOutcomeKind, Role, Sender, User, plain_text, valid_user_name,
+};
+use xiansuo_store::{LeadQuery, LeadUpdate, NewSession, OwnerFilter, PushQuery, UserChange};
+
+use super::view::{self, Choice, FieldView, InboxFilters, InboxRow, Me};
+use super::{PageError, SESSION_HOURS, Signed, encode, page, session_cookie, session_token};
+use crate::AppState;
+use crate::push::decode_for_store;
+use crate::security::{generate_password, hash_password, random_hex, sha256_hex, verify_password};
+
+const PER_PAGE: u32 = 50;
+
+fn non_empty(v: &Option<String>) -> Option<String> {
+    v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string)
+}
+
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, PageError> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| PageError::Internal(format!("a blocking task failed: {e}")))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sign-in
+
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    next: Option<String>,
+}
+
+/// Only a path on this site may follow sign-in.
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
+        _ => "/".to_string(),
+    }
+}
+
+pub async fn login_form(Query(q): Query<LoginQuery>) -> Response {
+    page(view::render(&view::LoginPage { next: safe_next(q.next.as_deref()), name: String::new(), error: None }))
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    name: String,
+    password: String,
+    next: Option<String>,
+}
+
+/// The client address for rate limiting: the first X-Forwarded-For hop behind a proxy.
+fn client_key(headers: &HeaderMap) -> String {
+    headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map(|v| format!("ip:{}", v.trim()))
+        .unwrap_or_else(|| "ip:direct".to_string())
+}
+
+pub async fn login(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Result<Response, PageError> {
+    let name = form.name.trim().to_string();
+    let user_key = format!("user:{name}");
+    let ip_key = client_key(&headers);
+    if let Some(wait) = app.login_limiter.locked(&user_key).or_else(|| app.login_limiter.locked(&ip_key)) {
+        return Err(PageError::TooManyAttempts(wait));
+    }
+    let next = safe_next(form.next.as_deref());
+    let user = app.store.user_by_name(&name).await?;
+    // Verify against a real hash even for unknown users, so timing does not tell names apart.
+    let hash = user.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| DUMMY_HASH.clone());
+    let password = form.password;
+    let matches = blocking(move || verify_password(&password, &hash)).await?;
+    let user = match user {
+        Some(u) if matches && !u.disabled => u,
+        _ => {
+            app.login_limiter.failed(&user_key);
+            app.login_limiter.failed(&ip_key);
+            tracing::info!(user = %name, "sign-in failed");
+            let page_html =
+                view::render(&view::LoginPage { next, name, error: Some("用户名或密码不正确".into()) });
+            return Ok((axum::http::StatusCode::UNAUTHORIZED, page(page_html)).into_response());
+        }
+    };
+    app.login_limiter.succeeded(&user_key);
+    // A new session at every sign-in (the old one, if any, ends).
+    if let Some(old) = session_token_of(&headers) {
+        app.store.delete_session(&sha256_hex(&old)).await?;
+    }
+    let token = random_hex(32).map_err(PageError::Internal)?;
+    let csrf = random_hex(16).map_err(PageError::Internal)?;
+    let now = xiansuo_domain::now();
+    app.store
+        .create_session(NewSession {
+            token_hash: sha256_hex(&token),
+            user_id: user.id,
+            csrf,
+            created_at: now,
+            expires_at: now + chrono::Duration::hours(SESSION_HOURS),
+        })
+        .await?;
+    tracing::info!(user = %user.name, "signed in");
+    let mut response = Redirect::to(&next).into_response();
+    response.headers_mut().insert(header::SET_COOKIE, session_cookie(&token, SESSION_HOURS * 3600));
+    Ok(response)
+}
+
+/// An argon2id hash of a random password, checked when the user name is unknown.
+static DUMMY_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let password = random_hex(16).unwrap_or_else(|_| "unknown-user".to_string());
+    hash_password(&password).unwrap_or_default()
+});
+
+fn session_token_of(headers: &HeaderMap) -> Option<String> {
+    let mut request = axum::http::Request::new(());
+    *request.headers_mut() = headers.clone();
+    let (parts, ()) = request.into_parts();
+    session_token(&parts)
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    csrf: String,
+}
+
+pub async fn logout(
+    State(app): State<AppState>,
+    signed: Signed,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, PageError> {
+    signed.check_csrf(&form.csrf)?;
+    if let Some(token) = session_token_of(&headers) {
+        app.store.delete_session(&sha256_hex(&token)).await?;
+    }
+    let mut response = Redirect::to("/login").into_response();
+    response.headers_mut().insert(header::SET_COOKIE, session_cookie("", 0));
+    Ok(response)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inbox
+
+#[derive(Deserialize, Default)]
+pub struct InboxQuery {
+    q: Option<String>,
+    status: Option<String>,
+    owner: Option<String>,
+    tag: Option<String>,
+    source: Option<String>,
+    province: Option<String>,
+    city: Option<String>,
+    search_engine: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    page: Option<u32>,
+    fragment: Option<String>,
+}
+
+impl InboxQuery {
+    /// The query string of these filters at another page.
+    fn url_at(&self, page: u32) -> String {
+        let mut pairs = Vec::new();
+        for (k, v) in [
+            ("q", &self.q),
+            ("status", &self.status),
+            ("owner", &self.owner),
+            ("tag", &self.tag),
+            ("source", &self.source),
+            ("province", &self.province),
+            ("city", &self.city),
+            ("search_engine", &self.search_engine),
+            ("from", &self.from),
+            ("to", &self.to),
+        ] {
+            if let Some(v) = non_empty(v) {
+                pairs.push(format!("{k}={}", encode(&v)));
+            }
+        }
+        pairs.push(format!("page={page}"));
+        format!("/?{}", pairs.join("&"))
+    }
+}
+
+fn date_bound(v: &Option<String>, end_of_day: bool) -> Result<Option<xiansuo_domain::Instant>, PageError> {
+    let Some(v) = non_empty(v) else { return Ok(None) };
+    let t = xiansuo_push::parse_time(&v).ok_or_else(|| PageError::BadRequest(format!("日期“{v}”无法识别")))?;
+    Ok(Some(if end_of_day && v.len() == 10 { t + chrono::Duration::days(1) } else { t }))
+}
+
+fn user_names(users: &[User]) -> HashMap<i64, String> {
+    users.iter().map(|u| (u.id, u.name.clone())).collect()
+}
+
+fn inbox_row(lead: &Lead, names: &HashMap<i64, String>, now: xiansuo_domain::Instant) -> InboxRow {
+    let f = |k: &str| lead.fields.get(k).cloned().unwrap_or_default();
+    InboxRow {
+        id: lead.id,
+        name: f("name"),
+        mobile: if lead.fields.contains_key("mobile") { f("mobile") } else { f("tel") },
+        city: f("city"),
+        keyword: if lead.fields.contains_key("keyword") { f("keyword") } else { f("bidding_word") },
+        search_engine: f("search_engine"),
+        tag: if lead.fields.contains_key("ntag_name") { f("ntag_name") } else { f("ntag_id") },
+        owner: lead.owner_id.and_then(|o| names.get(&o).cloned()).unwrap_or_default(),
+        status: lead.status.as_str().into(),
+        status_label: lead.status.label().into(),
+        received_ago: view::ago(lead.received_at, now),
+        received_at: view::full_time(lead.received_at),
+        visitor_messages: lead.visitor_message_count,
+    }
+}
+
+pub async fn inbox(
+    State(app): State<AppState>,
+    signed: Signed,
+    Query(q): Query<InboxQuery>,
+) -> Result<Response, PageError> {
+    let user = &signed.0.user;
+    let status = match non_empty(&q.status) {
+        None => None,
+        Some(s) => Some(LeadStatus::parse(&s).ok_or_else(|| PageError::BadRequest(format!("没有“{s}”这个状态")))?),
+    };
+    let owner = match non_empty(&q.owner).as_deref() {
+        None => None,
+        Some("none") => Some(OwnerFilter::Unassigned),
+        Some("me") => Some(OwnerFilter::User(user.id)),
+        Some(v) => Some(OwnerFilter::User(v.parse().map_err(|_| PageError::BadRequest("负责人参数无效".into()))?)),
+    };
+    let page_no = q.page.unwrap_or(1).max(1);
+    let query = LeadQuery {
+        q: non_empty(&q.q),
+        status,
+        source: non_empty(&q.source),
+        province: non_empty(&q.province),
+        city: non_empty(&q.city),
+        search_engine: non_empty(&q.search_engine),
+        ntag_id: non_empty(&q.tag),
+        owner,
+        visible_to: (!user.is_admin()).then_some(user.id),
+        from: date_bound(&q.from, false)?,
+        to: date_bound(&q.to, true)?,
+        page: page_no,
+        per_page: PER_PAGE,
+        ..Default::default()
+    };
+    let (leads, users) = tokio::try_join!(app.store.list_leads(&query), app.store.users())?;
+    let names = user_names(&users);
+    let now = xiansuo_domain::now();
+    let rows: Vec<InboxRow> = leads.items.iter().map(|l| inbox_row(l, &names, now)).collect();
+    if q.fragment.as_deref() == Some("rows") {
+        return Ok(page(view::render(&view::InboxRows { rows })));
+    }
+    let pages = leads.total.div_ceil(u64::from(PER_PAGE)).max(1);
+    let owner_value = non_empty(&q.owner).unwrap_or_default();
+    let mut owners = vec![
+        Choice { value: String::new(), label: "全部负责人".into(), selected: owner_value.is_empty() },
+        Choice { value: "me".into(), label: "我的".into(), selected: owner_value == "me" },
+        Choice { value: "none".into(), label: "待分配".into(), selected: owner_value == "none" },
+    ];
+    if user.is_admin() {
+        owners.extend(users.iter().map(|u| Choice {
+            value: u.id.to_string(),
+            label: u.name.clone(),
+            selected: owner_value == u.id.to_string(),
+        }));
+    }
+    let source_value = non_empty(&q.source).unwrap_or_default();
+    let mut sources =
+        vec![Choice { value: String::new(), label: "全部来源".into(), selected: source_value.is_empty() }];
+    let mut names_of_sources: Vec<&String> = app.sources.keys().collect();
+    names_of_sources.sort();
+    sources.extend(names_of_sources.into_iter().map(|s| Choice {
+        value: s.clone(),
+        label: s.clone(),
+        selected: &source_value == s,
+    }));
+    let filters = InboxFilters {
+        q: non_empty(&q.q).unwrap_or_default(),
+        tag: non_empty(&q.tag).unwrap_or_default(),
+        province: non_empty(&q.province).unwrap_or_default(),
+        city: non_empty(&q.city).unwrap_or_default(),
+        search_engine: non_empty(&q.search_engine).unwrap_or_default(),
+        from: non_empty(&q.from).unwrap_or_default(),
+        to: non_empty(&q.to).unwrap_or_default(),
+    };
+    let inbox_page = view::InboxPage {
+        me: Me::of(user, &signed.0.csrf),
+        filters,
+        statuses: view::status_choices(status, true),
+        owners,
+        sources,
+        rows,
+        total: leads.total,
+        page: page_no,
+        pages,
+        prev_url: (page_no > 1).then(|| q.url_at(page_no - 1)),
+        next_url: (u64::from(page_no) < pages).then(|| q.url_at(page_no + 1)),
+    };
+    Ok(page(view::render(&inbox_page)))
+}
+
+/// Server-sent events: `lead` whenever this process stores a new lead; the inbox then reloads
+/// its rows (which applies the viewer's visibility).
+pub async fn events(
+    State(app): State<AppState>,
+    _signed: Signed,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let receiver = app.new_leads.subscribe();
+    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        let data = match receiver.recv().await {
+            Ok(id) => id.to_string(),
+            // Missed some: one event tells the page to reload all the same.
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => "0".to_string(),
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+        };
+        Some((Ok(Event::default().event("lead").data(data)), receiver))
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lead page
+
+fn lead_id(raw: &str) -> Result<i64, PageError> {
+    raw.parse().map_err(|_| PageError::NotFound)
+}
+
+fn label(key: &str) -> String {
+    xiansuo_domain::field(key).map_or_else(|| key.to_string(), |f| f.label.to_string())
+}
+
+fn fields_of(lead: &Lead, keys: &[&str], kind: impl Fn(&str, &str) -> &'static str) -> Vec<FieldView> {
+    keys.iter()
+        .filter_map(|k| {
+            let value = lead.fields.get(k).cloned().or_else(|| lead.times.get(k).map(|t| view::full_time(*t)))?;
+            Some(FieldView { label: label(k), kind: kind(k, &value), value })
+        })
+        .collect()
+}
+
+const CONTACT: &[&str] =
+    &["mobile", "tel", "weixin", "qq", "email", "name", "sex", "area", "district", "country", "province", "city"];
+const ORIGIN: &[&str] = &[
+    "search_engine",
+    "search_host",
+    "keyword",
+    "bidding_word",
+    "promotion_id",
+    "promotion_name",
+    "first_url",
+    "refer",
+    "chat_url",
+    "last_landing_page",
+    "device_type",
+    "ip",
+    "ipv6",
+    "site_name",
+    "tg_ad_account_name",
+    "tg_plan_name",
+    "tg_group_name",
+    "tg_creative_name",
+    "tg_keyword_name",
+];
+const VENDOR: &[&str] = &[
+    "user_real_name",
+    "user_id",
+    "user_no",
+    "create_user_real_name",
+    "create_user_id",
+    "edit_user_real_name",
+    "edit_user_display_name",
+    "subject_name",
+    "school_name",
+    "ntag_name",
+    "ntag_message",
+    "card_type",
+    "note",
+    "create_time",
+    "edit_time",
+    "allocation_time",
+    "company_name",
+    "group_name",
+    "visitor_static_id",
+    "chat_id",
+];
+
+async fn visible_lead(app: &AppState, user: &User, id: i64) -> Result<xiansuo_store::LeadDetail, PageError> {
+    match app.store.lead(id).await? {
+        Some(d) if user.may_see(d.lead.owner_id) => Ok(d),
+        // Not theirs: as if it did not exist.
+        _ => Err(PageError::NotFound),
+    }
+}
+
+pub async fn lead_page(
+    State(app): State<AppState>,
+    signed: Signed,
+    Path(raw): Path<String>,
+) -> Result<Response, PageError> {
+    let user = &signed.0.user;
+    let id = lead_id(&raw)?;
+    let detail = visible_lead(&app, user, id).await?;
+    let (events, users) = tokio::try_join!(app.store.lead_events(id), app.store.users())?;
+    let names = user_names(&users);
+    let lead = &detail.lead;
+    let name_of = |id: Option<i64>| id.and_then(|i| names.get(&i).cloned()).unwrap_or_else(|| "待分配".to_string());
+
+    let contact = fields_of(lead, CONTACT, |k, _| if matches!(k, "mobile" | "tel") { "tel" } else { "copy" });
+    let origin =
+        fields_of(
+            lead,
+            ORIGIN,
+            |_, v| {
+                if v.starts_with("http://") || v.starts_with("https://") { "url" } else { "text" }
+            },
+        );
+    let vendor = fields_of(lead, VENDOR, |_, _| "text");
+    let shown: Vec<&str> = CONTACT.iter().chain(ORIGIN).chain(VENDOR).copied().collect();
+    let rest: Vec<&str> = FIELDS.iter().map(|f| f.key).filter(|k| !shown.contains(k)).collect();
+    let mut other = fields_of(lead, &rest, |_, _| "text");
+    other.extend(lead.extra.iter().map(|(k, v)| FieldView { label: k.clone(), value: v.clone(), kind: "text" }));
+
+    // Messages grouped by chat, chats in the order their first message came.
+    let mut chats: Vec<view::ChatView> = Vec::new();
+    for m in &detail.messages {
+        let chat_id = m.chat_id.clone().unwrap_or_else(|| "—".to_string());
+        let from_visitor = m.sender == Sender::Visitor;
+        let message = view::MessageView {
+            from_visitor,
+            who: if from_visitor { "访客".to_string() } else { m.from_id.clone().unwrap_or_else(|| "客服".into()) },
+            time: m.create_time.map(view::full_time).unwrap_or_default(),
+            text: plain_text(&m.message, m.kind.as_deref()),
+        };
+        match chats.iter_mut().find(|c| c.chat_id == chat_id) {
+            Some(c) => c.messages.push(message),
+            None => chats.push(view::ChatView { chat_id, messages: vec![message] }),
+        }
+    }
+
+    let mut timeline: Vec<(xiansuo_domain::Instant, view::TimelineItem)> = events
+        .iter()
+        .map(|e| {
+            let who = e.user_id.and_then(|u| names.get(&u).cloned()).unwrap_or_else(|| "系统".into());
+            let (kind, text) = match &e.change {
+                LeadChange::Status { from, to, reason } => (
+                    "status",
+                    match reason {
+                        Some(r) => format!("把状态从「{}」改为「{}」，原因：{r}", from.label(), to.label()),
+                        None => format!("把状态从「{}」改为「{}」", from.label(), to.label()),
+                    },
+                ),
+                LeadChange::Owner { to, claimed: true, .. } => {
+                    ("owner", format!("认领了线索（负责人：{}）", name_of(*to)))
+                }
+                LeadChange::Owner { from, to, .. } => {
+                    ("owner", format!("把负责人从「{}」改为「{}」", name_of(*from), name_of(*to)))
+                }
+                LeadChange::Note { text } => ("note", format!("备注：{text}")),
+            };
+            (e.at, view::TimelineItem { time: view::full_time(e.at), who, text, kind })
+        })
+        .collect();
+    timeline.extend(detail.pushes.iter().map(|p| {
+        let text = match p.outcome {
+            PushOutcomeKind::Accepted => format!("推送 #{} 更新了名片", p.id),
+            other => format!("推送 #{}（{}）", p.id, other.as_str()),
+        };
+        (
+            p.received_at,
+            view::TimelineItem { time: view::full_time(p.received_at), who: lead.source.clone(), text, kind: "push" },
+        )
+    }));
+    timeline.sort_by_key(|(at, _)| *at);
+
+    let mut assignees =
+        vec![Choice { value: String::new(), label: "待分配".into(), selected: lead.owner_id.is_none() }];
+    assignees.extend(users.iter().filter(|u| !u.disabled).map(|u| Choice {
+        value: u.id.to_string(),
+        label: format!("{}（{}）", u.name, view::role_label(u.role)),
+        selected: lead.owner_id == Some(u.id),
+    }));
+    let title = lead
+        .fields
+        .get("name")
+        .or_else(|| lead.fields.get("mobile"))
+        .cloned()
+        .unwrap_or_else(|| format!("线索 {}", lead.id));
+    let lead_page = view::LeadPage {
+        me: Me::of(user, &signed.0.csrf),
+        id,
+        title,
+        status: lead.status.as_str().into(),
+        status_label: lead.status.label().into(),
+        status_reason: lead.status_reason.clone().unwrap_or_default(),
+        owner: lead.owner_id.and_then(|o| names.get(&o).cloned()).unwrap_or_default(),
+        can_claim: lead.owner_id.is_none(),
+        statuses: view::status_choices(Some(lead.status), false),
+        assignees,
+        tag: lead.fields.get("ntag_name").or_else(|| lead.fields.get("ntag_id")).cloned().unwrap_or_default(),
+        contact,
+        origin,
+        vendor,
+        other,
+        chats,
+        timeline: timeline.into_iter().map(|(_, item)| item).collect(),
+        received: view::full_time(lead.received_at),
+        push_count: lead.push_count,
+    };
+    Ok(page(view::render(&lead_page)))
+}
+
+#[derive(Deserialize)]
+pub struct StatusForm {
+    csrf: String,
+    status: String,
+    reason: Option<String>,
+}
+
+fn back_to(id: i64) -> Response {
+    Redirect::to(&format!("/leads/{id}")).into_response()
+}
+
+pub async fn set_status(
+    State(app): State<AppState>,
+    signed: Signed,
+    Path(raw): Path<String>,
+    Form(form): Form<StatusForm>,
+) -> Result<Response, PageError> {
+    signed.check_csrf(&form.csrf)?;
+    let id = lead_id(&raw)?;
+    visible_lead(&app, &signed.0.user, id).await?;
+    let to = LeadStatus::parse(&form.status).ok_or_else(|| PageError::BadRequest("没有这个状态".into()))?;
+    let reason = non_empty(&form.reason);
+    if to.needs_reason() && reason.is_none() {
+        return Err(PageError::BadRequest("标记为“无效”时请填写原因".into()));
+    }
+    app.store.update_lead(id, signed.0.user.id, LeadUpdate::Status { to, reason }, xiansuo_domain::now()).await?;
+    Ok(back_to(id))
+}
+
+#[derive(Deserialize)]
+pub struct OwnerForm {
+    csrf: String,
+    owner: String,
+}
+
+pub async fn set_owner(
+    State(app): State<AppState>,
+    signed: Signed,
+    Path(raw): Path<String>,
+    Form(form): Form<OwnerForm>,
+) -> Result<Response, PageError> {
+    signed.check_csrf(&form.csrf)?;
+    signed.require_admin()?;
+    let id = lead_id(&raw)?;
+    visible_lead(&app, &signed.0.user, id).await?;
+    let to = match form.owner.trim() {
+        "" => None,
+        v => {
+            let uid: i64 = v.parse().map_err(|_| PageError::BadRequest("负责人无效".into()))?;
+            match app.store.user(uid).await? {
+                Some(u) if !u.disabled => Some(u.id),
+                _ => return Err(PageError::BadRequest("这个用户不存在或已停用".into())),
+            }
+        }
+    };
+    app.store.update_lead(id, signed.0.user.id, LeadUpdate::Assign { to }, xiansuo_domain::now()).await?;
+    Ok(back_to(id))
+}
+
+pub async fn claim(
+    State(app): State<AppState>,
+    signed: Signed,
+    Path(raw): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, PageError> {
+    signed.check_csrf(&form.csrf)?;
+    let id = lead_id(&raw)?;
+    visible_lead(&app, &signed.0.user, id).await?;
+    app.store.update_lead(id, signed.0.user.id, LeadUpdate::Claim, xiansuo_domain::now()).await?;
+    Ok(back_to(id))
+}
+
+#[derive(Deserialize)]
+pub struct NoteForm {
+    csrf: String,
+    text: String,
+}
+
+pub async fn add_note(
+    State(app): State<AppState>,
+    signed: Signed,
+    Path(raw): Path<String>,
+    Form(form): Form<NoteForm>,
+) -> Result<Response, PageError> {
+    signed.check_csrf(&form.csrf)?;
+    let id = lead_id(&raw)?;
+    visible_lead(&app, &signed.0.user, id).await?;
+    let text = form.text.trim();
+    if text.is_empty() || text.chars().count() > 5000 {
+        return Err(PageError::BadRequest("备注需要 1 到 5000 个字".into()));
+    }
+    app.store
+        .update_lead(id, signed.0.user.id, LeadUpdate::Note { text: text.to_string() }, xiansuo_domain::now())
+        .await?;
+    Ok(back_to(id))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Push log
+
+#[derive(Deserialize)]
+pub struct PushesQuery {
+    outcome: Option<String>,
+    page: Option<u32>,
+}
+
+async fn pushes_page(
+    app: &AppState,
+    signed: &Signed,
+    q: PushesQuery,
+    notice: Option<String>,
+) -> Result<Response, PageError> {
+    let outcome = non_empty(&q.outcome).and_then(|o| PushOutcomeKind::parse(&o));
+    let page_no = q.page.unwrap_or(1).max(1);
+    let list = app.store.list_pushes(&PushQuery { outcome, source: None, page: page_no, per_page: 20 }).await?;
+    let outcome_value = outcome.map(|o| o.as_str().to_string()).unwrap_or_default();
+    let url = |p: u32| {
+        if outcome_value.is_empty() {
+            format!("/admin/pushes?page={p}")
+        } else {
+            format!("/admin/pushes?outcome={outcome_value}&page={p}")
+        }
+    };
+    let rows = list
+        .items
+        .iter()
+        .map(|p| {
+            let body = String::from_utf8_lossy(&p.body);
+            let body: String = if body.chars().count() > 2000 {
+                body.chars().take(2000).chain("…".chars()).collect()
+            } else {
+                body.into()
+            };
+            view::PushRow {
+                id: p.id,
+                received_at: view::full_time(p.received_at),
+                source: p.source.clone(),
+                outcome: p.outcome.as_str().into(),
+                error: p.error.clone().unwrap_or_default(),
+                body,
+                lead_ids: p.lead_ids.clone(),
+            }
+        })
+        .collect();
+    let pages_page = view::PushesPage {
+        me: Me::of(&signed.0.user, &signed.0.csrf),
+        outcome: outcome_value.clone(),
+        rows,
+        total: list.total,
+        page: page_no,
+        prev_url: (page_no > 1).then(|| url(page_no - 1)),
+        next_url: (u64::from(page_no) * 20 < list.total).then(|| url(page_no + 1)),
+        notice,
+    };
+    Ok(page(view::render(&pages_page)))
+}
+
+pub async fn pushes(
+    State(app): State<AppState>,
+    signed: Signed,
+    Query(q): Query<PushesQuery>,
+) -> Result<Response, PageError> {
+    signed.require_admin()?;
+    pushes_page(&app, &signed, q, None).await
+}
+
+pub async fn replay(
+    State(app): State<AppState>,
+    signed: Signed,
+    Path(raw): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, PageError> {
+    signed.check_csrf(&form.csrf)?;
+    signed.require_admin()?;
+    let id: i64 = raw.parse().map_err(|_| PageError::NotFound)?;
+    let entry = app.store.push(id).await?.ok_or(PageError::NotFound)?;
+    let source = app
+        .sources
+        .get(&entry.source)
+        .ok_or_else(|| PageError::Conflict(format!("来源“{}”已不在配置中，无法重放", entry.source)))?;
+    let (result, decoded) = decode_for_store(source, &entry.body, entry.content_type.as_deref());
+    let recorded = app.store.replay_push(id, result, xiansuo_domain::now()).await?;
+    let notice = match decoded {
+        Ok(_) => format!("推送 #{id} 已重放：{}，{} 条线索", recorded.outcome.as_str(), recorded.leads.len()),
+        Err(e) => format!("推送 #{id} 重放后仍被拒绝：{e}"),
+    };
+    pushes_page(&app, &signed, PushesQuery { outcome: None, page: None }, Some(notice)).await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Users
+
+async fn users_page(
+    app: &AppState,
+    signed: &Signed,
+    secret: Option<(String, String)>,
+    error: Option<String>,
+) -> Result<Response, PageError> {
+    let users = app.store.users().await?;
+    let rows = users
+        .iter()
+        .map(|u| view::UserRow {
+            id: u.id,
+            name: u.name.clone(),
+            role: view::role_label(u.role).into(),
+            disabled: u.disabled,
+            created: view::full_time(u.created_at),
+            is_me: u.id == signed.0.user.id,
+        })
+        .collect();
+    let status = if error.is_some() { axum::http::StatusCode::BAD_REQUEST } else { axum::http::StatusCode::OK };
+    let users_page = view::UsersPage { me: Me::of(&signed.0.user, &signed.0.csrf), rows, secret, error };
+    Ok((status, page(view::render(&users_page))).into_response())
+}
+
+pub async fn users(State(app): State<AppState>, signed: Signed) -> Result<Response, PageError> {
+    signed.require_admin()?;
+    users_page(&app, &signed, None, None).await
+}
+
+#[derive(Deserialize)]
+pub struct NewUserForm {
+    csrf: String,
+    name: String,
+    role: String,
+}
+
+pub async fn add_user(
+    State(app): State<AppState>,
+    signed: Signed,
+    Form(form): Form<NewUserForm>,
+) -> Result<Response, PageError> {
+    signed.check_csrf(&form.csrf)?;
+    signed.require_admin()?;
+    let name = match valid_user_name(&form.name) {
+        Ok(n) => n.to_string(),
+        Err(e) => return users_page(&app, &signed, None, Some(e)).await,
+    };
+    let role = Role::parse(&form.role).ok_or_else(|| PageError::BadRequest("角色无效".into()))?;
+    let password = generate_password().map_err(PageError::Internal)?;
+    let hash = {
+        let password = password.clone();
+        blocking(move || hash_password(&password)).await?.map_err(PageError::Internal)?
+    };
+    match app.store.create_user(&name, role, &hash).await {
+        Ok(user) => {
+            tracing::info!(by = %signed.0.user.name, user = %user.name, role = role.as_str(), "user added");
+            users_page(&app, &signed, Some((format!("用户 {name} 的初始密码"), password)), None).await
+        }
+        Err(xiansuo_store::StoreError::Conflict(m)) => users_page(&app, &signed, None, Some(m)).await,
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn user_action(
+    State(app): State<AppState>,
+    signed: Signed,
+    Path((raw, action)): Path<(String, String)>,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, PageError> {
+    signed.check_csrf(&form.csrf)?;
+    signed.require_admin()?;
+    let id: i64 = raw.parse().map_err(|_| PageError::NotFound)?;
+    let user = app.store.user(id).await?.ok_or(PageError::NotFound)?;
+    let (change, secret) = match action.as_str() {
+        "disable" if user.id == signed.0.user.id => return Err(PageError::BadRequest("不能停用自己".into())),
+        "disable" => (UserChange::Disabled(true), None),
+        "enable" => (UserChange::Disabled(false), None),
+        "reset-password" => {
+            let password = generate_password().map_err(PageError::Internal)?;
+            let hash = {
+                let password = password.clone();
+                blocking(move || hash_password(&password)).await?.map_err(PageError::Internal)?
+            };
+            (UserChange::Password(hash), Some((format!("用户 {} 的新密码", user.name), password)))
+        }
+        "api-token" => {
+            let token = random_hex(24).map_err(PageError::Internal)?;
+            (UserChange::ApiToken(Some(sha256_hex(&token))), Some((format!("用户 {} 的 API 令牌", user.name), token)))
+        }
+        _ => return Err(PageError::NotFound),
+    };
+    app.store.update_user(id, change).await?;
+    tracing::info!(by = %signed.0.user.name, user = %user.name, action = %action, "user changed");
+    users_page(&app, &signed, secret, None).await
+}
