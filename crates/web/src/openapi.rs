@@ -164,9 +164,9 @@ fn document_value() -> Value {
             "/api/v1/leads/{id}": { "get": { "summary": "One lead with its transcript and pushes", "security": [{ "admin": [] }], "parameters": [id_param("lead")],
                 "responses": { "200": ok("the lead", "LeadDetail"), "401": err("missing or wrong admin token"), "404": err("no such lead") } } },
             "/api/v1/pushes": { "get": { "summary": "The push log, newest first, bodies verbatim", "security": [{ "admin": [] }], "parameters": push_params,
-                "responses": { "200": ok("a page of pushes", "PushPage"), "400": err("a parameter is invalid"), "401": err("missing or wrong admin token") } } },
+                "responses": { "200": ok("a page of pushes", "PushPage"), "400": err("a parameter is invalid"), "401": err("missing or wrong token"), "403": err("an agent's token") } } },
             "/api/v1/pushes/{id}/replay": { "post": { "summary": "Decode a stored push again under today's configuration and apply it", "security": [{ "admin": [] }], "parameters": [id_param("push")],
-                "responses": { "200": ok("replayed; outcome says what became of it", "PushAnswer"), "401": err("missing or wrong admin token"), "404": err("no such push"),
+                "responses": { "200": ok("replayed; outcome says what became of it", "PushAnswer"), "401": err("missing or wrong token"), "403": err("an agent's token"), "404": err("no such push"),
                     "409": err("the push's source is no longer configured"), "503": err("busy or database unavailable") } } }
         }
     })
