@@ -195,6 +195,17 @@ impl Server {
         child.wait().ok()
     }
 
+    /// Kills the server with SIGKILL (it gets no chance to finish anything) and starts it again
+    /// on the same data.
+    pub fn crash_and_restart(mut self) -> Server {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let config = self.config.take();
+        Server::launch(self.tmp.clone(), self.backend.clone(), config, std::mem::take(&mut self.env))
+    }
+
     /// Stops the server and starts it again on the same data, optionally with a new config.
     pub fn restart(mut self, config: Option<String>) -> Server {
         let status = self.stop();
@@ -230,6 +241,39 @@ impl Server {
                 pg(&db.url).await.query_one("SELECT count(*) FROM leads", &[]).await.expect("count").get(0)
             }
         }
+    }
+
+    /// The database the server uses (what `XIANSUO_DATABASE_URL` is for its CLI commands).
+    pub fn database_url(&self) -> String {
+        match &self.backend {
+            Backend::Sqlite => format!("sqlite://{}", self.dir.join("data/xiansuo.db").display()),
+            Backend::Postgres(db) => db.url.clone(),
+        }
+    }
+
+    /// Adds a console user with the CLI (`xiansuo user add NAME --role ROLE --password-stdin`).
+    pub fn add_user(&self, name: &str, role: &str, password: &str) {
+        use std::io::Write;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_xiansuo"))
+            .args(["user", "add", name, "--role", role, "--password-stdin"])
+            .env("XIANSUO_DATABASE_URL", self.database_url())
+            .env_remove("XIANSUO_CONFIG")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start xiansuo user add");
+        child.stdin.take().expect("stdin").write_all(format!("{password}\n").as_bytes()).expect("write the password");
+        let out = child.wait_with_output().expect("xiansuo user add");
+        assert!(out.status.success(), "xiansuo user add {name}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// The first admin's one-time password, from the first start's banner.
+    pub fn admin_password(&self) -> String {
+        let line =
+            self.banner.lines().find(|l| l.starts_with("First start:")).expect("a first-start line in the banner");
+        let rest = line.split("the password ").nth(1).expect("the password in the first-start line");
+        rest.split_whitespace().next().expect("a password").to_string()
     }
 
     pub fn log(&self) -> String {
