@@ -44,8 +44,38 @@ fn non_empty(v: Option<String>) -> Option<String> {
     v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
 }
 
+/// A parameter that, when present, must have a value (an enumeration or a number): `page=`
+/// is an error, not the default.
+fn given(name: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
+    match value {
+        Some(v) if v.trim().is_empty() => {
+            Err(ApiError::BadRequest(format!("{name}: empty; leave the parameter out instead")))
+        }
+        other => Ok(other.map(|v| v.trim().to_string())),
+    }
+}
+
+/// Query parameters, with a malformed query string (a repeated parameter, say) answered as a
+/// JSON 400 like every other API error.
+pub struct ApiQuery<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for ApiQuery<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, ApiError> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(v)| ApiQuery(v))
+            .map_err(|e| ApiError::BadRequest(format!("the query string is not valid: {}", e.body_text())))
+    }
+}
+
 fn number(name: &str, value: Option<String>, default: u32, max: u32) -> Result<u32, ApiError> {
-    match non_empty(value) {
+    match given(name, value)? {
         None => Ok(default),
         Some(v) => v
             .parse::<u32>()
@@ -58,7 +88,7 @@ fn number(name: &str, value: Option<String>, default: u32, max: u32) -> Result<u
 /// `from`/`to`: RFC 3339, `YYYY-MM-DD HH:MM:SS` (China time) or a date. A date as `to`
 /// includes that whole day.
 fn bound(name: &str, value: Option<String>, end_of_day: bool) -> Result<Option<Instant>, ApiError> {
-    let Some(v) = non_empty(value) else { return Ok(None) };
+    let Some(v) = given(name, value)? else { return Ok(None) };
     let t = xiansuo_push::parse_time(&v).ok_or_else(|| {
         ApiError::BadRequest(format!(
             "{name}: \"{v}\" is not a time: use YYYY-MM-DD, YYYY-MM-DD HH:MM:SS (China time) or RFC 3339"
@@ -70,7 +100,7 @@ fn bound(name: &str, value: Option<String>, end_of_day: bool) -> Result<Option<I
 
 /// `owner`: `none` for the unassigned pool, or a user id.
 fn owner_filter(value: Option<String>) -> Result<Option<OwnerFilter>, ApiError> {
-    match non_empty(value).as_deref() {
+    match given("owner", value)?.as_deref() {
         None => Ok(None),
         Some("none") => Ok(Some(OwnerFilter::Unassigned)),
         Some(v) => v
@@ -87,16 +117,16 @@ fn page_json(page: &Page<Value>) -> Value {
 pub async fn list_leads(
     State(app): State<AppState>,
     Extension(principal): Extension<Principal>,
-    Query(p): Query<LeadParams>,
+    ApiQuery(p): ApiQuery<LeadParams>,
 ) -> Result<Json<Value>, ApiError> {
-    let status = match non_empty(p.status) {
+    let status = match given("status", p.status)? {
         None => None,
         Some(s) => Some(LeadStatus::parse(&s).ok_or_else(|| {
             let known: Vec<&str> = LeadStatus::ALL.iter().map(|s| s.as_str()).collect();
             ApiError::BadRequest(format!("status: \"{s}\" is not a status; known: {}", known.join(", ")))
         })?),
     };
-    let sort = match non_empty(p.sort) {
+    let sort = match given("sort", p.sort)? {
         None => LeadSort::default(),
         Some(s) => LeadSort::parse(&s).ok_or_else(|| {
             ApiError::BadRequest(format!(
@@ -159,10 +189,10 @@ pub async fn get_lead(
 pub async fn list_pushes(
     State(app): State<AppState>,
     Extension(principal): Extension<Principal>,
-    Query(p): Query<PushParams>,
+    ApiQuery(p): ApiQuery<PushParams>,
 ) -> Result<Json<Value>, ApiError> {
     principal.require_admin()?;
-    let outcome = match non_empty(p.outcome) {
+    let outcome = match given("outcome", p.outcome)? {
         None => None,
         Some(o) => Some(PushOutcomeKind::parse(&o).ok_or_else(|| {
             ApiError::BadRequest(format!("outcome: \"{o}\" is not an outcome; use accepted, ignored or rejected"))

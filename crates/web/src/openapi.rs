@@ -52,6 +52,13 @@ fn document_value() -> Value {
     let error = json!({ "$ref": "#/components/schemas/Error" });
     let err = |description: &str| json!({ "description": description, "content": { "application/json": { "schema": error.clone() } } });
     let ok = |description: &str, schema: &str| json!({ "description": description, "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } } });
+    let time_param = |name: &str, description: &str| {
+        json!({ "name": name, "in": "query", "required": false, "description": description,
+                "schema": { "anyOf": [
+                    { "type": "string", "format": "date" },
+                    { "type": "string", "format": "date-time" },
+                    { "type": "string", "pattern": "^[0-9]{1,13}$", "description": "epoch seconds or milliseconds" }] } })
+    };
     let q = |name: &str, description: &str| json!({ "name": name, "in": "query", "required": false, "schema": { "type": "string" }, "description": description });
     let page_params = vec![
         json!({ "name": "page", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 1, "maximum": 21474836 }, "description": "page number, from 1" }),
@@ -60,15 +67,18 @@ fn document_value() -> Value {
     let mut lead_params = vec![
         q("q", "substring of name, mobile, tel, weixin, qq, email, visitor_static_id, keyword, note or city"),
         json!({ "name": "status", "in": "query", "required": false, "schema": { "type": "string", "enum": statuses() } }),
-        q("owner", "none for the unassigned pool, or a user id"),
+        json!({ "name": "owner", "in": "query", "required": false, "schema": { "type": "string", "pattern": "^(none|[0-9]{1,18})$" }, "description": "none for the unassigned pool, or a user id" }),
         q("source", "source name"),
         q("province", "exact province"),
         q("city", "exact city"),
         q("search_engine", "exact search engine"),
         q("ntag_id", "exact summary tag id"),
         q("user_id", "exact owner id"),
-        q("from", "received at or after: YYYY-MM-DD, YYYY-MM-DD HH:MM:SS (China time) or RFC 3339"),
-        q("to", "received before (a date includes that whole day)"),
+        time_param(
+            "from",
+            "received at or after: a date (China time), an RFC 3339 time or epoch seconds / milliseconds; also YYYY-MM-DD HH:MM:SS",
+        ),
+        time_param("to", "received before (a date includes that whole day)"),
         json!({ "name": "sort", "in": "query", "required": false, "schema": { "type": "string", "enum": ["-received_at", "received_at", "-updated_at", "updated_at", "-create_time", "create_time"] } }),
     ];
     lead_params.extend(page_params.clone());
