@@ -4,7 +4,12 @@
 /// Plain text of a message: tags dropped, block ends and `<br>` as line breaks, form inputs as
 /// `placeholder: value` lines, character references decoded. Plain messages pass unchanged.
 pub fn plain_text(message: &str, kind: Option<&str>) -> String {
-    let rich = kind.is_some_and(|k| k.eq_ignore_ascii_case("RECORD_RICH_TEXT")) || looks_like_html(message);
+    // RECORD_RICH_TEXT is HTML; RECORD_RECORD is what someone typed, angle brackets included.
+    // A message of no stated type is HTML only when it looks like it.
+    let rich = match kind {
+        Some(k) => k.eq_ignore_ascii_case("RECORD_RICH_TEXT"),
+        None => looks_like_html(message),
+    };
     if !rich {
         return message.to_string();
     }
@@ -135,6 +140,9 @@ mod tests {
     #[test]
     fn plain_messages_are_unchanged() {
         assert_eq!(plain_text("a < b & c", Some("RECORD_RECORD")), "a < b & c");
+        // A visitor who types markup sees it as typed.
+        assert_eq!(plain_text("<img src=x>", Some("RECORD_RECORD")), "<img src=x>");
+        assert_eq!(plain_text("<br>hi", None), "hi");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 mod body;
 mod card;
+pub mod fuzzing;
 pub mod json;
 pub mod keys;
 mod time;

@@ -19,21 +19,40 @@
   if (!inbox || !window.EventSource) return;
   var rows = document.getElementById("lead-rows");
   var badge = document.getElementById("new-badge");
+  var total = document.getElementById("total");
   var fresh = 0;
   var reloading = false;
+  var again = false;
 
+  // One reload at a time; an event during a reload asks for one more after it.
   function reloadRows() {
-    if (reloading) return;
+    if (reloading) { again = true; return; }
     reloading = true;
     var url = new URL(window.location.href);
     url.searchParams.set("fragment", "rows");
     fetch(url.toString(), { credentials: "same-origin", headers: { "Accept": "text/html" } })
-      .then(function (response) { return response.ok ? response.text() : null; })
+      .then(function (response) {
+        if (!response.ok) return null;
+        var count = response.headers.get("X-Total-Count");
+        if (count !== null && total) total.textContent = count;
+        return response.text();
+      })
       .then(function (html) { if (html !== null) rows.innerHTML = html; })
-      .finally(function () { reloading = false; });
+      .finally(function () {
+        reloading = false;
+        if (again) { again = false; reloadRows(); }
+      });
   }
 
   var events = new EventSource("/events");
+  var connected = false;
+  events.addEventListener("open", function () {
+    // After a reconnection, the leads stored while disconnected are fetched at once.
+    if (connected) reloadRows();
+    connected = true;
+    inbox.setAttribute("data-live", "open");
+  });
+  events.addEventListener("error", function () { inbox.setAttribute("data-live", "closed"); });
   events.addEventListener("lead", function () {
     fresh += 1;
     badge.textContent = fresh + " 条新线索";

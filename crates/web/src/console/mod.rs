@@ -88,8 +88,9 @@ impl IntoResponse for PageError {
             }
             other => other.to_string(),
         };
-        let page = view::render(&view::ErrorPage { status: status.as_u16(), message });
-        (status, page).into_response()
+        // As HTML (a bare String would go out as text/plain, which browsers show as source).
+        let html = view::render(&view::ErrorPage { status: status.as_u16(), message });
+        (status, page(html)).into_response()
     }
 }
 

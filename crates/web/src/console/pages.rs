@@ -263,7 +263,9 @@ pub async fn inbox(
     let now = xiansuo_domain::now();
     let rows: Vec<InboxRow> = leads.items.iter().map(|l| inbox_row(l, &names, now)).collect();
     if q.fragment.as_deref() == Some("rows") {
-        return Ok(page(view::render(&view::InboxRows { rows })));
+        let mut response = page(view::render(&view::InboxRows { rows }));
+        response.headers_mut().insert("x-total-count", axum::http::HeaderValue::from(leads.total));
+        return Ok(response);
     }
     let pages = leads.total.div_ceil(u64::from(PER_PAGE)).max(1);
     let owner_value = non_empty(&q.owner).unwrap_or_default();
