@@ -3,10 +3,7 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
-use common::{Backend, PUSH_TOKEN, Server, card};
+use common::{PUSH_TOKEN, Server, card};
 use reqwest::StatusCode;
 use reqwest::redirect::Policy;
 use serde_json::json;
@@ -14,33 +11,6 @@ use serde_json::json;
 /// A browser-like client that keeps nothing: cookies are passed by hand.
 fn client() -> reqwest::Client {
     reqwest::Client::builder().redirect(Policy::none()).build().unwrap()
-}
-
-fn database_url(server: &Server) -> String {
-    match &server.backend {
-        Backend::Sqlite => format!("sqlite://{}", server.dir.join("data/xiansuo.db").display()),
-        Backend::Postgres(db) => db.url.clone(),
-    }
-}
-
-fn add_user(server: &Server, name: &str, role: &str, password: &str) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_xiansuo"))
-        .args(["user", "add", name, "--role", role, "--password-stdin"])
-        .env("XIANSUO_DATABASE_URL", database_url(server))
-        .env_remove("XIANSUO_CONFIG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-}
-
-fn admin_password(server: &Server) -> String {
-    let line = server.banner.lines().find(|l| l.starts_with("First start:")).expect("first-start line");
-    line.split("the password ").nth(1).unwrap().split_whitespace().next().unwrap().to_string()
 }
 
 /// Signs in; returns the session cookie ("xiansuo_session=…").
@@ -117,7 +87,7 @@ async fn pages_need_a_session_and_sign_in_works() {
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
     assert!(wrong.text().await.unwrap().contains("用户名或密码不正确"));
 
-    let cookie = sign_in(&server, "admin", &admin_password(&server)).await;
+    let cookie = sign_in(&server, "admin", &server.admin_password()).await;
     let (status, html) = get(&server, &cookie, "/").await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("id=\"lead-rows\""));
@@ -125,7 +95,7 @@ async fn pages_need_a_session_and_sign_in_works() {
     // An open redirect is refused: `next` must be a path here.
     let res = client()
         .post(format!("{}/login", server.base))
-        .form(&[("name", "admin"), ("password", admin_password(&server).as_str()), ("next", "//evil.example/")])
+        .form(&[("name", "admin"), ("password", server.admin_password().as_str()), ("next", "//evil.example/")])
         .send()
         .await
         .unwrap();
@@ -154,7 +124,7 @@ async fn failed_sign_ins_are_rate_limited() {
     // Now even the right password waits.
     let res = client()
         .post(format!("{}/login", server.base))
-        .form(&[("name", "admin"), ("password", admin_password(&server).as_str())])
+        .form(&[("name", "admin"), ("password", server.admin_password().as_str())])
         .send()
         .await
         .unwrap();
@@ -165,7 +135,7 @@ async fn failed_sign_ins_are_rate_limited() {
 async fn every_state_change_needs_the_csrf_token() {
     let server = Server::start().await;
     let id = lead_id_of(&server, "csrf-1").await;
-    let cookie = sign_in(&server, "admin", &admin_password(&server)).await;
+    let cookie = sign_in(&server, "admin", &server.admin_password()).await;
     for (path, form) in [
         (format!("/leads/{id}/status"), vec![("status", "won")]),
         (format!("/leads/{id}/notes"), vec![("text", "x")]),
@@ -207,7 +177,7 @@ async fn security_headers_on_pages() {
 async fn follow_up_changes_are_recorded_with_who_and_when() {
     let server = Server::start().await;
     let id = lead_id_of(&server, "follow-1").await;
-    let cookie = sign_in(&server, "admin", &admin_password(&server)).await;
+    let cookie = sign_in(&server, "admin", &server.admin_password()).await;
     let (_, html) = get(&server, &cookie, &format!("/leads/{id}")).await;
     let csrf = csrf_of(&html);
 
@@ -250,8 +220,8 @@ async fn follow_up_changes_are_recorded_with_who_and_when() {
 #[tokio::test]
 async fn agents_see_only_their_leads_and_the_pool() {
     let server = Server::start().await;
-    add_user(&server, "li", "agent", "li-password-1");
-    add_user(&server, "wang", "agent", "wang-password-1");
+    server.add_user("li", "agent", "li-password-1");
+    server.add_user("wang", "agent", "wang-password-1");
     let pool = lead_id_of(&server, "pool-1").await;
     let mine = lead_id_of(&server, "li-1").await;
     let theirs = lead_id_of(&server, "wang-1").await;
@@ -288,7 +258,7 @@ async fn agents_see_only_their_leads_and_the_pool() {
     assert_eq!(status, StatusCode::FORBIDDEN, "only admins reassign");
 
     // The API with the agent's own token: the same visibility.
-    let admin = sign_in(&server, "admin", &admin_password(&server)).await;
+    let admin = sign_in(&server, "admin", &server.admin_password()).await;
     let (_, users) = get(&server, &admin, "/admin/users").await;
     let li_id = users
         .split("data-user=\"li\"")
@@ -339,7 +309,7 @@ async fn untrusted_text_is_rendered_as_text() {
     let (status, answer) = server.push_json(&evil).await;
     assert_eq!(status, StatusCode::OK);
     let id = answer["leads"][0]["id"].as_i64().unwrap();
-    let cookie = sign_in(&server, "admin", &admin_password(&server)).await;
+    let cookie = sign_in(&server, "admin", &server.admin_password()).await;
     for path in [format!("/leads/{id}"), "/".to_string(), "/admin/pushes".to_string()] {
         let (_, html) = get(&server, &cookie, &path).await;
         assert!(!html.contains("<script>alert"), "{path}: a script tag from the vendor reached the page");
@@ -362,7 +332,7 @@ async fn the_push_log_page_replays() {
     let url = format!("{}/push/easyliao?token={PUSH_TOKEN}", server.base);
     let res = client().post(&url).body("{\"visitorStaticId\": 1,").send().await.unwrap();
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
-    let cookie = sign_in(&server, "admin", &admin_password(&server)).await;
+    let cookie = sign_in(&server, "admin", &server.admin_password()).await;
     let (status, html) = get(&server, &cookie, "/admin/pushes?outcome=rejected").await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("the body is not valid JSON"));

@@ -741,6 +741,14 @@ async fn users_page(
     Ok((status, page(view::render(&users_page))).into_response())
 }
 
+/// A generated password and its hash (hashed off the async threads).
+async fn fresh_password() -> Result<(String, String), PageError> {
+    let password = generate_password().map_err(PageError::Internal)?;
+    let for_hash = password.clone();
+    let hash = blocking(move || hash_password(&for_hash)).await?.map_err(PageError::Internal)?;
+    Ok((password, hash))
+}
+
 pub async fn users(State(app): State<AppState>, signed: Signed) -> Result<Response, PageError> {
     signed.require_admin()?;
     users_page(&app, &signed, None, None).await
@@ -765,11 +773,7 @@ pub async fn add_user(
         Err(e) => return users_page(&app, &signed, None, Some(e)).await,
     };
     let role = Role::parse(&form.role).ok_or_else(|| PageError::BadRequest("角色无效".into()))?;
-    let password = generate_password().map_err(PageError::Internal)?;
-    let hash = {
-        let password = password.clone();
-        blocking(move || hash_password(&password)).await?.map_err(PageError::Internal)?
-    };
+    let (password, hash) = fresh_password().await?;
     match app.store.create_user(&name, role, &hash).await {
         Ok(user) => {
             tracing::info!(by = %signed.0.user.name, user = %user.name, role = role.as_str(), "user added");
@@ -795,11 +799,7 @@ pub async fn user_action(
         "disable" => (UserChange::Disabled(true), None),
         "enable" => (UserChange::Disabled(false), None),
         "reset-password" => {
-            let password = generate_password().map_err(PageError::Internal)?;
-            let hash = {
-                let password = password.clone();
-                blocking(move || hash_password(&password)).await?.map_err(PageError::Internal)?
-            };
+            let (password, hash) = fresh_password().await?;
             (UserChange::Password(hash), Some((format!("用户 {} 的新密码", user.name), password)))
         }
         "api-token" => {
