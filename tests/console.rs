@@ -100,6 +100,14 @@ async fn pages_need_a_session_and_sign_in_works() {
         .await
         .unwrap();
     assert_eq!(res.headers()["location"], "/");
+    // Browsers drop tabs from URLs: "/\t/evil.example" would become "//evil.example".
+    let res = client()
+        .post(format!("{}/login", server.base))
+        .form(&[("name", "admin"), ("password", server.admin_password().as_str()), ("next", "/\t/evil.example/")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["location"], "/");
 
     // Signing out ends the session on the server, not only in the browser.
     let (_, html) = get(&server, &cookie, "/").await;
@@ -199,7 +207,7 @@ async fn follow_up_changes_are_recorded_with_who_and_when() {
     assert_eq!(status, StatusCode::SEE_OTHER);
     let (status, html) = post(&server, &cookie, &format!("/leads/{id}/claim"), &[("csrf", &csrf)]).await;
     assert_eq!(status, StatusCode::CONFLICT, "a claimed lead cannot be claimed again");
-    assert!(html.contains("already own"), "{html}");
+    assert!(html.contains("你已经认领了这条线索"), "{html}");
 
     let (_, html) = get(&server, &cookie, &format!("/leads/{id}")).await;
     for text in [
@@ -249,6 +257,11 @@ async fn agents_see_only_their_leads_and_the_pool() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _) = post(&server, &li, &format!("/leads/{theirs}/notes"), &[("csrf", &csrf), ("text", "x")]).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    // A pool lead is claimed before it is worked.
+    let (status, html) =
+        post(&server, &li, &format!("/leads/{pool}/status"), &[("csrf", &csrf), ("status", "won")]).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(html.contains("请先认领"), "{html}");
     // Admin pages are not theirs.
     for path in ["/admin/users", "/admin/pushes"] {
         let (status, _) = get(&server, &li, path).await;
@@ -336,7 +349,8 @@ async fn the_push_log_page_replays() {
     let (status, html) = get(&server, &cookie, "/admin/pushes?outcome=rejected").await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("the body is not valid JSON"));
-    let (status, html) = post(&server, &cookie, "/admin/pushes/1/replay", &[("csrf", &csrf_of(&html))]).await;
-    assert_eq!(status, StatusCode::OK);
+    let (status, _) = post(&server, &cookie, "/admin/pushes/1/replay", &[("csrf", &csrf_of(&html))]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "back to the log, so a reload does not replay again");
+    let (_, html) = get(&server, &cookie, "/admin/pushes?replayed=1").await;
     assert!(html.contains("重放后仍被拒绝"), "{html}");
 }

@@ -66,6 +66,17 @@ async fn an_sqlite_installation_moves_to_postgres_and_back() {
     sqlite.stop();
 
     let sqlite_url = format!("sqlite://{}", sqlite.dir.join("data/xiansuo.db").display());
+    {
+        // A timeline event to copy (the console makes these; here the store does).
+        let store = xiansuo_store::sqlite::SqliteStore::open(&sqlite.dir.join("data/xiansuo.db"), 16).unwrap();
+        use xiansuo_store::Store;
+        let admin = xiansuo_store::Actor { user_id: 1, admin: true };
+        store.update_lead(1, admin, xiansuo_store::LeadUpdate::Claim, xiansuo_domain::now()).await.unwrap();
+    }
+    // What the API said before, with that claim.
+    let mut before = before;
+    before[0]["items"][0]["owner_id"] = json!(1);
+    before[2]["owner_id"] = json!(1);
     let postgres = Backend::postgres().await;
     let Backend::Postgres(db) = &postgres else { unreachable!() };
     let (ok, out) = copy(&sqlite_url, &db.url);
@@ -90,6 +101,26 @@ async fn an_sqlite_installation_moves_to_postgres_and_back() {
         .unwrap();
     let answer: Value = res.json().await.unwrap();
     assert_eq!(answer["leads"][0]["id"], 5, "{answer}");
+
+    // Every serial id continues after the copied ones: users and timeline events too.
+    let store = xiansuo_store::postgres::PostgresStore::open(&db.url, 2, 16).await.unwrap();
+    use xiansuo_store::Store;
+    let user =
+        store.create_user("after-copy", xiansuo_domain::Role::Agent, "hash").await.expect("a new user after the copy");
+    assert!(user.id > 1);
+    let admin = xiansuo_store::Actor { user_id: 1, admin: true };
+    for _ in 0..2 {
+        store
+            .update_lead(
+                1,
+                admin,
+                xiansuo_store::LeadUpdate::Note { text: "after the copy".into() },
+                xiansuo_domain::now(),
+            )
+            .await
+            .expect("a new timeline event after the copy");
+    }
+    drop(store);
 
     // A non-empty target is refused.
     let (ok, out) = copy(&sqlite_url, &db.url);

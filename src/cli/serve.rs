@@ -51,7 +51,8 @@ async fn serve(config: Config) -> Result<ExitCode, String> {
     drop(stdout);
 
     let app = xiansuo_web::router(prepared.state);
-    axum::serve(listener, app)
+    // The peer's address reaches handlers (sign-in limits per client).
+    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|e| format!("the server stopped: {e}"))?;

@@ -90,7 +90,11 @@ impl DatabaseUrl {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             return Ok(DatabaseUrl::Postgres(url.to_string()));
         }
-        Err(format!("\"{url}\" is not a database URL this service knows: use sqlite://PATH or postgres://USER@HOST/DB"))
+        // Only the scheme is repeated: the rest may hold a password.
+        let scheme = url.split_once("://").map_or("(none)", |(scheme, _)| scheme);
+        Err(format!(
+            "the URL scheme \"{scheme}\" is not one this service knows: use sqlite://PATH or postgres://USER@HOST/DB"
+        ))
     }
 }
 
@@ -201,8 +205,13 @@ impl Config {
         let database_url = DatabaseUrl::parse(&db_text.0)
             .map_err(|e| ConfigError::new(format!("database_url ({}): {e}", db_text.1)))?;
 
+        let env_where = |name: &str| format!("environment variable {name}");
+        let push_token_env = match var(env::PUSH_TOKEN) {
+            Some(v) => Some(check_token(&v, "push token", &env_where(env::PUSH_TOKEN))?),
+            None => None,
+        };
         let admin_token = match var(env::ADMIN_TOKEN) {
-            Some(v) => Some(v),
+            Some(v) => Some(check_token(&v, "admin_token", &env_where(env::ADMIN_TOKEN))?),
             None => match &file.admin_token {
                 Some(s) => Some(check_token(s.get_ref(), "admin_token", &at(s.span()))?),
                 None => None,
@@ -235,7 +244,7 @@ impl Config {
         )?;
 
         let mut sources = BTreeMap::new();
-        // Token → where it was set, to refuse one token for two sources.
+        // Token → where it was set, to refuse one token for two owners.
         let mut token_origins: Vec<(String, String)> = Vec::new();
         if let Some(t) = &admin_token {
             token_origins.push((t.clone(), "admin_token".to_string()));
@@ -255,18 +264,12 @@ impl Config {
                 None => None,
             };
             if name == DEFAULT_SOURCE
-                && let Some(t) = var(env::PUSH_TOKEN)
+                && let Some(t) = &push_token_env
             {
-                token = Some(t);
+                token = Some(t.clone());
             }
             if let Some(t) = &token {
-                let here = format!("sources.{name}.token");
-                if let Some((_, other)) = token_origins.iter().find(|(existing, _)| existing == t) {
-                    return Err(ConfigError::new(format!(
-                        "{here} ({where_}) is the same token as {other}: every source and the admin need a token of their own"
-                    )));
-                }
-                token_origins.push((t.clone(), here));
+                unique_token(&mut token_origins, t, &format!("sources.{name}.token ({where_})"))?;
             }
             let field_map = source.field_map.iter().map(|(k, v)| (k.clone(), v.get_ref().clone()));
             let rules = SourceRules::new(source.accept_types.clone(), field_map).map_err(|e| {
@@ -280,11 +283,14 @@ impl Config {
                 DEFAULT_SOURCE.to_string(),
                 SourceConfig {
                     name: DEFAULT_SOURCE.to_string(),
-                    token: var(env::PUSH_TOKEN),
+                    token: push_token_env.clone(),
                     rules: SourceRules::default(),
                 },
             );
-        } else if var(env::PUSH_TOKEN).is_some() && !sources.contains_key(DEFAULT_SOURCE) {
+            if let Some(t) = &push_token_env {
+                unique_token(&mut token_origins, t, &env_where(env::PUSH_TOKEN))?;
+            }
+        } else if push_token_env.is_some() && !sources.contains_key(DEFAULT_SOURCE) {
             return Err(ConfigError::new(format!(
                 "{} sets the token of the source \"{DEFAULT_SOURCE}\", which the configuration does not define: add [sources.{DEFAULT_SOURCE}] or unset the variable",
                 env::PUSH_TOKEN
@@ -292,6 +298,18 @@ impl Config {
         }
         Ok(Config { listen, database_url, admin_token, max_body_bytes, write_queue, pool_size, sources })
     }
+}
+
+/// Refuses a token already used by another source or the admin: the push URL given to a vendor
+/// must not open the API, nor another source.
+fn unique_token(seen: &mut Vec<(String, String)>, token: &str, here: &str) -> Result<(), ConfigError> {
+    if let Some((_, other)) = seen.iter().find(|(existing, _)| existing == token) {
+        return Err(ConfigError::new(format!(
+            "{here} is the same token as {other}: every source and the admin need a token of their own"
+        )));
+    }
+    seen.push((token.to_string(), here.to_string()));
+    Ok(())
 }
 
 fn check_token(token: &str, key: &str, where_: &str) -> Result<String, ConfigError> {
@@ -421,6 +439,17 @@ mod tests {
         assert!(Config::from_toml("admin_token = \"short\"", "x", no_env).unwrap_err().message.contains("16"));
         assert!(Config::from_toml("max_body_bytes = 0", "x", no_env).unwrap_err().message.contains("max_body_bytes"));
         assert!(Config::from_toml("[sources.\"Bad Name\"]", "x", no_env).unwrap_err().message.contains("a-z"));
+    }
+
+    #[test]
+    fn tokens_from_the_environment_are_checked_too() {
+        let same = |k: &str| {
+            matches!(k, "XIANSUO_PUSH_TOKEN" | "XIANSUO_ADMIN_TOKEN").then(|| "one-token-for-both-0123".to_string())
+        };
+        let err = Config::from_toml("", "", same).unwrap_err();
+        assert!(err.message.contains("same token"), "{}", err.message);
+        let short = |k: &str| (k == "XIANSUO_ADMIN_TOKEN").then(|| "short".to_string());
+        assert!(Config::from_toml("", "", short).unwrap_err().message.contains("XIANSUO_ADMIN_TOKEN"));
     }
 
     #[test]

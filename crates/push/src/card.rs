@@ -45,6 +45,7 @@ pub fn decode_card(members: Vec<(String, Json)>, rules: &SourceRules) -> (Card, 
                             card.times.insert(def.key, t);
                         }
                         None => {
+                            // Kept in extra; an earlier readable value of the key stays (nothing is lost).
                             warnings.push(format!(
                                 "{}: \"{text}\" is not a time (expected YYYY-MM-DD HH:MM:SS, RFC 3339, or epoch seconds or milliseconds); kept in extra",
                                 key.trim()
@@ -68,8 +69,22 @@ pub fn decode_card(members: Vec<(String, Json)>, rules: &SourceRules) -> (Card, 
     let mut seen = HashSet::new();
     for (key, value, primary) in transcripts {
         match message_objects(&value) {
-            Ok(objects) => {
-                for members in objects {
+            // The vendor's other formats are all or nothing: their shapes are not public.
+            Ok(t) if t.skipped > 0 && !primary => {
+                if let Some(text) = value_text(&value) {
+                    card.extra.insert(key.trim().to_string(), text);
+                }
+            }
+            Ok(t) => {
+                if t.skipped > 0 {
+                    // One odd record (an image, a system line) does not cost the transcript.
+                    warnings.push(format!(
+                        "{}: {} items are not messages (no message or recorder_id) and were left out; the stored body keeps them",
+                        key.trim(),
+                        t.skipped
+                    ));
+                }
+                for members in t.messages {
                     let message = message_from_json(members, visitor.as_deref());
                     if seen.insert(message.recorder_id.clone()) {
                         card.messages.push(message);
@@ -90,12 +105,13 @@ pub fn decode_card(members: Vec<(String, Json)>, rules: &SourceRules) -> (Card, 
 
 /// The message objects of a transcript value: an array of objects, or a string holding one as
 /// JSON. An empty value is an empty transcript.
-fn message_objects(value: &Json) -> Result<Vec<Vec<(String, Json)>>, String> {
+fn message_objects(value: &Json) -> Result<Transcript, String> {
     let parsed;
+    let empty = || Ok(Transcript { messages: Vec::new(), skipped: 0 });
     let items = match value {
-        Json::Null => return Ok(Vec::new()),
+        Json::Null => return empty(),
         Json::Array(items) => items,
-        Json::String(s) if s.trim().is_empty() => return Ok(Vec::new()),
+        Json::String(s) if s.trim().is_empty() => return empty(),
         Json::String(s) => {
             parsed = json::parse(s).map_err(|e| format!("the text is not a JSON array of messages ({e})"))?;
             match &parsed {
@@ -105,15 +121,26 @@ fn message_objects(value: &Json) -> Result<Vec<Vec<(String, Json)>>, String> {
         }
         other => return Err(format!("it is {}, not an array of messages", other.kind())),
     };
-    items
+    let messages: Vec<Vec<(String, Json)>> = items
         .iter()
-        .enumerate()
-        .map(|(i, item)| match item {
-            Json::Object(members) if is_message(members) => Ok(members.clone()),
-            Json::Object(_) => Err(format!("item {i} has neither a message nor a recorder_id: not a message")),
-            other => Err(format!("message {i} is {}, not an object", other.kind())),
+        .filter_map(|item| match item {
+            Json::Object(members) if is_message(members) => Some(members.clone()),
+            _ => None,
         })
-        .collect()
+        .collect();
+    match items.len() - messages.len() {
+        0 => Ok(Transcript { messages, skipped: 0 }),
+        _ if messages.is_empty() => {
+            Err("none of its items is a message (an object with a message or a recorder_id)".into())
+        }
+        skipped => Ok(Transcript { messages, skipped }),
+    }
+}
+
+/// The messages of a transcript, and how many of its items were something else.
+struct Transcript {
+    messages: Vec<Vec<(String, Json)>>,
+    skipped: usize,
 }
 
 /// A message object says something or names itself: it has a `message` or a `recorder_id` key

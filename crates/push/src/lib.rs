@@ -19,7 +19,7 @@ use xiansuo_domain::{Card, field};
 pub use card::message_from_json;
 pub use json::{Json, JsonError};
 pub use keys::{Target, normalize_key};
-pub use time::parse_time;
+pub use time::{parse_time, parse_time_bound};
 
 /// What a source's configuration says about decoding its bodies.
 #[derive(Debug, Clone, Default)]

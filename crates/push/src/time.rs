@@ -1,11 +1,24 @@
 //! Vendor times: zone-less China local times (`2020-03-28 05:59:02`), RFC 3339 with a zone,
 //! dates, and epoch seconds or milliseconds (the pull API, `createTimeStamp`).
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use xiansuo_domain::{CHINA_TIME, Instant};
 
-/// Reads a vendor time. `None` when the text is no time this service understands.
+/// Reads a vendor time. `None` when the text is no time this service understands, or is outside
+/// the years 1900 to 9999 (which every database stores alike).
 pub fn parse_time(text: &str) -> Option<Instant> {
+    parse_any_time(text).filter(|t| (1900..=9999).contains(&t.year()))
+}
+
+/// A time as an upper bound of a range: a bare date means the end of that day (China time).
+pub fn parse_time_bound(text: &str) -> Option<Instant> {
+    let t = parse_time(text)?;
+    let s = text.trim();
+    let date_only = s.len() == 10 && !s.bytes().all(|b| b.is_ascii_digit());
+    Some(if date_only { t + chrono::Duration::days(1) } else { t })
+}
+
+fn parse_any_time(text: &str) -> Option<Instant> {
     let s = text.trim();
     if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
         let n: i64 = s.parse().ok()?;
@@ -59,8 +72,16 @@ mod tests {
     }
 
     #[test]
+    fn a_date_as_upper_bound_is_the_end_of_that_day() {
+        assert_eq!(parse_time_bound("2020-03-28"), Some(utc("2020-03-28T16:00:00Z")));
+        assert_eq!(parse_time_bound("2020-03-28 05:59:02"), Some(utc("2020-03-27T21:59:02Z")));
+        assert_eq!(parse_time_bound("1585346342"), Some(utc("2020-03-27T21:59:02Z")));
+    }
+
+    #[test]
     fn nonsense_is_not_a_time() {
-        for s in ["", "昨天", "2020-13-45 10:00:00", "12345678901234567890", "1585346342x"] {
+        for s in ["", "昨天", "2020-13-45 10:00:00", "12345678901234567890", "1585346342x", "-5000-01-01", "0001-01-01"]
+        {
             assert_eq!(parse_time(s), None, "{s}");
         }
     }

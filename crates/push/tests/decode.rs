@@ -1624,3 +1624,17 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn an_odd_item_in_the_transcript_costs_only_itself() {
+    let body = r#"{"visitorStaticId":"v","companyId":"c","chatId":"x","currentChatJsonDetail":[
+        {"recorder_id":1,"from_id":"v","message":"你好"},
+        {"type":"RECORD_IMAGE","url":"http://x/y.png"},
+        {"recorder_id":2,"from_id":"kf","message":"您好"}]}"#;
+    let decoded = decode_push(body.as_bytes(), Some("application/json"), &SourceRules::default()).unwrap();
+    let card = &decoded.cards[0];
+    let texts: Vec<&str> = card.card.messages.iter().map(|m| m.message.as_str()).collect();
+    assert_eq!(texts, ["你好", "您好"]);
+    assert!(card.warnings.iter().any(|w| w.contains("1 items are not messages")), "{:?}", card.warnings);
+    assert!(!card.card.extra.contains_key("currentChatJsonDetail"));
+}

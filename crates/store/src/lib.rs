@@ -31,6 +31,10 @@ pub enum StoreError {
     /// The change conflicts with what is stored (a taken user name, a lead already claimed).
     #[error("{0}")]
     Conflict(String),
+    /// The database refuses this data (a constraint, a value out of its range): sending it again
+    /// will not help.
+    #[error("the database refused the data: {0}")]
+    Invalid(String),
     /// Opening or migrating the database failed.
     #[error("{0}")]
     Setup(String),
@@ -38,7 +42,11 @@ pub enum StoreError {
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        StoreError::Unavailable(e.to_string())
+        use rusqlite::ErrorCode::{ConstraintViolation, TooBig};
+        match e.sqlite_error_code() {
+            Some(ConstraintViolation | TooBig) => StoreError::Invalid(e.to_string()),
+            _ => StoreError::Unavailable(e.to_string()),
+        }
     }
 }
 
@@ -217,6 +225,21 @@ pub enum UserChange {
     ApiToken(Option<String>),
 }
 
+/// Who makes a change to a lead, and with what rights. The rights are checked inside the
+/// transaction that makes the change, so a lead reassigned a moment before is not touched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Actor {
+    pub user_id: i64,
+    /// Admins may change any lead; agents their own, and claim from the pool.
+    pub admin: bool,
+}
+
+impl Actor {
+    pub fn of(user: &User) -> Actor {
+        Actor { user_id: user.id, admin: user.is_admin() }
+    }
+}
+
 /// A change a person makes to a lead; the store records it in the timeline.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LeadUpdate {
@@ -299,7 +322,7 @@ pub trait Store: Send + Sync + 'static {
     async fn update_lead(
         &self,
         lead_id: i64,
-        by: i64,
+        by: Actor,
         update: LeadUpdate,
         at: Instant,
     ) -> Result<LeadEvent, StoreError>;

@@ -5,7 +5,7 @@ use tokio::sync::oneshot;
 use xiansuo_domain::{Instant, LeadChange, LeadEvent, LeadStatus, Role, User};
 
 use crate::copy::{Cell, TableDef};
-use crate::{LeadUpdate, NewSession, UserChange};
+use crate::{Actor, LeadUpdate, NewSession, UserChange};
 use crate::{NewPush, PushRecorded, PushResult, StoreError};
 
 /// `t` to the millisecond, the precision SQLite keeps: PostgreSQL stores (and compares) times
@@ -49,7 +49,7 @@ pub enum Write {
     },
     UpdateLead {
         lead_id: i64,
-        by: i64,
+        by: Actor,
         update: LeadUpdate,
         at: Instant,
     },
@@ -140,23 +140,34 @@ pub fn change_from_detail(kind: &str, detail: &serde_json::Value) -> Option<Lead
     })
 }
 
-/// What a lead update changes, given the lead's current status and owner. A claim of an owned
-/// lead is a conflict.
+/// What a lead update changes, given the lead's current status and owner, or why it may not:
+/// an agent touches only their own leads (a lead of someone else's does not exist for them) and
+/// claims from the pool before working a lead; a claim of an owned lead is a conflict.
 pub fn plan_update(
     update: &LeadUpdate,
-    by: i64,
+    by: Actor,
     status: LeadStatus,
     owner: Option<i64>,
 ) -> Result<LeadChange, StoreError> {
+    if !by.admin {
+        match (update, owner) {
+            (_, Some(o)) if o != by.user_id => return Err(StoreError::NotFound("lead".into())),
+            (LeadUpdate::Assign { .. }, _) => return Err(StoreError::Conflict("只有管理员可以分配线索".into())),
+            (LeadUpdate::Status { .. } | LeadUpdate::Note { .. }, None) => {
+                return Err(StoreError::Conflict("请先认领这条线索，再跟进".into()));
+            }
+            _ => {}
+        }
+    }
     Ok(match update {
         LeadUpdate::Status { to, reason } => {
             LeadChange::Status { from: status, to: *to, reason: if to.needs_reason() { reason.clone() } else { None } }
         }
         LeadUpdate::Assign { to } => LeadChange::Owner { from: owner, to: *to, claimed: false },
         LeadUpdate::Claim => match owner {
-            None => LeadChange::Owner { from: None, to: Some(by), claimed: true },
-            Some(o) if o == by => return Err(StoreError::Conflict("you already own this lead".into())),
-            Some(_) => return Err(StoreError::Conflict("someone else claimed this lead first".into())),
+            None => LeadChange::Owner { from: None, to: Some(by.user_id), claimed: true },
+            Some(o) if o == by.user_id => return Err(StoreError::Conflict("你已经认领了这条线索".into())),
+            Some(_) => return Err(StoreError::Conflict("这条线索已被他人认领".into())),
         },
         LeadUpdate::Note { text } => LeadChange::Note { text: text.clone() },
     })

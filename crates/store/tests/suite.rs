@@ -10,10 +10,11 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use tempfile::TempDir;
-use xiansuo_domain::{Card, Instant, Lead, LeadStatus, Message, PushOutcomeKind, Sender};
+use xiansuo_domain::{Card, Instant, Lead, LeadChange, LeadStatus, Message, PushOutcomeKind, Role, Sender};
 use xiansuo_store::postgres::PostgresStore;
 use xiansuo_store::sqlite::SqliteStore;
 use xiansuo_store::testing::{TestDatabase, throwaway_postgres};
+use xiansuo_store::{Actor, LeadUpdate, NewSession, UserChange};
 use xiansuo_store::{
     LeadDetail, LeadQuery, LeadSort, LeadWritten, NewPush, Page, PushEntry, PushQuery, PushRecorded, PushResult,
     PushSummary, Store, StoreError,
@@ -63,6 +64,9 @@ suite!(
     concurrent_pushes_all_commit,
     a_failing_write_fails_alone,
     data_survives_reopening,
+    a_replay_fills_gaps_and_never_overwrites,
+    users_and_sessions,
+    follow_up_rules_hold_inside_the_transaction,
 );
 
 /// Write queue of the stores under test: large enough for the concurrency tests.
@@ -1199,4 +1203,123 @@ async fn data_survives_reopening(env: Env) {
     assert_eq!(lead.fields.get("qq").map(String::as_str), Some("12345"));
     drop(store);
     drop(db);
+}
+
+async fn a_replay_fills_gaps_and_never_overwrites(env: Env) {
+    let s = &env.store;
+    // An old push, rejected at the time (say its field_map was wrong), kept for replay.
+    let old = record(s, rejected_push("easyliao", hour(1), Some("application/json"), b"{}", "fix the field_map")).await;
+    // Later pushes stored the lead with a newer mobile.
+    record(s, cards_push("easyliao", hour(5), vec![card("c", "v").set("mobile", "13900000002").set("name", "新名字")]))
+        .await;
+    // Replayed now, the old card fills what is empty and changes nothing else.
+    let old_card = card("c", "v").set("mobile", "13900000001").set("name", "旧名字").set("qq", "12345");
+    let replayed = s
+        .replay_push(old.push_id, PushResult::Cards { cards: vec![old_card], ignored: 0 }, hour(9))
+        .await
+        .expect("replay");
+    let lead = detail(s, replayed.leads[0].id).await.lead;
+    assert_eq!(lead.fields["mobile"], "13900000002", "a replay never overwrites");
+    assert_eq!(lead.fields["name"], "新名字");
+    assert_eq!(lead.fields["qq"], "12345", "a replay fills what is empty");
+
+    // A lead that a replay creates was received when its push was.
+    let lost = record(s, rejected_push("easyliao", hour(2), Some("application/json"), b"{}", "x")).await;
+    let created = s
+        .replay_push(lost.push_id, PushResult::Cards { cards: vec![card("c", "w")], ignored: 0 }, hour(9))
+        .await
+        .expect("replay");
+    assert!(created.leads[0].created);
+    assert_eq!(detail(s, created.leads[0].id).await.lead.received_at, hour(2));
+}
+
+async fn users_and_sessions(env: Env) {
+    let s = &env.store;
+    let admin = s.create_user("admin", Role::Admin, "hash-a").await.expect("create admin");
+    let agent = s.create_user("li", Role::Agent, "hash-b").await.expect("create agent");
+    assert!(matches!(s.create_user("li", Role::Agent, "x").await, Err(StoreError::Conflict(_))));
+    assert_eq!(s.users().await.unwrap().iter().map(|u| u.name.as_str()).collect::<Vec<_>>(), ["admin", "li"]);
+    assert_eq!(s.user_by_name("li").await.unwrap().unwrap().id, agent.id);
+    assert_eq!(s.user(admin.id).await.unwrap().unwrap().role, Role::Admin);
+
+    s.update_user(agent.id, UserChange::ApiToken(Some("tokenhash".into()))).await.unwrap();
+    assert_eq!(s.user_by_api_token("tokenhash").await.unwrap().unwrap().id, agent.id);
+
+    let session = |hash: &str, user_id: i64, expires: Instant| NewSession {
+        token_hash: hash.to_string(),
+        user_id,
+        csrf: format!("csrf-{hash}"),
+        created_at: hour(0),
+        expires_at: expires,
+    };
+    s.create_session(session("s1", agent.id, hour(12))).await.unwrap();
+    s.create_session(session("s2", admin.id, hour(12))).await.unwrap();
+    let found = s.session("s1", hour(1)).await.unwrap().expect("a live session");
+    assert_eq!((found.user.id, found.csrf.as_str()), (agent.id, "csrf-s1"));
+    assert!(s.session("s1", hour(13)).await.unwrap().is_none(), "expired");
+    // Disabling a user ends their sessions; a password reset too.
+    s.update_user(agent.id, UserChange::Disabled(true)).await.unwrap();
+    assert!(s.session("s1", hour(1)).await.unwrap().is_none());
+    s.update_user(admin.id, UserChange::Password("new-hash".into())).await.unwrap();
+    assert!(s.session("s2", hour(1)).await.unwrap().is_none());
+    s.create_session(session("s3", admin.id, hour(12))).await.unwrap();
+    s.delete_session("s3").await.unwrap();
+    assert!(s.session("s3", hour(1)).await.unwrap().is_none());
+    assert!(matches!(s.update_user(9999, UserChange::Disabled(true)).await, Err(StoreError::NotFound(_))));
+}
+
+async fn follow_up_rules_hold_inside_the_transaction(env: Env) {
+    let s = &env.store;
+    let admin = Actor::of(&s.create_user("admin", Role::Admin, "h").await.unwrap());
+    let li = Actor::of(&s.create_user("li", Role::Agent, "h").await.unwrap());
+    let wang = Actor::of(&s.create_user("wang", Role::Agent, "h").await.unwrap());
+    let id = record(s, cards_push("easyliao", hour(1), vec![card("c", "v")])).await.leads[0].id;
+    let note = |text: &str| LeadUpdate::Note { text: text.to_string() };
+
+    // An agent claims from the pool before working a lead.
+    assert!(matches!(s.update_lead(id, li, note("x"), hour(2)).await, Err(StoreError::Conflict(_))));
+    s.update_lead(id, li, LeadUpdate::Claim, hour(2)).await.expect("claim");
+    assert!(matches!(s.update_lead(id, wang, LeadUpdate::Claim, hour(2)).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(s.update_lead(id, li, LeadUpdate::Claim, hour(2)).await, Err(StoreError::Conflict(_))));
+    s.update_lead(id, li, LeadUpdate::Status { to: LeadStatus::Contacted, reason: Some("ignored".into()) }, hour(3))
+        .await
+        .unwrap();
+    s.update_lead(id, li, note("下周回访"), hour(4)).await.unwrap();
+    // Another agent cannot touch it, nor can an agent assign.
+    assert!(matches!(s.update_lead(id, wang, note("x"), hour(5)).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        s.update_lead(id, li, LeadUpdate::Assign { to: Some(wang.user_id) }, hour(5)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    // An admin reassigns; from then on li cannot change it.
+    s.update_lead(id, admin, LeadUpdate::Assign { to: Some(wang.user_id) }, hour(6)).await.unwrap();
+    assert!(matches!(s.update_lead(id, li, note("x"), hour(7)).await, Err(StoreError::NotFound(_))));
+    s.update_lead(id, wang, LeadUpdate::Status { to: LeadStatus::Invalid, reason: Some("空号".into()) }, hour(8))
+        .await
+        .unwrap();
+
+    let lead = detail(s, id).await.lead;
+    assert_eq!(
+        (lead.status, lead.status_reason.as_deref(), lead.owner_id),
+        (LeadStatus::Invalid, Some("空号"), Some(wang.user_id))
+    );
+    let events = s.lead_events(id).await.unwrap();
+    let kinds: Vec<(&str, Option<i64>)> = events.iter().map(|e| (e.change.kind(), e.user_id)).collect();
+    assert_eq!(
+        kinds,
+        [
+            ("owner", Some(li.user_id)),
+            ("status", Some(li.user_id)),
+            ("note", Some(li.user_id)),
+            ("owner", Some(admin.user_id)),
+            ("status", Some(wang.user_id))
+        ]
+    );
+    assert_eq!(
+        events[1].change,
+        LeadChange::Status { from: LeadStatus::New, to: LeadStatus::Contacted, reason: None },
+        "a reason belongs to 无效 only"
+    );
+    assert_eq!(events[0].change, LeadChange::Owner { from: None, to: Some(li.user_id), claimed: true });
+    assert!(matches!(s.update_lead(99_999, admin, note("x"), hour(9)).await, Err(StoreError::NotFound(_))));
 }

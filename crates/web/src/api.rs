@@ -8,7 +8,7 @@ use xiansuo_domain::{Instant, LeadStatus, PushOutcomeKind};
 use xiansuo_store::{LeadQuery, LeadSort, OwnerFilter, Page, PushQuery};
 
 use crate::auth::Principal;
-use crate::push::{decode_for_store, push_answer};
+use crate::push::{push_answer, replay};
 use crate::{ApiError, AppState, repr};
 
 pub const DEFAULT_PER_PAGE: u32 = 50;
@@ -89,13 +89,12 @@ fn number(name: &str, value: Option<String>, default: u32, max: u32) -> Result<u
 /// includes that whole day.
 fn bound(name: &str, value: Option<String>, end_of_day: bool) -> Result<Option<Instant>, ApiError> {
     let Some(v) = given(name, value)? else { return Ok(None) };
-    let t = xiansuo_push::parse_time(&v).ok_or_else(|| {
+    let parsed = if end_of_day { xiansuo_push::parse_time_bound(&v) } else { xiansuo_push::parse_time(&v) };
+    parsed.map(Some).ok_or_else(|| {
         ApiError::BadRequest(format!(
-            "{name}: \"{v}\" is not a time: use YYYY-MM-DD, YYYY-MM-DD HH:MM:SS (China time) or RFC 3339"
+            "{name}: \"{v}\" is not a time: use YYYY-MM-DD, YYYY-MM-DD HH:MM:SS (China time), RFC 3339 or epoch seconds, years 1900 to 9999"
         ))
-    })?;
-    let date_only = v.len() == 10 && v.as_bytes().get(4) == Some(&b'-');
-    Ok(Some(if end_of_day && date_only { t + chrono::Duration::days(1) } else { t }))
+    })
 }
 
 /// `owner`: `none` for the unassigned pool, or a user id.
@@ -222,16 +221,7 @@ pub async fn replay_push(
 ) -> Result<Json<Value>, ApiError> {
     principal.require_admin()?;
     let push_id = id(&push_id, "push")?;
-    let entry =
-        app.store.push(push_id).await?.ok_or_else(|| ApiError::NotFound(format!("no push with id {push_id}")))?;
-    let source = app.sources.get(&entry.source).ok_or_else(|| {
-        ApiError::Conflict(format!(
-            "push {push_id} came to the source \"{}\", which is no longer configured: add it back to replay",
-            entry.source
-        ))
-    })?;
-    let (result, decoded) = decode_for_store(source, &entry.body, entry.content_type.as_deref());
-    let recorded = app.store.replay_push(push_id, result, xiansuo_domain::now()).await?;
+    let (recorded, decoded) = replay(&app, push_id).await?;
     Ok(Json(match decoded {
         Ok(decoded) => push_answer(&recorded, &decoded),
         Err(error) => json!({

@@ -4,6 +4,7 @@ use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::Response;
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use xiansuo_domain::User;
@@ -11,9 +12,11 @@ use xiansuo_domain::User;
 use crate::security::sha256_hex;
 use crate::{ApiError, AppState};
 
-/// Compares a presented token with the expected one in constant time.
+/// Compares a presented token with the expected one in constant time. Both are hashed first,
+/// so the comparison does not even reveal the expected token's length.
 pub fn token_matches(presented: &str, expected: &str) -> bool {
-    presented.as_bytes().ct_eq(expected.as_bytes()).into()
+    let (a, b) = (Sha256::digest(presented.as_bytes()), Sha256::digest(expected.as_bytes()));
+    a.as_slice().ct_eq(b.as_slice()).into()
 }
 
 /// The bearer token of an `Authorization` header.

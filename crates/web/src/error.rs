@@ -21,6 +21,9 @@ pub enum ApiError {
     /// The push body could not be decoded; `push_id` is its push log entry.
     #[error("{error}")]
     Decode { error: DecodeError, push_id: Option<i64> },
+    /// The database refused the decoded cards; the body is kept as rejected.
+    #[error("{error}")]
+    Refused { error: String, push_id: i64 },
     #[error("the body is larger than {limit} bytes (max_body_bytes): split the batch, or raise the limit")]
     TooLarge { limit: usize, push_id: Option<i64> },
     #[error(transparent)]
@@ -36,10 +39,11 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Decode { error, .. } if error.is_malformed() => StatusCode::BAD_REQUEST,
-            ApiError::Decode { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Decode { .. } | ApiError::Refused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Store(StoreError::NotFound(_)) => StatusCode::NOT_FOUND,
             ApiError::Store(StoreError::Conflict(_)) => StatusCode::CONFLICT,
+            ApiError::Store(StoreError::Invalid(_)) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Store(StoreError::Overloaded | StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Store(StoreError::Setup(_)) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -64,7 +68,10 @@ impl IntoResponse for ApiError {
             other => other.to_string(),
         };
         let mut body = json!({ "code": status.as_u16(), "msg": message });
-        if let ApiError::Decode { push_id: Some(id), .. } | ApiError::TooLarge { push_id: Some(id), .. } = &self {
+        if let ApiError::Decode { push_id: Some(id), .. }
+        | ApiError::TooLarge { push_id: Some(id), .. }
+        | ApiError::Refused { push_id: id, .. } = &self
+        {
             body["push_id"] = json!(id);
         }
         let mut response = (status, axum::Json(body)).into_response();

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 use xiansuo_push::{DecodeError, DecodedPush, decode_push};
-use xiansuo_store::{NewPush, PushRecorded, PushResult};
+use xiansuo_store::{NewPush, PushRecorded, PushResult, StoreError};
 
 use crate::auth::{bearer, token_matches};
 use crate::{ApiError, AppState, Source};
@@ -102,10 +102,21 @@ pub async fn receive_push(
     };
 
     let (result, decoded) = decode_for_store(source, &body, content_type.as_deref());
-    let recorded = app
-        .store
-        .record_push(NewPush { source: source.name.clone(), received_at, content_type, body: body.to_vec(), result })
-        .await?;
+    let push = NewPush { source: source.name.clone(), received_at, content_type, body: body.to_vec(), result };
+    let recorded = match app.store.record_push(push.clone()).await {
+        Ok(recorded) => recorded,
+        // The database refuses what the cards hold: keep the body as rejected, and say so with a
+        // 4xx, since sending it again cannot help.
+        Err(StoreError::Invalid(reason)) => {
+            let error = format!("the database refused the card: {reason}");
+            let recorded = app
+                .store
+                .record_push(NewPush { result: PushResult::Rejected { error: error.clone() }, ..push })
+                .await?;
+            return Err(ApiError::Refused { error, push_id: recorded.push_id });
+        }
+        Err(e) => return Err(e.into()),
+    };
     for lead in recorded.leads.iter().filter(|l| l.created) {
         // No console listening is fine.
         let _ = app.new_leads.send(lead.id);
@@ -127,4 +138,27 @@ async fn read_limited(body: Body, limit: usize) -> Result<axum::body::Bytes, Bod
             .is_some_and(|s| s.downcast_ref::<http_body_util::LengthLimitError>().is_some());
         if too_large { BodyReadError::TooLarge } else { BodyReadError::Io(e) }
     })
+}
+
+/// Decodes a stored push again under today's configuration and applies it (filling gaps only:
+/// see the store). Shared by the API and the console.
+pub async fn replay(
+    app: &AppState,
+    push_id: i64,
+) -> Result<(PushRecorded, Result<DecodedPush, DecodeError>), ApiError> {
+    let entry =
+        app.store.push(push_id).await?.ok_or_else(|| ApiError::NotFound(format!("no push with id {push_id}")))?;
+    let source = app.sources.get(&entry.source).ok_or_else(|| {
+        ApiError::Conflict(format!(
+            "push {push_id} came to the source \"{}\", which is no longer configured: add it back to replay",
+            entry.source
+        ))
+    })?;
+    if entry.body.is_empty() {
+        // A refusal kept without its body (over max_body_bytes), or an empty body: nothing to decode.
+        return Err(ApiError::Conflict(format!("push {push_id} has no stored body to replay")));
+    }
+    let (result, decoded) = decode_for_store(source, &entry.body, entry.content_type.as_deref());
+    let recorded = app.store.replay_push(push_id, result, xiansuo_domain::now()).await?;
+    Ok((recorded, decoded))
 }

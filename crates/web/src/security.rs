@@ -76,6 +76,8 @@ pub struct LoginLimiter {
 impl LoginLimiter {
     pub const MAX_FAILURES: u32 = 5;
     pub const WINDOW: Duration = Duration::from_secs(15 * 60);
+    /// Keys remembered at most.
+    pub const MAX_KEYS: usize = 100_000;
 
     /// Seconds to wait before trying again, when the key is locked out.
     pub fn locked(&self, key: &str) -> Option<u64> {
@@ -87,8 +89,12 @@ impl LoginLimiter {
 
     pub fn failed(&self, key: &str) {
         if let Ok(mut failures) = self.failures.lock() {
-            if failures.len() > 100_000 {
+            if failures.len() >= Self::MAX_KEYS {
                 failures.retain(|_, (_, since)| since.elapsed() < Self::WINDOW);
+                if failures.len() >= Self::MAX_KEYS && !failures.contains_key(key) {
+                    // Memory stays bounded under a flood of names; keys already counted still lock.
+                    return;
+                }
             }
             let entry = failures.entry(key.to_string()).or_insert((0, Instant::now()));
             if entry.1.elapsed() >= Self::WINDOW {

@@ -94,6 +94,7 @@ pub async fn prepare(config: &Config) -> Result<Prepared, StartError> {
         max_body_bytes: config.max_body_bytes,
         new_leads: tokio::sync::broadcast::channel(1024).0,
         login_limiter: Arc::default(),
+        password_checks: Arc::new(tokio::sync::Semaphore::new(2)),
     };
     Ok(Prepared { state, sources, initial_admin })
 }

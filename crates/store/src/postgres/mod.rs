@@ -23,11 +23,11 @@ use xiansuo_domain::{
 use crate::copy::{Cell, ColumnKind, TableDef};
 use crate::query::{Dialect, Param, lead_order, lead_where, limit_offset, push_where};
 use crate::write::{self, Job, Write, change_from_detail};
+use crate::{Actor, LeadUpdate, NewSession, Session, UserChange};
 use crate::{
     LeadDetail, LeadQuery, NewPush, Page, PushEntry, PushQuery, PushRecorded, PushResult, PushSummary, Store,
     StoreError,
 };
-use crate::{LeadUpdate, NewSession, Session, UserChange};
 
 /// Schema versions, applied in order, each once. Never edit a released one: add the next.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -445,7 +445,7 @@ impl Store for PostgresStore {
     async fn update_lead(
         &self,
         lead_id: i64,
-        by: i64,
+        by: Actor,
         update: LeadUpdate,
         at: Instant,
     ) -> Result<LeadEvent, StoreError> {
@@ -521,11 +521,13 @@ impl Store for PostgresStore {
 
     async fn after_copy(&self) -> Result<(), StoreError> {
         let client = self.client().await?;
-        for table in ["leads", "messages", "pushes"] {
+        // Every table whose rows have a serial id: new rows continue after the copied ones.
+        for table in crate::copy::tables().iter().filter(|t| t.columns.first().is_some_and(|(c, _)| *c == "id")) {
+            let name = table.name;
             client
                 .batch_execute(&format!(
-                    "SELECT setval(pg_get_serial_sequence('{table}', 'id'), COALESCE((SELECT MAX(id) FROM {table}), 1),
-                                   (SELECT MAX(id) IS NOT NULL FROM {table}))"
+                    "SELECT setval(pg_get_serial_sequence('{name}', 'id'), COALESCE((SELECT MAX(id) FROM {name}), 1),
+                                   (SELECT MAX(id) IS NOT NULL FROM {name}))"
                 ))
                 .await?;
         }
@@ -533,6 +535,9 @@ impl Store for PostgresStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
+        if self.jobs.is_closed() {
+            return Err(StoreError::Unavailable("the writer has stopped".into()));
+        }
         self.client().await?.query_one("SELECT 1", &[]).await.map(|_| ()).map_err(StoreError::from)
     }
 }

@@ -12,7 +12,7 @@ use xiansuo_domain::{Card, FIELDS, FieldKind, Instant, LeadChange, LeadEvent, Le
 use super::describe;
 use crate::query::summarize;
 use crate::write::{Job, MAX_BATCH, Write, Written, change_detail, millis, plan_update};
-use crate::{LeadUpdate, UserChange};
+use crate::{Actor, LeadUpdate, UserChange};
 use crate::{LeadWritten, NewPush, PushRecorded, PushResult, StoreError};
 
 /// Attempts of one batch that keeps losing conflicts to other processes.
@@ -40,7 +40,7 @@ impl From<tokio_postgres::Error> for Failure {
         if conflict {
             Failure::Conflict(e)
         } else if data {
-            Failure::Refused(StoreError::Unavailable(describe(&e)))
+            Failure::Refused(StoreError::Invalid(describe(&e)))
         } else {
             Failure::Database(e)
         }
@@ -129,7 +129,7 @@ async fn apply(tx: &Transaction<'_>, write: &Write) -> Result<Written, Failure> 
                 .await?;
             tx.execute(&stmt, &[key, value]).await?;
             let row = tx.query_one("SELECT value FROM settings WHERE key = $1", &[key]).await?;
-            Ok(Written::Setting(row.get(0)))
+            Ok(Written::Setting(row.try_get(0)?))
         }
         // `copy_in` writes directly in a transaction of its own (nothing else writes during a copy).
         Write::Import { .. } => {
@@ -147,7 +147,7 @@ async fn apply(tx: &Transaction<'_>, write: &Write) -> Result<Written, Failure> 
                 Failure::Refused(StoreError::Conflict(format!("a user named \"{name}\" exists already")))
             })?;
             Ok(Written::User(User {
-                id: row.get(0),
+                id: row.try_get(0)?,
                 name: name.clone(),
                 role: *role,
                 password_hash: password_hash.clone(),
@@ -195,7 +195,7 @@ async fn apply(tx: &Transaction<'_>, write: &Write) -> Result<Written, Failure> 
 async fn update_lead(
     tx: &Transaction<'_>,
     lead_id: i64,
-    by: i64,
+    by: Actor,
     update: &LeadUpdate,
     at: Instant,
 ) -> Result<Written, Failure> {
@@ -204,8 +204,8 @@ async fn update_lead(
         .query_opt("SELECT status, owner_id FROM leads WHERE id = $1 FOR UPDATE", &[&lead_id])
         .await?
         .ok_or_else(|| Failure::Refused(StoreError::NotFound(format!("lead {lead_id}"))))?;
-    let status = LeadStatus::parse(row.get(0)).unwrap_or(LeadStatus::New);
-    let owner: Option<i64> = row.get(1);
+    let status = LeadStatus::parse(row.try_get(0)?).unwrap_or(LeadStatus::New);
+    let owner: Option<i64> = row.try_get(1)?;
     let change = plan_update(update, by, status, owner).map_err(Failure::Refused)?;
     match &change {
         LeadChange::Status { to, reason, .. } => {
@@ -224,10 +224,10 @@ async fn update_lead(
     let row = tx
         .query_one(
             "INSERT INTO lead_events (lead_id, at, user_id, kind, detail) VALUES ($1, $2, $3, $4, $5) RETURNING id",
-            &[&lead_id, &at, &by, &change.kind(), &detail],
+            &[&lead_id, &at, &by.user_id, &change.kind(), &detail],
         )
         .await?;
-    Ok(Written::Event(LeadEvent { id: row.get(0), lead_id, at, user_id: Some(by), change }))
+    Ok(Written::Event(LeadEvent { id: row.try_get(0)?, lead_id, at, user_id: Some(by.user_id), change }))
 }
 
 async fn record_push(tx: &Transaction<'_>, push: &NewPush) -> Result<PushRecorded, Failure> {
@@ -254,8 +254,9 @@ async fn record_push(tx: &Transaction<'_>, push: &NewPush) -> Result<PushRecorde
             ],
         )
         .await?;
-    let push_id: i64 = row.get(0);
-    let leads = store_cards(tx, push_id, &push.source, &push.result, received_at).await?;
+    let push_id: i64 = row.try_get(0)?;
+    let how = Apply { push_id, source: &push.source, received: received_at, at: received_at, fill_only: false };
+    let leads = store_cards(tx, &how, &push.result).await?;
     Ok(PushRecorded { push_id, outcome, accepted, ignored, leads })
 }
 
@@ -271,44 +272,64 @@ async fn replay_push(
         .prepare_cached(
             "UPDATE pushes SET outcome = $2, error = $3, accepted = $4, ignored = $5,
                     replayed_at = $6, replay_count = replay_count + 1
-             WHERE id = $1 RETURNING source",
+             WHERE id = $1 RETURNING source, received_at",
         )
         .await?;
     let row = tx
         .query_opt(&stmt, &[&push_id, &outcome.as_str(), &error, &(accepted as i64), &(ignored as i64), &at])
         .await?
         .ok_or_else(|| Failure::Refused(StoreError::NotFound(format!("push {push_id}"))))?;
-    let source: String = row.get(0);
-    let leads = store_cards(tx, push_id, &source, result, at).await?;
+    let (source, received): (String, Instant) = (row.try_get(0)?, row.try_get(1)?);
+    // A replayed body is older than what later pushes stored: it fills gaps, never overwrites;
+    // a lead it creates was received when the push was.
+    let how = Apply { push_id, source: &source, received, at, fill_only: true };
+    let leads = store_cards(tx, &how, result).await?;
     Ok(PushRecorded { push_id, outcome, accepted, ignored, leads })
 }
 
-async fn store_cards(
-    tx: &Transaction<'_>,
+/// How a push's cards are applied.
+struct Apply<'a> {
     push_id: i64,
-    source: &str,
-    result: &PushResult,
+    source: &'a str,
+    /// `received_at` of a lead the push creates.
+    received: Instant,
+    /// `updated_at` of the leads it touches.
     at: Instant,
-) -> Result<Vec<LeadWritten>, Failure> {
+    /// Fill empty fields only (a replay): a stored value is never replaced.
+    fill_only: bool,
+}
+
+async fn store_cards(tx: &Transaction<'_>, how: &Apply<'_>, result: &PushResult) -> Result<Vec<LeadWritten>, Failure> {
     let PushResult::Cards { cards, .. } = result else { return Ok(Vec::new()) };
     let mut written = Vec::with_capacity(cards.len());
     for card in cards {
-        written.push(store_card(tx, push_id, source, card, at).await?);
+        written.push(store_card(tx, how, card).await?);
     }
     Ok(written)
 }
 
 /// `INSERT … ON CONFLICT DO UPDATE` of a lead: an empty (NULL) value never erases, `extra`
 /// merges, and `xmax = 0` tells an insert from an update.
-fn upsert_lead_sql() -> String {
+/// Filling only (a replay), the stored value comes first.
+fn upsert_lead_sql(fill_only: bool) -> String {
     let n = FIELDS.len();
     let columns: Vec<&str> = FIELDS.iter().map(|f| f.key).collect();
     let placeholders: Vec<String> = (1..=n + 4).map(|i| format!("${i}")).collect();
-    let sets: Vec<String> = columns.iter().map(|c| format!("{c} = COALESCE(EXCLUDED.{c}, leads.{c})")).collect();
+    let sets: Vec<String> = columns
+        .iter()
+        .map(|c| {
+            if fill_only {
+                format!("{c} = COALESCE(leads.{c}, EXCLUDED.{c})")
+            } else {
+                format!("{c} = COALESCE(EXCLUDED.{c}, leads.{c})")
+            }
+        })
+        .collect();
+    let extra = if fill_only { "EXCLUDED.extra || leads.extra" } else { "leads.extra || EXCLUDED.extra" };
     format!(
         "INSERT INTO leads ({}, source, extra, received_at, updated_at) VALUES ({})
          ON CONFLICT (source, company_id, visitor_static_id) DO UPDATE SET {},
-             extra = leads.extra || EXCLUDED.extra, updated_at = EXCLUDED.updated_at
+             extra = {extra}, updated_at = EXCLUDED.updated_at
          RETURNING id, (xmax = 0)",
         columns.join(", "),
         placeholders.join(", "),
@@ -316,13 +337,8 @@ fn upsert_lead_sql() -> String {
     )
 }
 
-async fn store_card(
-    tx: &Transaction<'_>,
-    push_id: i64,
-    source: &str,
-    card: &Card,
-    at: Instant,
-) -> Result<LeadWritten, Failure> {
+async fn store_card(tx: &Transaction<'_>, how: &Apply<'_>, card: &Card) -> Result<LeadWritten, Failure> {
+    let (push_id, at) = (how.push_id, how.at);
     if card.company_id().is_none() || card.visitor_static_id().is_none() {
         // The decoder refuses such cards; this guards the identity key all the same.
         return Err(Failure::Refused(StoreError::Unavailable(
@@ -333,7 +349,7 @@ async fn store_card(
     let times: Vec<Option<Instant>> = FIELDS.iter().map(|f| card.times.get(f.key).map(|t| millis(*t))).collect();
     let extra =
         serde_json::to_value(&card.extra).map_err(|e| Failure::Refused(StoreError::Unavailable(e.to_string())))?;
-    let source = source.to_string();
+    let source = how.source.to_string();
     let mut params: Vec<&(dyn ToSql + Sync)> = FIELDS
         .iter()
         .enumerate()
@@ -344,11 +360,11 @@ async fn store_card(
         .collect();
     params.push(&source);
     params.push(&extra);
+    params.push(&how.received);
     params.push(&at);
-    params.push(&at);
-    let stmt = tx.prepare_cached(&upsert_lead_sql()).await?;
+    let stmt = tx.prepare_cached(&upsert_lead_sql(how.fill_only)).await?;
     let row = tx.query_one(&stmt, &params).await?;
-    let (lead_id, created): (i64, bool) = (row.get(0), row.get(1));
+    let (lead_id, created): (i64, bool) = (row.try_get(0)?, row.try_get(1)?);
 
     let stmt = tx
         .prepare_cached("INSERT INTO push_leads (push_id, lead_id, created) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
@@ -397,7 +413,9 @@ async fn store_card(
             .query(&stmt, &[&lead_id, &recorder_ids, &chats, &senders, &from_ids, &texts, &kinds, &created_at, &extras])
             .await?;
         if !inserted.is_empty() {
-            let by_visitor = inserted.iter().filter(|r| r.get::<_, &str>(0) == Sender::Visitor.as_str()).count() as i64;
+            let by_visitor =
+                inserted.iter().filter(|r| r.try_get::<_, &str>(0).ok() == Some(Sender::Visitor.as_str())).count()
+                    as i64;
             let stmt = tx
                 .prepare_cached(
                     "UPDATE leads SET message_count = message_count + $2,

@@ -20,11 +20,11 @@ use xiansuo_domain::{
 use crate::copy::{Cell, ColumnKind, TableDef};
 use crate::query::{Dialect, Param, lead_order, lead_where, limit_offset, push_where};
 use crate::write::{self, Job, Write, change_from_detail};
+use crate::{Actor, LeadUpdate, NewSession, Session, UserChange};
 use crate::{
     LeadDetail, LeadQuery, NewPush, Page, PushEntry, PushQuery, PushRecorded, PushResult, PushSummary, Store,
     StoreError,
 };
-use crate::{LeadUpdate, NewSession, Session, UserChange};
 
 /// Schema versions, applied in order, each once. Never edit a released one: add the next.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -38,6 +38,8 @@ const IDLE_READERS: usize = 8;
 
 pub struct SqliteStore {
     jobs: SyncSender<Job>,
+    /// False once the writer thread has ended (by a panic, say): /healthz then fails.
+    writer_alive: Arc<std::sync::atomic::AtomicBool>,
     readers: Arc<ReadPool>,
 }
 
@@ -62,12 +64,17 @@ impl SqliteStore {
         conn.set_prepared_statement_cache_capacity(64);
 
         let (jobs, queue) = sync_channel(write_queue);
+        let writer_alive = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let alive_guard = AliveGuard(Arc::clone(&writer_alive));
         std::thread::Builder::new()
             .name("xiansuo-writer".into())
-            .spawn(move || writer::run(conn, queue))
+            .spawn(move || {
+                let _alive = alive_guard;
+                writer::run(conn, queue)
+            })
             .map_err(|e| StoreError::Setup(format!("cannot start the writer thread: {e}")))?;
         let readers = Arc::new(ReadPool { path: path.to_path_buf(), idle: Mutex::new(Vec::new()) });
-        Ok(SqliteStore { jobs, readers })
+        Ok(SqliteStore { jobs, writer_alive, readers })
     }
 
     /// Queues a write for the writer and waits for its answer, which comes after the commit.
@@ -88,6 +95,15 @@ impl SqliteStore {
         tokio::task::spawn_blocking(move || pool.with(work))
             .await
             .map_err(|e| StoreError::Unavailable(format!("a read task failed: {e}")))?
+    }
+}
+
+/// Marks the writer as ended when its thread ends, however it ends.
+struct AliveGuard(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for AliveGuard {
+    fn drop(&mut self) {
+        self.0.store(false, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -149,7 +165,7 @@ fn lead_select() -> String {
     let fields: Vec<&str> = FIELDS.iter().map(|f| f.key).collect();
     format!(
         "l.id, l.source, l.status, l.extra, l.received_at, l.updated_at, l.push_count, l.message_count,
-         l.visitor_message_count, (SELECT group_concat(chat_id, char(31)) FROM (SELECT chat_id FROM lead_chats
+         l.visitor_message_count, (SELECT json_group_array(chat_id) FROM (SELECT chat_id FROM lead_chats
          WHERE lead_id = l.id ORDER BY first_seen_at, seq, chat_id)), {}, l.owner_id, l.status_reason",
         fields.iter().map(|f| format!("l.{f}")).collect::<Vec<_>>().join(", ")
     )
@@ -175,7 +191,7 @@ fn lead_from_row(row: &Row) -> rusqlite::Result<Lead> {
         visitor_message_count: row.get(8)?,
     };
     if let Some(chats) = row.get::<_, Option<String>>(9)? {
-        lead.chat_ids = chats.split('\u{1f}').map(str::to_string).collect();
+        lead.chat_ids = serde_json::from_str(&chats).unwrap_or_default();
     }
     for (i, f) in FIELDS.iter().enumerate() {
         let idx = LEAD_FIXED_COLUMNS + i;
@@ -197,7 +213,7 @@ fn lead_from_row(row: &Row) -> rusqlite::Result<Lead> {
 
 const PUSH_SELECT: &str = "p.id, p.source, p.received_at, p.content_type, p.body, p.outcome, p.error, p.accepted,
     p.ignored, p.replayed_at, p.replay_count,
-    (SELECT group_concat(lead_id) FROM push_leads WHERE push_id = p.id)";
+    (SELECT json_group_array(lead_id) FROM (SELECT lead_id FROM push_leads WHERE push_id = p.id ORDER BY lead_id))";
 
 fn push_from_row(row: &Row) -> rusqlite::Result<PushEntry> {
     let lead_ids: Option<String> = row.get(11)?;
@@ -213,7 +229,7 @@ fn push_from_row(row: &Row) -> rusqlite::Result<PushEntry> {
         ignored: row.get(8)?,
         replayed_at: row.get::<_, Option<i64>>(9)?.map(instant),
         replay_count: row.get(10)?,
-        lead_ids: lead_ids.map(|s| s.split(',').filter_map(|x| x.parse().ok()).collect()).unwrap_or_default(),
+        lead_ids: lead_ids.and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default(),
     })
 }
 
@@ -475,7 +491,7 @@ impl Store for SqliteStore {
     async fn update_lead(
         &self,
         lead_id: i64,
-        by: i64,
+        by: Actor,
         update: LeadUpdate,
         at: Instant,
     ) -> Result<LeadEvent, StoreError> {
@@ -539,6 +555,9 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
+        if !self.writer_alive.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("the writer has stopped".into()));
+        }
         self.read(|conn| Ok(conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).map(|_| ())?)).await
     }
 }

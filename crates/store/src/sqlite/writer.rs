@@ -10,7 +10,7 @@ use xiansuo_domain::{Card, FIELDS, FieldKind, Instant, LeadChange, LeadEvent, Le
 use crate::copy::{Cell, TableDef};
 use crate::query::summarize;
 use crate::write::{Job, MAX_BATCH, Write, Written, change_detail, plan_update};
-use crate::{LeadUpdate, LeadWritten, NewPush, PushRecorded, PushResult, StoreError, UserChange};
+use crate::{Actor, LeadUpdate, LeadWritten, NewPush, PushRecorded, PushResult, StoreError, UserChange};
 
 /// Runs until every sender is dropped, then returns after committing what was queued.
 pub fn run(mut conn: Connection, jobs: Receiver<Job>) {
@@ -39,8 +39,20 @@ fn commit_batch(conn: &mut Connection, batch: Vec<Job>) {
             return;
         }
     };
-    let results: Vec<Result<Written, StoreError>> =
-        batch.iter().map(|job| in_savepoint(&tx, |c| apply(c, &job.write))).collect();
+    let mut results: Vec<Result<Written, StoreError>> = Vec::with_capacity(batch.len());
+    for job in &batch {
+        results.push(in_savepoint(&tx, |c| apply(c, &job.write)));
+        // Some errors (disk full, I/O) roll the whole transaction back, not just the savepoint:
+        // then nothing of the batch will be committed, and every job is answered so.
+        if tx.is_autocommit() {
+            tracing::error!("a write error rolled back the whole batch");
+            drop(tx);
+            for job in batch {
+                job.answer(Err(StoreError::Unavailable("a write error rolled back the batch".into())));
+            }
+            return;
+        }
+    }
     match tx.commit() {
         Ok(()) => {
             for (job, result) in batch.into_iter().zip(results) {
@@ -125,7 +137,7 @@ fn apply(conn: &Connection, write: &Write) -> Result<Written, StoreError> {
 fn update_lead(
     conn: &Connection,
     lead_id: i64,
-    by: i64,
+    by: Actor,
     update: &LeadUpdate,
     at: Instant,
 ) -> Result<LeadEvent, StoreError> {
@@ -150,8 +162,8 @@ fn update_lead(
         LeadChange::Note { .. } => {}
     }
     conn.prepare_cached("INSERT INTO lead_events (lead_id, at, user_id, kind, detail) VALUES (?1, ?2, ?3, ?4, ?5)")?
-        .execute(params![lead_id, ms(at), by, change.kind(), change_detail(&change).to_string()])?;
-    Ok(LeadEvent { id: conn.last_insert_rowid(), lead_id, at, user_id: Some(by), change })
+        .execute(params![lead_id, ms(at), by.user_id, change.kind(), change_detail(&change).to_string()])?;
+    Ok(LeadEvent { id: conn.last_insert_rowid(), lead_id, at, user_id: Some(by.user_id), change })
 }
 
 fn import_rows(conn: &Connection, table: &TableDef, rows: &[Vec<Cell>]) -> Result<(), StoreError> {
@@ -217,16 +229,18 @@ fn record_push(conn: &Connection, push: &NewPush) -> Result<PushRecorded, StoreE
         ignored as i64
     ])?;
     let push_id = conn.last_insert_rowid();
-    let leads = store_cards(conn, push_id, &push.source, &push.result, push.received_at)?;
+    let how =
+        Apply { push_id, source: &push.source, received: push.received_at, at: push.received_at, fill_only: false };
+    let leads = store_cards(conn, &how, &push.result)?;
     Ok(PushRecorded { push_id, outcome, accepted, ignored, leads })
 }
 
 fn replay_push(conn: &Connection, push_id: i64, result: &PushResult, at: Instant) -> Result<PushRecorded, StoreError> {
-    let source: Option<String> = conn
-        .prepare_cached("SELECT source FROM pushes WHERE id = ?1")?
-        .query_row([push_id], |r| r.get(0))
+    let found: Option<(String, i64)> = conn
+        .prepare_cached("SELECT source, received_at FROM pushes WHERE id = ?1")?
+        .query_row([push_id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    let source = source.ok_or_else(|| StoreError::NotFound(format!("push {push_id}")))?;
+    let (source, received) = found.ok_or_else(|| StoreError::NotFound(format!("push {push_id}")))?;
     let (outcome, error, accepted, ignored) = summarize(result);
     conn.prepare_cached(
         "UPDATE pushes SET outcome = ?2, error = ?3, accepted = ?4, ignored = ?5,
@@ -234,19 +248,32 @@ fn replay_push(conn: &Connection, push_id: i64, result: &PushResult, at: Instant
          WHERE id = ?1",
     )?
     .execute(params![push_id, outcome.as_str(), error, accepted as i64, ignored as i64, ms(at)])?;
-    let leads = store_cards(conn, push_id, &source, result, at)?;
+    // A replayed body is older than what later pushes stored: it fills gaps, never overwrites;
+    // a lead it creates was received when the push was.
+    let how = Apply { push_id, source: &source, received: instant_of(received), at, fill_only: true };
+    let leads = store_cards(conn, &how, result)?;
     Ok(PushRecorded { push_id, outcome, accepted, ignored, leads })
 }
 
-fn store_cards(
-    conn: &Connection,
+/// How a push's cards are applied.
+struct Apply<'a> {
     push_id: i64,
-    source: &str,
-    result: &PushResult,
+    source: &'a str,
+    /// `received_at` of a lead the push creates.
+    received: Instant,
+    /// `updated_at` of the leads it touches.
     at: Instant,
-) -> Result<Vec<LeadWritten>, StoreError> {
+    /// Fill empty fields only (a replay): a stored value is never replaced.
+    fill_only: bool,
+}
+
+fn instant_of(ms: i64) -> Instant {
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+fn store_cards(conn: &Connection, how: &Apply, result: &PushResult) -> Result<Vec<LeadWritten>, StoreError> {
     let PushResult::Cards { cards, .. } = result else { return Ok(Vec::new()) };
-    cards.iter().map(|card| store_card(conn, push_id, source, card, at)).collect()
+    cards.iter().map(|card| store_card(conn, how, card)).collect()
 }
 
 /// The lead table's columns written from a card, in [`FIELDS`] order.
@@ -254,13 +281,8 @@ fn field_columns() -> impl Iterator<Item = &'static str> {
     FIELDS.iter().map(|f| f.key)
 }
 
-fn store_card(
-    conn: &Connection,
-    push_id: i64,
-    source: &str,
-    card: &Card,
-    at: Instant,
-) -> Result<LeadWritten, StoreError> {
+fn store_card(conn: &Connection, how: &Apply, card: &Card) -> Result<LeadWritten, StoreError> {
+    let (push_id, source, at) = (how.push_id, how.source, how.at);
     let (Some(company_id), Some(visitor)) = (card.company_id(), card.visitor_static_id()) else {
         // The decoder refuses such cards; this guards the identity key all the same.
         return Err(StoreError::Unavailable("a card without company_id or visitor_static_id reached the store".into()));
@@ -292,19 +314,32 @@ fn store_card(
             let mut params: Vec<rusqlite::types::Value> = values;
             params.push(source.to_string().into());
             params.push(extra.into());
-            params.push(ms(at).into());
+            params.push(ms(how.received).into());
             params.push(ms(at).into());
             conn.prepare_cached(&sql)?.execute(rusqlite::params_from_iter(params))?;
             (conn.last_insert_rowid(), true)
         }
         Some(id) => {
             // An empty value never erases: absent fields are NULL and COALESCE keeps the old.
-            let sets: Vec<String> =
-                field_columns().enumerate().map(|(i, c)| format!("{c} = COALESCE(?{}, {c})", i + 1)).collect();
+            // Filling only, the stored value comes first.
+            let sets: Vec<String> = field_columns()
+                .enumerate()
+                .map(|(i, c)| {
+                    if how.fill_only {
+                        format!("{c} = COALESCE({c}, ?{})", i + 1)
+                    } else {
+                        format!("{c} = COALESCE(?{}, {c})", i + 1)
+                    }
+                })
+                .collect();
+            let extra_merge = if how.fill_only {
+                format!("json_patch(?{}, extra)", n + 1)
+            } else {
+                format!("json_patch(extra, ?{})", n + 1)
+            };
             let sql = format!(
-                "UPDATE leads SET {}, extra = json_patch(extra, ?{}), updated_at = ?{} WHERE id = ?{}",
+                "UPDATE leads SET {}, extra = {extra_merge}, updated_at = ?{} WHERE id = ?{}",
                 sets.join(", "),
-                n + 1,
                 n + 2,
                 n + 3
             );
@@ -318,7 +353,9 @@ fn store_card(
     };
 
     let linked = conn
-        .prepare_cached("INSERT OR IGNORE INTO push_leads (push_id, lead_id, created) VALUES (?1, ?2, ?3)")?
+        .prepare_cached(
+            "INSERT INTO push_leads (push_id, lead_id, created) VALUES (?1, ?2, ?3) ON CONFLICT (push_id, lead_id) DO NOTHING",
+        )?
         .execute(params![push_id, lead_id, created])?;
     if linked == 1 {
         conn.prepare_cached("UPDATE leads SET push_count = push_count + 1 WHERE id = ?1")?.execute([lead_id])?;
@@ -326,8 +363,9 @@ fn store_card(
 
     // `seq` keeps the order chats were first seen in, within this push too.
     let mut add_chat = conn.prepare_cached(
-        "INSERT OR IGNORE INTO lead_chats (lead_id, chat_id, first_seen_at, seq)
-         VALUES (?1, ?2, ?3, (SELECT COALESCE(MAX(seq), 0) + 1 FROM lead_chats WHERE lead_id = ?1))",
+        "INSERT INTO lead_chats (lead_id, chat_id, first_seen_at, seq)
+         VALUES (?1, ?2, ?3, (SELECT COALESCE(MAX(seq), 0) + 1 FROM lead_chats WHERE lead_id = ?1))
+         ON CONFLICT (lead_id, chat_id) DO NOTHING",
     )?;
     let chat_ids = card.chat_id().into_iter().chain(card.messages.iter().filter_map(|m| m.chat_id.as_deref()));
     for chat_id in chat_ids {
@@ -370,6 +408,7 @@ fn store_card(
 }
 
 fn setting_or_insert(conn: &Connection, key: &str, value: &str) -> Result<String, StoreError> {
-    conn.prepare_cached("INSERT OR IGNORE INTO settings (key, value) VALUES (?1, ?2)")?.execute(params![key, value])?;
+    conn.prepare_cached("INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING")?
+        .execute(params![key, value])?;
     Ok(conn.prepare_cached("SELECT value FROM settings WHERE key = ?1")?.query_row([key], |r| r.get(0))?)
 }

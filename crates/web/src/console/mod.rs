@@ -70,6 +70,7 @@ impl IntoResponse for PageError {
             PageError::Forbidden(_) => StatusCode::FORBIDDEN,
             PageError::BadRequest(_) => StatusCode::BAD_REQUEST,
             PageError::Conflict(_) | PageError::Store(StoreError::Conflict(_)) => StatusCode::CONFLICT,
+            PageError::Store(StoreError::Invalid(_)) => StatusCode::UNPROCESSABLE_ENTITY,
             PageError::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
             PageError::Store(StoreError::NotFound(_)) => StatusCode::NOT_FOUND,
             PageError::Store(StoreError::Overloaded | StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
@@ -77,6 +78,7 @@ impl IntoResponse for PageError {
         };
         let message = match &self {
             PageError::Store(StoreError::Conflict(m)) => m.clone(),
+            PageError::Store(e @ StoreError::Invalid(_)) => e.to_string(),
             PageError::Store(StoreError::NotFound(_)) => "没有找到这个页面或线索".to_string(),
             PageError::Store(e) => {
                 tracing::error!(error = %e, "console storage error");

@@ -4,7 +4,9 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 
 use axum::Form;
-use axum::extract::{Path, Query, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -13,12 +15,11 @@ use serde::Deserialize;
 use xiansuo_domain::{
     FIELDS, Lead, LeadChange, LeadStatus, PushOutcomeKind, Role, Sender, User, plain_text, valid_user_name,
 };
-use xiansuo_store::{LeadQuery, LeadUpdate, NewSession, OwnerFilter, PushQuery, UserChange};
+use xiansuo_store::{Actor, LeadQuery, LeadUpdate, NewSession, OwnerFilter, PushQuery, UserChange};
 
 use super::view::{self, Choice, FieldView, InboxFilters, InboxRow, Me};
 use super::{PageError, SESSION_HOURS, Signed, encode, page, session_cookie, session_token};
 use crate::AppState;
-use crate::push::decode_for_store;
 use crate::security::{generate_password, hash_password, random_hex, sha256_hex, verify_password};
 
 const PER_PAGE: u32 = 50;
@@ -39,10 +40,18 @@ pub struct LoginQuery {
     next: Option<String>,
 }
 
-/// Only a path on this site may follow sign-in.
+/// Only a path on this site may follow sign-in: visible ASCII only (browsers drop tabs and
+/// line breaks from URLs, which would turn `/\t/evil` into `//evil`), starting with one `/`.
 fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && n.bytes().all(|b| b.is_ascii_graphic())
+                && !n.contains('\\') =>
+        {
+            n.to_string()
+        }
         _ => "/".to_string(),
     }
 }
@@ -58,44 +67,68 @@ pub struct LoginForm {
     next: Option<String>,
 }
 
-/// The client address for rate limiting: the first X-Forwarded-For hop behind a proxy.
-fn client_key(headers: &HeaderMap) -> String {
-    headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
-        .map(|v| format!("ip:{}", v.trim()))
-        .unwrap_or_else(|| "ip:direct".to_string())
+/// The client address for rate limiting: the peer's address; behind a reverse proxy on this
+/// machine (a loopback peer), the hop that proxy appended to X-Forwarded-For (the last one:
+/// earlier hops are whatever the client claimed).
+fn client_key(peer: SocketAddr, headers: &HeaderMap) -> String {
+    let forwarded = || {
+        headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .map(str::trim)
+            .filter(|v| v.parse::<std::net::IpAddr>().is_ok())
+    };
+    match forwarded().filter(|_| peer.ip().is_loopback()) {
+        Some(ip) => format!("ip:{ip}"),
+        None => format!("ip:{}", peer.ip()),
+    }
 }
 
 pub async fn login(
     State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, PageError> {
-    let name = form.name.trim().to_string();
+    let next = safe_next(form.next.as_deref());
+    let refuse = |name: String| {
+        let page_html =
+            view::render(&view::LoginPage {
+                next: next.clone(), name, error: Some("用户名或密码不正确".into())
+            });
+        Ok((axum::http::StatusCode::UNAUTHORIZED, page(page_html)).into_response())
+    };
+    let ip_key = client_key(peer, &headers);
+    // A name that cannot exist is refused before anything is looked up, hashed or logged.
+    let Ok(name) = valid_user_name(&form.name).map(str::to_string) else {
+        app.login_limiter.failed(&ip_key);
+        return refuse(String::new());
+    };
     let user_key = format!("user:{name}");
-    let ip_key = client_key(&headers);
     if let Some(wait) = app.login_limiter.locked(&user_key).or_else(|| app.login_limiter.locked(&ip_key)) {
         return Err(PageError::TooManyAttempts(wait));
     }
-    let next = safe_next(form.next.as_deref());
+    // Counted before the (slow) check, so parallel guesses cannot slip past the limit.
+    app.login_limiter.failed(&user_key);
+    app.login_limiter.failed(&ip_key);
     let user = app.store.user_by_name(&name).await?;
     // Verify against a real hash even for unknown users, so timing does not tell names apart.
     let hash = user.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| DUMMY_HASH.clone());
     let password = form.password;
-    let matches = blocking(move || verify_password(&password, &hash)).await?;
+    let matches = {
+        // Each check takes ~19 MiB for a moment: a few at a time, however many arrive.
+        let _permit = app.password_checks.acquire().await.map_err(|e| PageError::Internal(e.to_string()))?;
+        blocking(move || verify_password(&password, &hash)).await?
+    };
     let user = match user {
         Some(u) if matches && !u.disabled => u,
         _ => {
-            app.login_limiter.failed(&user_key);
-            app.login_limiter.failed(&ip_key);
             tracing::info!(user = %name, "sign-in failed");
-            let page_html =
-                view::render(&view::LoginPage { next, name, error: Some("用户名或密码不正确".into()) });
-            return Ok((axum::http::StatusCode::UNAUTHORIZED, page(page_html)).into_response());
+            return refuse(name);
         }
     };
+    app.login_limiter.succeeded(&ip_key);
     app.login_limiter.succeeded(&user_key);
     // A new session at every sign-in (the old one, if any, ends).
     if let Some(old) = session_token_of(&headers) {
@@ -198,8 +231,8 @@ impl InboxQuery {
 
 fn date_bound(v: &Option<String>, end_of_day: bool) -> Result<Option<xiansuo_domain::Instant>, PageError> {
     let Some(v) = non_empty(v) else { return Ok(None) };
-    let t = xiansuo_push::parse_time(&v).ok_or_else(|| PageError::BadRequest(format!("日期“{v}”无法识别")))?;
-    Ok(Some(if end_of_day && v.len() == 10 { t + chrono::Duration::days(1) } else { t }))
+    let parsed = if end_of_day { xiansuo_push::parse_time_bound(&v) } else { xiansuo_push::parse_time(&v) };
+    parsed.map(Some).ok_or_else(|| PageError::BadRequest(format!("日期“{v}”无法识别")))
 }
 
 fn user_names(users: &[User]) -> HashMap<i64, String> {
@@ -551,7 +584,9 @@ pub async fn set_status(
     if to.needs_reason() && reason.is_none() {
         return Err(PageError::BadRequest("标记为“无效”时请填写原因".into()));
     }
-    app.store.update_lead(id, signed.0.user.id, LeadUpdate::Status { to, reason }, xiansuo_domain::now()).await?;
+    app.store
+        .update_lead(id, Actor::of(&signed.0.user), LeadUpdate::Status { to, reason }, xiansuo_domain::now())
+        .await?;
     Ok(back_to(id))
 }
 
@@ -581,7 +616,7 @@ pub async fn set_owner(
             }
         }
     };
-    app.store.update_lead(id, signed.0.user.id, LeadUpdate::Assign { to }, xiansuo_domain::now()).await?;
+    app.store.update_lead(id, Actor::of(&signed.0.user), LeadUpdate::Assign { to }, xiansuo_domain::now()).await?;
     Ok(back_to(id))
 }
 
@@ -594,7 +629,7 @@ pub async fn claim(
     signed.check_csrf(&form.csrf)?;
     let id = lead_id(&raw)?;
     visible_lead(&app, &signed.0.user, id).await?;
-    app.store.update_lead(id, signed.0.user.id, LeadUpdate::Claim, xiansuo_domain::now()).await?;
+    app.store.update_lead(id, Actor::of(&signed.0.user), LeadUpdate::Claim, xiansuo_domain::now()).await?;
     Ok(back_to(id))
 }
 
@@ -618,7 +653,7 @@ pub async fn add_note(
         return Err(PageError::BadRequest("备注需要 1 到 5000 个字".into()));
     }
     app.store
-        .update_lead(id, signed.0.user.id, LeadUpdate::Note { text: text.to_string() }, xiansuo_domain::now())
+        .update_lead(id, Actor::of(&signed.0.user), LeadUpdate::Note { text: text.to_string() }, xiansuo_domain::now())
         .await?;
     Ok(back_to(id))
 }
@@ -630,6 +665,8 @@ pub async fn add_note(
 pub struct PushesQuery {
     outcome: Option<String>,
     page: Option<u32>,
+    /// A push just replayed: its outcome is shown on top.
+    replayed: Option<i64>,
 }
 
 async fn pushes_page(
@@ -689,7 +726,14 @@ pub async fn pushes(
     Query(q): Query<PushesQuery>,
 ) -> Result<Response, PageError> {
     signed.require_admin()?;
-    pushes_page(&app, &signed, q, None).await
+    let notice = match q.replayed {
+        Some(id) => app.store.push(id).await?.map(|p| match &p.error {
+            Some(e) => format!("推送 #{id} 重放后仍被拒绝：{e}"),
+            None => format!("推送 #{id} 已重放：{}，{} 条线索", p.outcome.as_str(), p.lead_ids.len()),
+        }),
+        None => None,
+    };
+    pushes_page(&app, &signed, q, notice).await
 }
 
 pub async fn replay(
@@ -701,18 +745,13 @@ pub async fn replay(
     signed.check_csrf(&form.csrf)?;
     signed.require_admin()?;
     let id: i64 = raw.parse().map_err(|_| PageError::NotFound)?;
-    let entry = app.store.push(id).await?.ok_or(PageError::NotFound)?;
-    let source = app
-        .sources
-        .get(&entry.source)
-        .ok_or_else(|| PageError::Conflict(format!("来源“{}”已不在配置中，无法重放", entry.source)))?;
-    let (result, decoded) = decode_for_store(source, &entry.body, entry.content_type.as_deref());
-    let recorded = app.store.replay_push(id, result, xiansuo_domain::now()).await?;
-    let notice = match decoded {
-        Ok(_) => format!("推送 #{id} 已重放：{}，{} 条线索", recorded.outcome.as_str(), recorded.leads.len()),
-        Err(e) => format!("推送 #{id} 重放后仍被拒绝：{e}"),
-    };
-    pushes_page(&app, &signed, PushesQuery { outcome: None, page: None }, Some(notice)).await
+    match crate::push::replay(&app, id).await {
+        // Back to the log (a reload of it does not replay again), which tells the outcome.
+        Ok(_) => Ok(Redirect::to(&format!("/admin/pushes?replayed={id}")).into_response()),
+        Err(crate::ApiError::Store(e)) => Err(e.into()),
+        Err(crate::ApiError::NotFound(_)) => Err(PageError::NotFound),
+        Err(e) => Err(PageError::Conflict(e.to_string())),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
