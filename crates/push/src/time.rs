@@ -10,12 +10,19 @@ pub fn parse_time(text: &str) -> Option<Instant> {
     parse_any_time(text).filter(|t| (1900..=9999).contains(&t.year()))
 }
 
-/// A time as an upper bound of a range: a bare date means the end of that day (China time).
-pub fn parse_time_bound(text: &str) -> Option<Instant> {
-    let t = parse_time(text)?;
+/// A time as a bound of a range (a list filter), clamped to the years 1900 to 9999 that every
+/// database stores alike. As an upper bound (`end_of_day`), a bare date means the end of that
+/// day (China time).
+pub fn parse_time_bound(text: &str, end_of_day: bool) -> Option<Instant> {
+    let t = parse_any_time(text)?;
     let s = text.trim();
     let date_only = s.len() == 10 && !s.bytes().all(|b| b.is_ascii_digit());
-    Some(if date_only { t + chrono::Duration::days(1) } else { t })
+    let t = if end_of_day && date_only { t + chrono::Duration::days(1) } else { t };
+    let (earliest, latest) = (
+        CHINA_TIME.with_ymd_and_hms(1900, 1, 1, 0, 0, 0).single()?.with_timezone(&Utc),
+        CHINA_TIME.with_ymd_and_hms(9999, 12, 31, 0, 0, 0).single()?.with_timezone(&Utc),
+    );
+    Some(t.clamp(earliest, latest))
 }
 
 fn parse_any_time(text: &str) -> Option<Instant> {
@@ -73,9 +80,13 @@ mod tests {
 
     #[test]
     fn a_date_as_upper_bound_is_the_end_of_that_day() {
-        assert_eq!(parse_time_bound("2020-03-28"), Some(utc("2020-03-28T16:00:00Z")));
-        assert_eq!(parse_time_bound("2020-03-28 05:59:02"), Some(utc("2020-03-27T21:59:02Z")));
-        assert_eq!(parse_time_bound("1585346342"), Some(utc("2020-03-27T21:59:02Z")));
+        assert_eq!(parse_time_bound("2020-03-28", true), Some(utc("2020-03-28T16:00:00Z")));
+        assert_eq!(parse_time_bound("2020-03-28", false), Some(utc("2020-03-27T16:00:00Z")));
+        assert_eq!(parse_time_bound("2020-03-28 05:59:02", true), Some(utc("2020-03-27T21:59:02Z")));
+        assert_eq!(parse_time_bound("1585346342", true), Some(utc("2020-03-27T21:59:02Z")));
+        // Far bounds are clamped, not refused.
+        assert_eq!(parse_time_bound("1186-11-24", true), Some(utc("1899-12-31T16:00:00Z")));
+        assert_eq!(parse_time_bound("昨天", true), None);
     }
 
     #[test]

@@ -89,10 +89,10 @@ fn number(name: &str, value: Option<String>, default: u32, max: u32) -> Result<u
 /// includes that whole day.
 fn bound(name: &str, value: Option<String>, end_of_day: bool) -> Result<Option<Instant>, ApiError> {
     let Some(v) = given(name, value)? else { return Ok(None) };
-    let parsed = if end_of_day { xiansuo_push::parse_time_bound(&v) } else { xiansuo_push::parse_time(&v) };
+    let parsed = xiansuo_push::parse_time_bound(&v, end_of_day);
     parsed.map(Some).ok_or_else(|| {
         ApiError::BadRequest(format!(
-            "{name}: \"{v}\" is not a time: use YYYY-MM-DD, YYYY-MM-DD HH:MM:SS (China time), RFC 3339 or epoch seconds, years 1900 to 9999"
+            "{name}: \"{v}\" is not a time: use YYYY-MM-DD, YYYY-MM-DD HH:MM:SS (China time), RFC 3339 or epoch seconds"
         ))
     })
 }

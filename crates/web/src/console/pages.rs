@@ -231,7 +231,7 @@ impl InboxQuery {
 
 fn date_bound(v: &Option<String>, end_of_day: bool) -> Result<Option<xiansuo_domain::Instant>, PageError> {
     let Some(v) = non_empty(v) else { return Ok(None) };
-    let parsed = if end_of_day { xiansuo_push::parse_time_bound(&v) } else { xiansuo_push::parse_time(&v) };
+    let parsed = xiansuo_push::parse_time_bound(&v, end_of_day);
     parsed.map(Some).ok_or_else(|| PageError::BadRequest(format!("日期“{v}”无法识别")))
 }
 
