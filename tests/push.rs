@@ -122,6 +122,11 @@ async fn the_note_example_repaired_is_accepted() {
     assert_eq!(senders, ["visitor", "staff", "visitor", "visitor"]);
     assert_eq!(messages[3]["message"], "15804892563");
     assert_eq!(lead["visitor_message_count"], 3);
+    // The number the visitor typed, found in the chat (the card's own mobile differs).
+    assert_eq!(
+        lead["contacts_found_in_chat"],
+        json!([{"kind": "mobile", "value": "15804892563", "recorder_id": "1854099156"}])
+    );
 }
 
 #[tokio::test]
@@ -398,4 +403,40 @@ async fn nul_characters_are_stored_on_every_backend() {
     let (status, answer) = server.push("{\"a\u{0}b\" 1}", Some("application/json")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
     assert!(answer["push_id"].is_i64(), "{answer}");
+}
+
+#[tokio::test]
+async fn a_number_typed_in_the_chat_fills_an_empty_mobile_and_never_the_agents() {
+    let server = Server::start().await;
+    let mut first = card("chat-1");
+    first.as_object_mut().unwrap().remove("mobile");
+    first["currentChatJsonDetail"] = json!([
+        {"recorder_id": "1", "from_id": "kf-1", "message": "请问您的联系方式？我们的热线是 13900000000"},
+        {"recorder_id": "2", "from_id": "chat-1", "message": "我的手机 158 0489 2563，微信 abc_12345"}
+    ]);
+    let (_, answer) = server.push_json(&first).await;
+    let lead = lead_of(&server, &answer).await;
+    assert_eq!(lead["mobile"], "15804892563", "filled from the visitor's message, not staff's hotline");
+    assert_eq!(lead["weixin"], "xxxxxx", "the card's own WeChat id stays");
+    assert_eq!(lead["found_in_chat"], json!(["mobile"]));
+    let (_, list) = server.get("/api/v1/leads?q=15804892563").await;
+    assert_eq!(list["total"], 1, "search finds a number found in the chat");
+
+    // The agent enters the number: it replaces the found one and the mark goes.
+    let mut second = card("chat-1");
+    second["mobile"] = json!("13812345678");
+    server.push_json(&second).await;
+    let lead = lead_of(&server, &answer).await;
+    assert_eq!(lead["mobile"], "13812345678");
+    assert_eq!(lead["found_in_chat"], json!([]));
+
+    // A later chat never overwrites what the agent entered.
+    let mut third = card("chat-1");
+    third.as_object_mut().unwrap().remove("mobile");
+    third["currentChatJsonDetail"] =
+        json!([{"recorder_id": "3", "from_id": "chat-1", "message": "换个号 13700001111"}]);
+    server.push_json(&third).await;
+    let lead = lead_of(&server, &answer).await;
+    assert_eq!(lead["mobile"], "13812345678");
+    assert_eq!(lead["found_in_chat"], json!([]));
 }

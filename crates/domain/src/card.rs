@@ -16,6 +16,9 @@ pub struct Card {
     pub extra: BTreeMap<String, String>,
     /// The transcript, each message once (by recorder id), in the order received.
     pub messages: Vec<Message>,
+    /// Contacts the visitor typed in the chat for contact fields this card leaves empty
+    /// (field → value). They fill a lead's field only while it is empty.
+    pub found_in_chat: BTreeMap<&'static str, String>,
 }
 
 impl Card {

@@ -119,6 +119,9 @@ pub static FIELDS: &[FieldDef] = &[
     text("visitor_source_id", "visitor_source_id", "来源视频/笔记ID"),
 ];
 
+/// The contact fields, which contacts found in the chat may fill.
+pub const CONTACT_FIELDS: [&str; 5] = ["mobile", "tel", "weixin", "qq", "email"];
+
 /// The position of a canonical key in [`FIELDS`].
 pub fn field_index(key: &str) -> Option<usize> {
     FIELDS.iter().position(|f| f.key == key)

@@ -59,6 +59,8 @@ pub struct Lead {
     pub status_reason: Option<String>,
     /// The user who follows the lead up; `None` while it waits in the unassigned pool.
     pub owner_id: Option<i64>,
+    /// Contact fields whose value was found in the chat rather than entered on the card.
+    pub found_in_chat: Vec<&'static str>,
     /// Canonical text fields that have a value, by canonical key.
     pub fields: BTreeMap<&'static str, String>,
     /// Canonical time fields that have a value, by canonical key.

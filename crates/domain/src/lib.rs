@@ -12,7 +12,7 @@ mod user;
 
 pub use card::{Card, Message, Sender};
 pub use event::{LeadChange, LeadEvent};
-pub use fields::{FIELDS, FieldDef, FieldKind, field, field_index};
+pub use fields::{CONTACT_FIELDS, FIELDS, FieldDef, FieldKind, field, field_index};
 pub use lead::{Lead, LeadStatus, PushOutcomeKind};
 pub use text::plain_text;
 pub use user::{Role, User, valid_user_name};

@@ -100,6 +100,13 @@ pub fn decode_card(members: Vec<(String, Json)>, rules: &SourceRules) -> (Card, 
             }
         }
     }
+    // Contacts the visitor typed, for the contact fields this card leaves empty.
+    for found in xiansuo_contacts::extract(&card.messages, visitor.as_deref()) {
+        let field = found.kind.field();
+        if !card.fields.contains_key(field) {
+            card.found_in_chat.entry(field).or_insert(found.value);
+        }
+    }
     (card, warnings)
 }
 

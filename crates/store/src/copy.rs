@@ -52,6 +52,11 @@ pub fn tables() -> Vec<TableDef> {
         ("visitor_message_count", Int),
         ("owner_id", Int),
         ("status_reason", Text),
+        ("mobile_from_chat", Bool),
+        ("tel_from_chat", Bool),
+        ("weixin_from_chat", Bool),
+        ("qq_from_chat", Bool),
+        ("email_from_chat", Bool),
     ]);
     vec![
         TableDef {

@@ -23,6 +23,11 @@ fn lead_schema() -> Value {
         json!({ "type": ["string", "null"], "description": "why the lead is invalid (无效)" }),
     );
     props.insert(
+        "found_in_chat".into(),
+        json!({ "type": "array", "items": { "type": "string", "enum": ["mobile", "tel", "weixin", "qq", "email"] },
+                "description": "contact fields whose value was found in what the visitor typed, not entered on the card" }),
+    );
+    props.insert(
         "owner_id".into(),
         json!({ "type": ["integer", "null"], "description": "the user following it up; null: the unassigned pool" }),
     );
@@ -92,10 +97,15 @@ fn document_value() -> Value {
     let mut lead_detail = lead.clone();
     lead_detail["properties"]["messages"] =
         json!({ "type": "array", "items": { "$ref": "#/components/schemas/Message" } });
+    lead_detail["properties"]["contacts_found_in_chat"] = json!({ "type": "array", "description": "contacts the visitor typed in the chat, normalized",
+        "items": { "type": "object", "required": ["kind", "value", "recorder_id"], "properties": {
+            "kind": { "type": "string", "enum": ["mobile", "tel", "weixin", "qq", "email"] },
+            "value": { "type": "string" }, "recorder_id": { "type": "string" } } } });
     lead_detail["properties"]["pushes"] = json!({ "type": "array", "items": { "type": "object", "required": ["id", "received_at", "outcome"], "properties": {
         "id": { "type": "integer" }, "received_at": { "type": "string", "format": "date-time" }, "outcome": { "type": "string", "enum": ["accepted", "ignored", "rejected"] } } } });
     if let Some(required) = lead_detail["required"].as_array_mut() {
         required.push(json!("messages"));
+        required.push(json!("contacts_found_in_chat"));
         required.push(json!("pushes"));
     }
     let page_of = |item: &str| {

@@ -19,6 +19,7 @@ pub fn lead(lead: &Lead) -> Value {
     m.insert("status".into(), json!(lead.status.as_str()));
     m.insert("status_reason".into(), json!(lead.status_reason));
     m.insert("owner_id".into(), json!(lead.owner_id));
+    m.insert("found_in_chat".into(), json!(lead.found_in_chat));
     for f in FIELDS {
         let v = match f.kind {
             FieldKind::Text => lead.fields.get(f.key).map_or(Value::Null, |v| json!(v)),
@@ -49,9 +50,19 @@ pub fn message(m: &Message) -> Value {
     })
 }
 
+/// Contacts the visitor typed in the chat (their own messages only), each with the message it
+/// came from.
+pub fn found_in_chat(d: &LeadDetail) -> Vec<xiansuo_contacts::Candidate> {
+    xiansuo_contacts::extract(&d.messages, d.lead.fields.get("visitor_static_id").map(String::as_str))
+}
+
 pub fn lead_detail(d: &LeadDetail) -> Value {
     let mut v = lead(&d.lead);
     v["messages"] = d.messages.iter().map(message).collect();
+    v["contacts_found_in_chat"] = found_in_chat(d)
+        .iter()
+        .map(|c| json!({ "kind": c.kind.field(), "value": c.value, "recorder_id": c.recorder_id }))
+        .collect();
     v["pushes"] = d
         .pushes
         .iter()

@@ -17,7 +17,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 use xiansuo_domain::{
-    FIELDS, FieldKind, Instant, Lead, LeadEvent, LeadStatus, Message, PushOutcomeKind, Role, Sender, User,
+    CONTACT_FIELDS, FIELDS, FieldKind, Instant, Lead, LeadEvent, LeadStatus, Message, PushOutcomeKind, Role, Sender,
+    User,
 };
 
 use crate::copy::{Cell, ColumnKind, TableDef};
@@ -34,6 +35,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("migrations/0001_init.sql")),
     (2, "chat_order", include_str!("migrations/0002_chat_order.sql")),
     (3, "console", include_str!("migrations/0003_console.sql")),
+    (4, "found_in_chat", include_str!("migrations/0004_found_in_chat.sql")),
 ];
 
 /// Any number: the advisory lock that serializes migrations of processes starting together.
@@ -142,7 +144,8 @@ fn lead_select() -> String {
     format!(
         "l.id, l.source, l.status, l.extra, l.received_at, l.updated_at, l.push_count, l.message_count,
          l.visitor_message_count,
-         ARRAY(SELECT c.chat_id FROM lead_chats c WHERE c.lead_id = l.id ORDER BY c.first_seen_at, c.seq, c.chat_id), {}, l.owner_id, l.status_reason",
+         ARRAY(SELECT c.chat_id FROM lead_chats c WHERE c.lead_id = l.id ORDER BY c.first_seen_at, c.seq, c.chat_id), {}, l.owner_id, l.status_reason, l.mobile_from_chat, l.tel_from_chat, l.weixin_from_chat,
+         l.qq_from_chat, l.email_from_chat",
         fields.join(", ")
     )
 }
@@ -160,6 +163,15 @@ fn lead_from_row(row: &Row) -> Result<Lead, StoreError> {
         status: LeadStatus::parse(row.try_get(2)?).unwrap_or(LeadStatus::New),
         owner_id: row.try_get(LEAD_FIXED_COLUMNS + FIELDS.len())?,
         status_reason: row.try_get(LEAD_FIXED_COLUMNS + FIELDS.len() + 1)?,
+        found_in_chat: {
+            let mut found = Vec::new();
+            for (i, field) in CONTACT_FIELDS.iter().enumerate() {
+                if row.try_get::<_, bool>(LEAD_FIXED_COLUMNS + FIELDS.len() + 2 + i)? {
+                    found.push(*field);
+                }
+            }
+            found
+        },
         fields: Default::default(),
         times: Default::default(),
         chat_ids: row.try_get(9)?,

@@ -7,7 +7,9 @@ use deadpool_postgres::{Pool, Transaction};
 use tokio::sync::mpsc;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
-use xiansuo_domain::{Card, FIELDS, FieldKind, Instant, LeadChange, LeadEvent, LeadStatus, Sender, User};
+use xiansuo_domain::{
+    CONTACT_FIELDS, Card, FIELDS, FieldKind, Instant, LeadChange, LeadEvent, LeadStatus, Sender, User,
+};
 
 use super::describe;
 use crate::query::summarize;
@@ -310,18 +312,48 @@ async fn store_cards(tx: &Transaction<'_>, how: &Apply<'_>, result: &PushResult)
 
 /// `INSERT … ON CONFLICT DO UPDATE` of a lead: an empty (NULL) value never erases, `extra`
 /// merges, and `xmax = 0` tells an insert from an update.
-/// Filling only (a replay), the stored value comes first.
+/// Filling only (a replay), the stored value comes first. Contact fields take a contact found
+/// in the chat (`$n+5…`) only while they are empty, and mark it; a value on a card replaces it.
 fn upsert_lead_sql(fill_only: bool) -> String {
     let n = FIELDS.len();
     let columns: Vec<&str> = FIELDS.iter().map(|f| f.key).collect();
-    let placeholders: Vec<String> = (1..=n + 4).map(|i| format!("${i}")).collect();
+    let found = |c: &str| n + 5 + CONTACT_FIELDS.iter().position(|f| *f == c).unwrap_or(0);
+    let mut insert_columns: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
+    let mut values: Vec<String> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            if CONTACT_FIELDS.contains(c) {
+                format!("COALESCE(${}::text, ${}::text)", i + 1, found(c))
+            } else {
+                format!("${}", i + 1)
+            }
+        })
+        .collect();
+    for c in CONTACT_FIELDS {
+        let v = columns.iter().position(|k| *k == c).unwrap_or(0) + 1;
+        insert_columns.push(format!("{c}_from_chat"));
+        values.push(format!("(${v}::text IS NULL AND ${}::text IS NOT NULL)", found(c)));
+    }
+    values.extend((n + 1..=n + 4).map(|i| format!("${i}")));
     let sets: Vec<String> = columns
         .iter()
-        .map(|c| {
-            if fill_only {
-                format!("{c} = COALESCE(leads.{c}, EXCLUDED.{c})")
-            } else {
-                format!("{c} = COALESCE(EXCLUDED.{c}, leads.{c})")
+        .enumerate()
+        .map(|(i, c)| {
+            let v = i + 1;
+            match (CONTACT_FIELDS.contains(c), fill_only) {
+                (true, false) => format!(
+                    "{c} = COALESCE(${v}::text, leads.{c}, ${f}::text), {c}_from_chat = CASE WHEN ${v}::text IS NOT NULL THEN false \
+                     WHEN leads.{c} IS NULL AND ${f}::text IS NOT NULL THEN true ELSE leads.{c}_from_chat END",
+                    f = found(c)
+                ),
+                (true, true) => format!(
+                    "{c} = COALESCE(leads.{c}, ${v}::text, ${f}::text), {c}_from_chat = CASE WHEN leads.{c} IS NOT NULL THEN leads.{c}_from_chat \
+                     WHEN ${v}::text IS NOT NULL THEN false WHEN ${f}::text IS NOT NULL THEN true ELSE leads.{c}_from_chat END",
+                    f = found(c)
+                ),
+                (false, true) => format!("{c} = COALESCE(leads.{c}, EXCLUDED.{c})"),
+                (false, false) => format!("{c} = COALESCE(EXCLUDED.{c}, leads.{c})"),
             }
         })
         .collect();
@@ -331,8 +363,8 @@ fn upsert_lead_sql(fill_only: bool) -> String {
          ON CONFLICT (source, company_id, visitor_static_id) DO UPDATE SET {},
              extra = {extra}, updated_at = EXCLUDED.updated_at
          RETURNING id, (xmax = 0)",
-        columns.join(", "),
-        placeholders.join(", "),
+        insert_columns.join(", "),
+        values.join(", "),
         sets.join(", ")
     )
 }
@@ -362,6 +394,8 @@ async fn store_card(tx: &Transaction<'_>, how: &Apply<'_>, card: &Card) -> Resul
     params.push(&extra);
     params.push(&how.received);
     params.push(&at);
+    let found: Vec<Option<&String>> = CONTACT_FIELDS.iter().map(|c| card.found_in_chat.get(c)).collect();
+    params.extend(found.iter().map(|f| f as &(dyn ToSql + Sync)));
     let stmt = tx.prepare_cached(&upsert_lead_sql(how.fill_only)).await?;
     let row = tx.query_one(&stmt, &params).await?;
     let (lead_id, created): (i64, bool) = (row.try_get(0)?, row.try_get(1)?);

@@ -14,7 +14,8 @@ use chrono::DateTime;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params_from_iter, types::Value};
 use tokio::sync::oneshot;
 use xiansuo_domain::{
-    FIELDS, FieldKind, Instant, Lead, LeadEvent, LeadStatus, Message, PushOutcomeKind, Role, Sender, User,
+    CONTACT_FIELDS, FIELDS, FieldKind, Instant, Lead, LeadEvent, LeadStatus, Message, PushOutcomeKind, Role, Sender,
+    User,
 };
 
 use crate::copy::{Cell, ColumnKind, TableDef};
@@ -31,6 +32,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("migrations/0001_init.sql")),
     (2, "chat_order", include_str!("migrations/0002_chat_order.sql")),
     (3, "console", include_str!("migrations/0003_console.sql")),
+    (4, "found_in_chat", include_str!("migrations/0004_found_in_chat.sql")),
 ];
 
 /// Read connections kept open between requests.
@@ -166,7 +168,8 @@ fn lead_select() -> String {
     format!(
         "l.id, l.source, l.status, l.extra, l.received_at, l.updated_at, l.push_count, l.message_count,
          l.visitor_message_count, (SELECT json_group_array(chat_id) FROM (SELECT chat_id FROM lead_chats
-         WHERE lead_id = l.id ORDER BY first_seen_at, seq, chat_id)), {}, l.owner_id, l.status_reason",
+         WHERE lead_id = l.id ORDER BY first_seen_at, seq, chat_id)), {}, l.owner_id, l.status_reason, l.mobile_from_chat, l.tel_from_chat, l.weixin_from_chat,
+         l.qq_from_chat, l.email_from_chat",
         fields.iter().map(|f| format!("l.{f}")).collect::<Vec<_>>().join(", ")
     )
 }
@@ -180,6 +183,15 @@ fn lead_from_row(row: &Row) -> rusqlite::Result<Lead> {
         status: LeadStatus::parse(&row.get::<_, String>(2)?).unwrap_or(LeadStatus::New),
         owner_id: row.get(LEAD_FIXED_COLUMNS + FIELDS.len())?,
         status_reason: row.get(LEAD_FIXED_COLUMNS + FIELDS.len() + 1)?,
+        found_in_chat: {
+            let mut found = Vec::new();
+            for (i, field) in CONTACT_FIELDS.iter().enumerate() {
+                if row.get::<_, bool>(LEAD_FIXED_COLUMNS + FIELDS.len() + 2 + i)? {
+                    found.push(*field);
+                }
+            }
+            found
+        },
         fields: Default::default(),
         times: Default::default(),
         chat_ids: Vec::new(),

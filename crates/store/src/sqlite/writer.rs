@@ -5,7 +5,9 @@
 use std::sync::mpsc::{Receiver, TryRecvError};
 
 use rusqlite::{Connection, OptionalExtension, params};
-use xiansuo_domain::{Card, FIELDS, FieldKind, Instant, LeadChange, LeadEvent, LeadStatus, Sender, User};
+use xiansuo_domain::{
+    CONTACT_FIELDS, Card, FIELDS, FieldKind, Instant, LeadChange, LeadEvent, LeadStatus, Sender, User, field_index,
+};
 
 use crate::copy::{Cell, TableDef};
 use crate::query::summarize;
@@ -304,14 +306,26 @@ fn store_card(conn: &Connection, how: &Apply, card: &Card) -> Result<LeadWritten
 
     let (lead_id, created) = match existing {
         None => {
-            let columns: Vec<&str> = field_columns().collect();
-            let placeholders: Vec<String> = (1..=n + 4).map(|i| format!("?{i}")).collect();
+            let mut columns: Vec<String> = field_columns().map(str::to_string).collect();
+            columns.extend(CONTACT_FIELDS.iter().map(|c| format!("{c}_from_chat")));
+            let placeholders: Vec<String> = (1..=n + CONTACT_FIELDS.len() + 4).map(|i| format!("?{i}")).collect();
             let sql = format!(
                 "INSERT INTO leads ({}, source, extra, received_at, updated_at) VALUES ({})",
                 columns.join(", "),
                 placeholders.join(", ")
             );
+            // A new lead: a contact found in the chat fills what the card leaves empty.
             let mut params: Vec<rusqlite::types::Value> = values;
+            for c in CONTACT_FIELDS {
+                if let (Some(i), Some(found)) = (field_index(c), card.found_in_chat.get(c))
+                    && !card.fields.contains_key(c)
+                {
+                    params[i] = found.clone().into();
+                }
+            }
+            params.extend(CONTACT_FIELDS.iter().map(|c| {
+                rusqlite::types::Value::from(!card.fields.contains_key(c) && card.found_in_chat.contains_key(c))
+            }));
             params.push(source.to_string().into());
             params.push(extra.into());
             params.push(ms(how.received).into());
@@ -322,9 +336,26 @@ fn store_card(conn: &Connection, how: &Apply, card: &Card) -> Result<LeadWritten
         Some(id) => {
             // An empty value never erases: absent fields are NULL and COALESCE keeps the old.
             // Filling only, the stored value comes first.
+            let found_param = |c: &str| n + 4 + CONTACT_FIELDS.iter().position(|f| *f == c).unwrap_or(0);
             let sets: Vec<String> = field_columns()
                 .enumerate()
                 .map(|(i, c)| {
+                    // Contact fields: a contact found in the chat fills only an empty field,
+                    // and is marked; a value on a card replaces it and clears the mark.
+                    if CONTACT_FIELDS.contains(&c) {
+                        let (v, f) = (i + 1, found_param(c));
+                        return if how.fill_only {
+                            format!(
+                                "{c} = COALESCE({c}, ?{v}, ?{f}), {c}_from_chat = CASE WHEN {c} IS NOT NULL THEN {c}_from_chat \
+                                 WHEN ?{v} IS NOT NULL THEN 0 WHEN ?{f} IS NOT NULL THEN 1 ELSE {c}_from_chat END"
+                            )
+                        } else {
+                            format!(
+                                "{c} = COALESCE(?{v}, {c}, ?{f}), {c}_from_chat = CASE WHEN ?{v} IS NOT NULL THEN 0 \
+                                 WHEN {c} IS NULL AND ?{f} IS NOT NULL THEN 1 ELSE {c}_from_chat END"
+                            )
+                        };
+                    }
                     if how.fill_only {
                         format!("{c} = COALESCE({c}, ?{})", i + 1)
                     } else {
@@ -347,6 +378,9 @@ fn store_card(conn: &Connection, how: &Apply, card: &Card) -> Result<LeadWritten
             params.push(extra.into());
             params.push(ms(at).into());
             params.push(id.into());
+            params.extend(
+                CONTACT_FIELDS.iter().map(|c| rusqlite::types::Value::from(card.found_in_chat.get(c).cloned())),
+            );
             conn.prepare_cached(&sql)?.execute(rusqlite::params_from_iter(params))?;
             (id, false)
         }

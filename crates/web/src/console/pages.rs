@@ -383,7 +383,10 @@ fn fields_of(lead: &Lead, keys: &[&str], kind: impl Fn(&str, &str) -> &'static s
     keys.iter()
         .filter_map(|k| {
             let value = lead.fields.get(k).cloned().or_else(|| lead.times.get(k).map(|t| view::full_time(*t)))?;
-            Some(FieldView { label: label(k), kind: kind(k, &value), value })
+            // A contact the agent did not enter: found in what the visitor typed.
+            let label =
+                if lead.found_in_chat.contains(k) { format!("{}（聊天中找到）", label(k)) } else { label(k) };
+            Some(FieldView { label, kind: kind(k, &value), value })
         })
         .collect()
 }
@@ -455,7 +458,19 @@ pub async fn lead_page(
     let lead = &detail.lead;
     let name_of = |id: Option<i64>| id.and_then(|i| names.get(&i).cloned()).unwrap_or_else(|| "待分配".to_string());
 
-    let contact = fields_of(lead, CONTACT, |k, _| if matches!(k, "mobile" | "tel") { "tel" } else { "copy" });
+    let mut contact = fields_of(lead, CONTACT, |k, _| if matches!(k, "mobile" | "tel") { "tel" } else { "copy" });
+    // What the visitor typed in the chat and the card does not already hold.
+    for c in crate::repr::found_in_chat(&detail) {
+        if lead.fields.get(c.kind.field()).is_some_and(|v| v == &c.value) {
+            continue;
+        }
+        let kind = if matches!(c.kind, xiansuo_contacts::ContactKind::Mobile | xiansuo_contacts::ContactKind::Tel) {
+            "tel"
+        } else {
+            "copy"
+        };
+        contact.push(FieldView { label: format!("{}（聊天中）", label(c.kind.field())), value: c.value, kind });
+    }
     let origin =
         fields_of(
             lead,
