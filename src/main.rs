@@ -1,4 +1,4 @@
-//! `xiansuo`: the commands (`serve`, `send`, `version`).
+//! `xiansuo`: the commands (`serve`, `migrate`, `user`, `copy`, `send`, `version`).
 
 mod cli;
 

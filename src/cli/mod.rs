@@ -51,7 +51,7 @@ enum Command {
     /// ./xiansuo-data/ and one source, `easyliao`, whose token is generated on first start.
     /// Every key of the file can be set by an environment variable (XIANSUO_LISTEN,
     /// XIANSUO_DATABASE_URL, XIANSUO_ADMIN_TOKEN, XIANSUO_PUSH_TOKEN, XIANSUO_MAX_BODY_BYTES,
-    /// XIANSUO_WRITE_QUEUE), which wins over the file. Log level: RUST_LOG (default info).
+    /// XIANSUO_WRITE_QUEUE, XIANSUO_POOL_SIZE), which wins over the file. Log level: RUST_LOG (default info).
     Serve {
         /// TOML configuration file (see README.md, "Configuration").
         #[arg(long, short, env = "XIANSUO_CONFIG", value_name = "FILE")]

@@ -32,6 +32,8 @@
     url.searchParams.set("fragment", "rows");
     fetch(url.toString(), { credentials: "same-origin", headers: { "Accept": "text/html" } })
       .then(function (response) {
+        // Signed out meanwhile: the page itself goes to the sign-in form.
+        if (response.redirected) { window.location.reload(); return null; }
         if (!response.ok) return null;
         var count = response.headers.get("X-Total-Count");
         if (count !== null && total) total.textContent = count;

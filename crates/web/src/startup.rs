@@ -31,9 +31,7 @@ pub struct Prepared {
 
 /// 128 random bits as 32 hex characters.
 pub fn generate_token() -> Result<String, StartError> {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).map_err(|e| StartError::Random(e.to_string()))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    crate::security::random_hex(16).map_err(StartError::Random)
 }
 
 /// Opens (creating and migrating as needed) the store a database URL names, with the pool and
