@@ -2,6 +2,7 @@
 //! (up to [`MAX_BATCH`] jobs) in one transaction (group commit), answering each job after the
 //! commit. Each job runs inside its own savepoint, so one failing job does not undo the others.
 
+use std::sync::LazyLock;
 use std::sync::mpsc::{Receiver, TryRecvError};
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -197,10 +198,10 @@ fn in_savepoint<T>(
     conn: &Connection,
     work: impl FnOnce(&Connection) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    conn.execute_batch("SAVEPOINT job")?;
+    conn.prepare_cached("SAVEPOINT job")?.execute([])?;
     match work(conn) {
         Ok(v) => {
-            conn.execute_batch("RELEASE job")?;
+            conn.prepare_cached("RELEASE job")?.execute([])?;
             Ok(v)
         }
         Err(e) => {
@@ -283,6 +284,65 @@ fn field_columns() -> impl Iterator<Item = &'static str> {
     FIELDS.iter().map(|f| f.key)
 }
 
+/// The statement that inserts a lead: every field, the five found-in-chat marks, then source,
+/// extra, received_at and updated_at. Built once: the statement cache finds it by its text.
+static INSERT_LEAD_SQL: LazyLock<String> = LazyLock::new(|| {
+    let n = FIELDS.len();
+    let mut columns: Vec<String> = field_columns().map(str::to_string).collect();
+    columns.extend(CONTACT_FIELDS.iter().map(|c| format!("{c}_from_chat")));
+    let placeholders: Vec<String> = (1..=n + CONTACT_FIELDS.len() + 4).map(|i| format!("?{i}")).collect();
+    format!(
+        "INSERT INTO leads ({}, source, extra, received_at, updated_at) VALUES ({})",
+        columns.join(", "),
+        placeholders.join(", ")
+    )
+});
+static UPDATE_LEAD_SQL: LazyLock<String> = LazyLock::new(|| update_lead_sql(false));
+static FILL_LEAD_SQL: LazyLock<String> = LazyLock::new(|| update_lead_sql(true));
+
+/// The statement that merges a card into a stored lead: fields in [`FIELDS`] order, then extra,
+/// updated_at, the id, and the five contacts found in the chat.
+fn update_lead_sql(fill_only: bool) -> String {
+    let n = FIELDS.len();
+    // An empty value never erases: absent fields are NULL and COALESCE keeps the old.
+    // Filling only (a replay), the stored value comes first.
+    let found_param = |c: &str| n + 4 + CONTACT_FIELDS.iter().position(|f| *f == c).unwrap_or(0);
+    let sets: Vec<String> = field_columns()
+        .enumerate()
+        .map(|(i, c)| {
+            // Contact fields: a contact found in the chat fills only an empty field, and is
+            // marked; a value on a card replaces it and clears the mark.
+            if CONTACT_FIELDS.contains(&c) {
+                let (v, f) = (i + 1, found_param(c));
+                return if fill_only {
+                    format!(
+                        "{c} = COALESCE({c}, ?{v}, ?{f}), {c}_from_chat = CASE WHEN {c} IS NOT NULL THEN {c}_from_chat \
+                         WHEN ?{v} IS NOT NULL THEN 0 WHEN ?{f} IS NOT NULL THEN 1 ELSE {c}_from_chat END"
+                    )
+                } else {
+                    format!(
+                        "{c} = COALESCE(?{v}, {c}, ?{f}), {c}_from_chat = CASE WHEN ?{v} IS NOT NULL THEN 0 \
+                         WHEN {c} IS NULL AND ?{f} IS NOT NULL THEN 1 ELSE {c}_from_chat END"
+                    )
+                };
+            }
+            if fill_only {
+                format!("{c} = COALESCE({c}, ?{})", i + 1)
+            } else {
+                format!("{c} = COALESCE(?{}, {c})", i + 1)
+            }
+        })
+        .collect();
+    let extra_merge =
+        if fill_only { format!("json_patch(?{}, extra)", n + 1) } else { format!("json_patch(extra, ?{})", n + 1) };
+    format!(
+        "UPDATE leads SET {}, extra = {extra_merge}, updated_at = ?{} WHERE id = ?{}",
+        sets.join(", "),
+        n + 2,
+        n + 3
+    )
+}
+
 fn store_card(conn: &Connection, how: &Apply, card: &Card) -> Result<LeadWritten, StoreError> {
     let (push_id, source, at) = (how.push_id, how.source, how.at);
     let (Some(company_id), Some(visitor)) = (card.company_id(), card.visitor_static_id()) else {
@@ -302,18 +362,10 @@ fn store_card(conn: &Connection, how: &Apply, card: &Card) -> Result<LeadWritten
         })
         .collect();
     let extra = serde_json::to_string(&card.extra).map_err(|e| StoreError::Unavailable(e.to_string()))?;
-    let n = FIELDS.len();
 
     let (lead_id, created) = match existing {
         None => {
-            let mut columns: Vec<String> = field_columns().map(str::to_string).collect();
-            columns.extend(CONTACT_FIELDS.iter().map(|c| format!("{c}_from_chat")));
-            let placeholders: Vec<String> = (1..=n + CONTACT_FIELDS.len() + 4).map(|i| format!("?{i}")).collect();
-            let sql = format!(
-                "INSERT INTO leads ({}, source, extra, received_at, updated_at) VALUES ({})",
-                columns.join(", "),
-                placeholders.join(", ")
-            );
+            let sql: &str = &INSERT_LEAD_SQL;
             // A new lead: a contact found in the chat fills what the card leaves empty.
             let mut params: Vec<rusqlite::types::Value> = values;
             for c in CONTACT_FIELDS {
@@ -330,50 +382,11 @@ fn store_card(conn: &Connection, how: &Apply, card: &Card) -> Result<LeadWritten
             params.push(extra.into());
             params.push(ms(how.received).into());
             params.push(ms(at).into());
-            conn.prepare_cached(&sql)?.execute(rusqlite::params_from_iter(params))?;
+            conn.prepare_cached(sql)?.execute(rusqlite::params_from_iter(params))?;
             (conn.last_insert_rowid(), true)
         }
         Some(id) => {
-            // An empty value never erases: absent fields are NULL and COALESCE keeps the old.
-            // Filling only, the stored value comes first.
-            let found_param = |c: &str| n + 4 + CONTACT_FIELDS.iter().position(|f| *f == c).unwrap_or(0);
-            let sets: Vec<String> = field_columns()
-                .enumerate()
-                .map(|(i, c)| {
-                    // Contact fields: a contact found in the chat fills only an empty field,
-                    // and is marked; a value on a card replaces it and clears the mark.
-                    if CONTACT_FIELDS.contains(&c) {
-                        let (v, f) = (i + 1, found_param(c));
-                        return if how.fill_only {
-                            format!(
-                                "{c} = COALESCE({c}, ?{v}, ?{f}), {c}_from_chat = CASE WHEN {c} IS NOT NULL THEN {c}_from_chat \
-                                 WHEN ?{v} IS NOT NULL THEN 0 WHEN ?{f} IS NOT NULL THEN 1 ELSE {c}_from_chat END"
-                            )
-                        } else {
-                            format!(
-                                "{c} = COALESCE(?{v}, {c}, ?{f}), {c}_from_chat = CASE WHEN ?{v} IS NOT NULL THEN 0 \
-                                 WHEN {c} IS NULL AND ?{f} IS NOT NULL THEN 1 ELSE {c}_from_chat END"
-                            )
-                        };
-                    }
-                    if how.fill_only {
-                        format!("{c} = COALESCE({c}, ?{})", i + 1)
-                    } else {
-                        format!("{c} = COALESCE(?{}, {c})", i + 1)
-                    }
-                })
-                .collect();
-            let extra_merge = if how.fill_only {
-                format!("json_patch(?{}, extra)", n + 1)
-            } else {
-                format!("json_patch(extra, ?{})", n + 1)
-            };
-            let sql = format!(
-                "UPDATE leads SET {}, extra = {extra_merge}, updated_at = ?{} WHERE id = ?{}",
-                sets.join(", "),
-                n + 2,
-                n + 3
-            );
+            let sql: &str = if how.fill_only { &FILL_LEAD_SQL } else { &UPDATE_LEAD_SQL };
             let mut params: Vec<rusqlite::types::Value> = values;
             params.push(extra.into());
             params.push(ms(at).into());
@@ -381,7 +394,7 @@ fn store_card(conn: &Connection, how: &Apply, card: &Card) -> Result<LeadWritten
             params.extend(
                 CONTACT_FIELDS.iter().map(|c| rusqlite::types::Value::from(card.found_in_chat.get(c).cloned())),
             );
-            conn.prepare_cached(&sql)?.execute(rusqlite::params_from_iter(params))?;
+            conn.prepare_cached(sql)?.execute(rusqlite::params_from_iter(params))?;
             (id, false)
         }
     };
