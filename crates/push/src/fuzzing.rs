@@ -1,5 +1,6 @@
-//! How fuzz inputs become decoder calls, shared by the fuzz target (`fuzz/`) and the test that
-//! replays its corpus (`tests/corpus.rs`), so a crashing input reproduces as a test.
+//! How fuzz inputs become decoder calls, shared by the fuzz target (`fuzz/`), the test that
+//! replays its corpus (`tests/corpus.rs`) and the property tests, so a crashing input reproduces
+//! as a test.
 
 use crate::SourceRules;
 
@@ -12,7 +13,9 @@ pub const CONTENT_TYPES: &[Option<&str>] = &[
     Some("text/html;charset=UTF-8"),
     Some("application/x-www-form-urlencoded"),
     Some("multipart/form-data; boundary=XyZ"),
+    Some("multipart/form-data"),
     Some("application/json; charset=GBK"),
+    Some("text/plain; charset=utf-16"),
     Some("application/json; charset=nonsense"),
 ];
 

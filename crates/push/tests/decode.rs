@@ -1377,19 +1377,7 @@ fn a_50000_message_transcript_decodes() {
 // Properties
 
 fn content_types() -> impl Strategy<Value = Option<&'static str>> {
-    prop::sample::select(vec![
-        None,
-        Some("application/json"),
-        Some("application/json;charset=utf-8"),
-        Some("text/plain"),
-        Some("text/html;charset=UTF-8"),
-        Some("application/x-www-form-urlencoded"),
-        Some("multipart/form-data; boundary=XyZ"),
-        Some("multipart/form-data"),
-        Some("application/json; charset=GBK"),
-        Some("text/plain; charset=utf-16"),
-        Some("text/plain; charset=nonsense"),
-    ])
+    prop::sample::select(xiansuo_push::fuzzing::CONTENT_TYPES.to_vec())
 }
 
 /// Pieces that JSON, the vendor's bodies and their usual breakage are made of.

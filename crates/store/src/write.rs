@@ -172,3 +172,16 @@ pub fn plan_update(
         LeadUpdate::Note { text } => LeadChange::Note { text: text.clone() },
     })
 }
+
+/// How a push's cards are applied (both backends).
+pub struct Apply<'a> {
+    pub push_id: i64,
+    pub source: &'a str,
+    /// `received_at` of a lead the push creates.
+    pub received: Instant,
+    /// `updated_at` of the leads it touches.
+    pub at: Instant,
+    /// Fill empty fields only (a replay, older than what later pushes stored): a stored value is
+    /// never replaced.
+    pub fill_only: bool,
+}

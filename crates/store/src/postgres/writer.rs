@@ -13,7 +13,7 @@ use xiansuo_domain::{
 
 use super::describe;
 use crate::query::summarize;
-use crate::write::{Job, MAX_BATCH, Write, Written, change_detail, millis, plan_update};
+use crate::write::{Apply, Job, MAX_BATCH, Write, Written, change_detail, millis, plan_update};
 use crate::{Actor, LeadUpdate, UserChange};
 use crate::{LeadWritten, NewPush, PushRecorded, PushResult, StoreError};
 
@@ -287,18 +287,6 @@ async fn replay_push(
     let how = Apply { push_id, source: &source, received, at, fill_only: true };
     let leads = store_cards(tx, &how, result).await?;
     Ok(PushRecorded { push_id, outcome, accepted, ignored, leads })
-}
-
-/// How a push's cards are applied.
-struct Apply<'a> {
-    push_id: i64,
-    source: &'a str,
-    /// `received_at` of a lead the push creates.
-    received: Instant,
-    /// `updated_at` of the leads it touches.
-    at: Instant,
-    /// Fill empty fields only (a replay): a stored value is never replaced.
-    fill_only: bool,
 }
 
 async fn store_cards(tx: &Transaction<'_>, how: &Apply<'_>, result: &PushResult) -> Result<Vec<LeadWritten>, Failure> {

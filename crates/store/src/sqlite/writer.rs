@@ -12,7 +12,7 @@ use xiansuo_domain::{
 
 use crate::copy::{Cell, TableDef};
 use crate::query::summarize;
-use crate::write::{Job, MAX_BATCH, Write, Written, change_detail, plan_update};
+use crate::write::{Apply, Job, MAX_BATCH, Write, Written, change_detail, plan_update};
 use crate::{Actor, LeadUpdate, LeadWritten, NewPush, PushRecorded, PushResult, StoreError, UserChange};
 
 /// Runs until every sender is dropped, then returns after committing what was queued.
@@ -256,18 +256,6 @@ fn replay_push(conn: &Connection, push_id: i64, result: &PushResult, at: Instant
     let how = Apply { push_id, source: &source, received: instant_of(received), at, fill_only: true };
     let leads = store_cards(conn, &how, result)?;
     Ok(PushRecorded { push_id, outcome, accepted, ignored, leads })
-}
-
-/// How a push's cards are applied.
-struct Apply<'a> {
-    push_id: i64,
-    source: &'a str,
-    /// `received_at` of a lead the push creates.
-    received: Instant,
-    /// `updated_at` of the leads it touches.
-    at: Instant,
-    /// Fill empty fields only (a replay): a stored value is never replaced.
-    fill_only: bool,
 }
 
 fn instant_of(ms: i64) -> Instant {
