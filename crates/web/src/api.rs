@@ -223,7 +223,7 @@ pub async fn replay_push(
     let push_id = id(&push_id, "push")?;
     let (recorded, decoded) = replay(&app, push_id).await?;
     Ok(Json(match decoded {
-        Ok(decoded) => push_answer(&recorded, &decoded),
+        Ok(warnings) => push_answer(&recorded, &warnings),
         Err(error) => json!({
             "code": 0,
             "msg": "replayed; the body is still rejected",

@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
-use xiansuo_push::{DecodeError, DecodedPush, decode_push};
+use xiansuo_push::{DecodeError, decode_push};
 use xiansuo_store::{NewPush, PushRecorded, PushResult, StoreError};
 
 use crate::auth::{bearer, token_matches};
@@ -17,17 +17,25 @@ pub struct PushParams {
     token: Option<String>,
 }
 
-/// Decodes a body under a source's rules, into what the store keeps and what the answer says.
+/// Decodes a body under a source's rules, into what the store keeps and, for the answer, the
+/// decoder's warnings (or why the body was refused). The cards move to the store, uncopied.
 pub fn decode_for_store(
     source: &Source,
     body: &[u8],
     content_type: Option<&str>,
-) -> (PushResult, Result<DecodedPush, DecodeError>) {
+) -> (PushResult, Result<Vec<String>, DecodeError>) {
     match decode_push(body, content_type, &source.rules) {
         Ok(decoded) => {
             let ignored = decoded.ignored();
-            let cards = decoded.cards.iter().filter(|c| !c.ignored).map(|c| c.card.clone()).collect();
-            (PushResult::Cards { cards, ignored }, Ok(decoded))
+            let mut warnings = Vec::new();
+            let mut cards = Vec::with_capacity(decoded.cards.len());
+            for c in decoded.cards {
+                warnings.extend(c.warnings);
+                if !c.ignored {
+                    cards.push(c.card);
+                }
+            }
+            (PushResult::Cards { cards, ignored }, Ok(warnings))
         }
         // The message can quote the body's text; U+0000 cannot be stored as text everywhere.
         Err(e) => (PushResult::Rejected { error: e.to_string().replace('\0', "\u{FFFD}") }, Err(e)),
@@ -35,8 +43,7 @@ pub fn decode_for_store(
 }
 
 /// The answer to a push (and to a replay) whose body decoded.
-pub fn push_answer(recorded: &PushRecorded, decoded: &DecodedPush) -> serde_json::Value {
-    let warnings: Vec<&String> = decoded.cards.iter().flat_map(|c| &c.warnings).collect();
+pub fn push_answer(recorded: &PushRecorded, warnings: &[String]) -> serde_json::Value {
     json!({
         "code": 0,
         "msg": "ok",
@@ -102,17 +109,28 @@ pub async fn receive_push(
     };
 
     let (result, decoded) = decode_for_store(source, &body, content_type.as_deref());
-    let push = NewPush { source: source.name.clone(), received_at, content_type, body: body.to_vec(), result };
-    let recorded = match app.store.record_push(push.clone()).await {
+    let push = NewPush {
+        source: source.name.clone(),
+        received_at,
+        content_type: content_type.clone(),
+        body: body.to_vec(),
+        result,
+    };
+    let recorded = match app.store.record_push(push).await {
         Ok(recorded) => recorded,
         // The database refuses what the cards hold: keep the body as rejected, and say so with a
-        // 4xx, since sending it again cannot help.
+        // 4xx, since sending it again cannot help. (`body` is shared bytes: the second copy is
+        // made only on this rare path.)
         Err(StoreError::Invalid(reason)) => {
             let error = format!("the database refused the card: {reason}");
-            let recorded = app
-                .store
-                .record_push(NewPush { result: PushResult::Rejected { error: error.clone() }, ..push })
-                .await?;
+            let rejected = NewPush {
+                source: source.name.clone(),
+                received_at,
+                content_type,
+                body: body.to_vec(),
+                result: PushResult::Rejected { error: error.clone() },
+            };
+            let recorded = app.store.record_push(rejected).await?;
             return Err(ApiError::Refused { error, push_id: recorded.push_id });
         }
         Err(e) => return Err(e.into()),
@@ -122,7 +140,7 @@ pub async fn receive_push(
         let _ = app.new_leads.send(lead.id);
     }
     match decoded {
-        Ok(decoded) => Ok(axum::Json(push_answer(&recorded, &decoded)).into_response()),
+        Ok(warnings) => Ok(axum::Json(push_answer(&recorded, &warnings)).into_response()),
         Err(error) => Err(ApiError::Decode { error, push_id: Some(recorded.push_id) }),
     }
 }
@@ -145,7 +163,7 @@ async fn read_limited(body: Body, limit: usize) -> Result<axum::body::Bytes, Bod
 pub async fn replay(
     app: &AppState,
     push_id: i64,
-) -> Result<(PushRecorded, Result<DecodedPush, DecodeError>), ApiError> {
+) -> Result<(PushRecorded, Result<Vec<String>, DecodeError>), ApiError> {
     let entry =
         app.store.push(push_id).await?.ok_or_else(|| ApiError::NotFound(format!("no push with id {push_id}")))?;
     let source = app.sources.get(&entry.source).ok_or_else(|| {

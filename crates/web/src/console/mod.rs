@@ -7,7 +7,7 @@ mod view;
 use axum::Router;
 use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use xiansuo_store::{Session, StoreError};
@@ -96,12 +96,8 @@ impl IntoResponse for PageError {
     }
 }
 
-/// Percent-encodes a path for a query parameter.
+/// Percent-encodes a value for a query parameter, leaving `/` readable (`next=/leads/7`).
 pub fn encode(s: &str) -> String {
-    form_urlencoded_byte_serialize(s)
-}
-
-fn form_urlencoded_byte_serialize(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
@@ -132,13 +128,11 @@ impl Signed {
 }
 
 /// The session token in a request's cookies.
-pub fn session_token(parts: &Parts) -> Option<String> {
-    parts.headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(
-        |pair| {
-            let (name, value) = pair.trim().split_once('=')?;
-            (name == SESSION_COOKIE && !value.is_empty()).then(|| value.to_string())
-        },
-    )
+pub fn session_token(headers: &HeaderMap) -> Option<String> {
+    headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|pair| {
+        let (name, value) = pair.trim().split_once('=')?;
+        (name == SESSION_COOKIE && !value.is_empty()).then(|| value.to_string())
+    })
 }
 
 impl FromRequestParts<AppState> for Signed {
@@ -146,7 +140,7 @@ impl FromRequestParts<AppState> for Signed {
 
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, PageError> {
         let next = parts.uri.path_and_query().map_or("/".to_string(), |p| p.as_str().to_string());
-        let Some(token) = session_token(parts) else { return Err(PageError::SignIn { next }) };
+        let Some(token) = session_token(&parts.headers) else { return Err(PageError::SignIn { next }) };
         match app.store.session(&sha256_hex(&token), xiansuo_domain::now()).await? {
             Some(session) => Ok(Signed(session)),
             None => Err(PageError::SignIn { next }),

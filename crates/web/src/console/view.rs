@@ -2,7 +2,7 @@
 //! themselves (`crates/web/templates`, compiled into the binary, HTML-escaped by default).
 
 use askama::Template;
-use xiansuo_domain::{CHINA_TIME, Instant, LeadStatus, Role, User};
+use xiansuo_domain::{CHINA_TIME, Instant, LeadStatus, User};
 
 /// Renders a template; a template that fails to render becomes a plain message.
 pub fn render(t: &impl Template) -> String {
@@ -60,10 +60,6 @@ pub fn status_choices(selected: Option<LeadStatus>, with_any: bool) -> Vec<Choic
         selected: Some(*s) == selected,
     }));
     out
-}
-
-pub fn role_label(role: Role) -> &'static str {
-    role.label()
 }
 
 #[derive(Template)]
