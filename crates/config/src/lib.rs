@@ -23,7 +23,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use toml::Spanned;
+use xiansuo_domain::{Scoring, TagDictionary};
 use xiansuo_push::SourceRules;
+
+mod scoring;
 
 /// The source every installation has when the configuration names none.
 pub const DEFAULT_SOURCE: &str = "easyliao";
@@ -122,6 +125,10 @@ pub struct Config {
     /// Most connections to PostgreSQL this process opens (unused with SQLite).
     pub pool_size: usize,
     pub sources: BTreeMap<String, SourceConfig>,
+    /// `[tags.ID]`: names and colours of the vendor's summary tags.
+    pub tags: TagDictionary,
+    /// `[score]`: the lead score's weights and intent words (tag points from `tags`).
+    pub scoring: Scoring,
 }
 
 #[derive(Debug, Deserialize)]
@@ -135,6 +142,9 @@ struct FileConfig {
     pool_size: Option<Spanned<i64>>,
     #[serde(default)]
     sources: BTreeMap<String, Spanned<FileSource>>,
+    #[serde(default)]
+    tags: BTreeMap<String, Spanned<scoring::FileTag>>,
+    score: Option<Spanned<Scoring>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -296,7 +306,9 @@ impl Config {
                 env::PUSH_TOKEN
             )));
         }
-        Ok(Config { listen, database_url, admin_token, max_body_bytes, write_queue, pool_size, sources })
+        let tags = scoring::tags(&file.tags, &at)?;
+        let scoring = scoring::scoring(file.score.as_ref(), &tags, &at)?;
+        Ok(Config { listen, database_url, admin_token, max_body_bytes, write_queue, pool_size, sources, tags, scoring })
     }
 }
 
@@ -352,6 +364,25 @@ mod tests {
 
     fn no_env(_: &str) -> Option<String> {
         None
+    }
+
+    #[test]
+    fn tags_and_score_weights() {
+        let text = "[tags.101]\nname = \"高意向\"\ncolour = \"#d4380d\"\nscore = 25\n\n[score]\nvalid_mobile = 40\nintent_words = [\"学费\", \" \"]\n";
+        let c = Config::from_toml(text, "x.toml", no_env).unwrap();
+        assert_eq!(c.tags.get("101").map(|t| t.name.as_str()), Some("高意向"));
+        assert_eq!(c.scoring.valid_mobile, 40);
+        assert_eq!(c.scoring.found_in_chat, Scoring::default().found_in_chat, "unset weights keep their default");
+        assert_eq!(c.scoring.intent_words, ["学费"]);
+        assert_eq!(c.scoring.tag_points.get("101"), Some(&25));
+
+        let bad = Config::from_toml("[tags.7]\nname = \"x\"\ncolour = \"red\"\n", "x.toml", no_env).unwrap_err();
+        assert!(bad.to_string().contains("tags.7.colour (x.toml line 1)"), "{bad}");
+        assert!(bad.to_string().contains("#rrggbb"), "{bad}");
+        let bad = Config::from_toml("[score]\ntagged = 500\n", "x.toml", no_env).unwrap_err();
+        assert!(bad.to_string().contains("score.tagged"), "{bad}");
+        let bad = Config::from_toml("[score]\nvalid_mobiles = 5\n", "x.toml", no_env).unwrap_err();
+        assert!(bad.to_string().contains("valid_mobiles"), "{bad}");
     }
 
     #[test]

@@ -9,7 +9,7 @@ mod scan;
 
 use xiansuo_domain::{Message, Sender};
 
-pub use scan::extract_from_text;
+pub use scan::{extract_from_text, normalize_field};
 
 /// What kind of contact a value is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -24,6 +24,11 @@ pub enum ContactKind {
 impl ContactKind {
     pub const ALL: [ContactKind; 5] =
         [ContactKind::Mobile, ContactKind::Tel, ContactKind::Weixin, ContactKind::Qq, ContactKind::Email];
+
+    /// The kind a contact field holds (a canonical key), if it is one.
+    pub fn of_field(field: &str) -> Option<ContactKind> {
+        ContactKind::ALL.into_iter().find(|k| k.field() == field)
+    }
 
     /// The lead field it fills (a canonical key).
     pub fn field(self) -> &'static str {
@@ -74,6 +79,25 @@ pub fn extract(messages: &[Message], visitor_static_id: Option<&str>) -> Vec<Can
     found
 }
 
+/// Every normalized contact of a card, each (kind, value) once: its contact fields as entered
+/// and everything the visitor typed in the chat. Leads sharing one are possible duplicates.
+pub fn contact_keys<'a>(
+    fields: impl IntoIterator<Item = (&'a str, &'a str)>,
+    found: &[Candidate],
+) -> Vec<(ContactKind, String)> {
+    let mut keys: Vec<(ContactKind, String)> = Vec::new();
+    let entered = fields
+        .into_iter()
+        .filter_map(|(field, value)| ContactKind::of_field(field).map(|kind| normalize_field(kind, value)))
+        .flatten();
+    for key in entered.chain(found.iter().map(|c| (c.kind, c.value.to_lowercase()))) {
+        if !keys.contains(&key) {
+            keys.push(key);
+        }
+    }
+    keys
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,6 +128,42 @@ mod tests {
         let values: Vec<(ContactKind, &str, &str)> =
             found.iter().map(|c| (c.kind, c.value.as_str(), c.recorder_id.as_str())).collect();
         assert_eq!(values, [(ContactKind::Mobile, "15804892563", "4"), (ContactKind::Weixin, "abc_12345", "5")]);
+    }
+
+    #[test]
+    fn entered_values_normalize_like_found_ones() {
+        let n = |k, v: &str| normalize_field(k, v);
+        assert_eq!(n(ContactKind::Mobile, "+86 158-0489-2563"), [(ContactKind::Mobile, "15804892563".to_string())]);
+        assert_eq!(
+            n(ContactKind::Mobile, "１５８０４８９２５６３"),
+            [(ContactKind::Mobile, "15804892563".to_string())]
+        );
+        assert_eq!(n(ContactKind::Tel, "(0351)7654321"), [(ContactKind::Tel, "0351-7654321".to_string())]);
+        assert_eq!(n(ContactKind::Tel, "13812345678"), [(ContactKind::Mobile, "13812345678".to_string())]);
+        assert!(n(ContactKind::Mobile, "12345").is_empty());
+        assert!(n(ContactKind::Mobile, "请联系我").is_empty());
+        assert_eq!(n(ContactKind::Weixin, " ABC_123 "), [(ContactKind::Weixin, "abc_123".to_string())]);
+        assert_eq!(
+            n(ContactKind::Weixin, "15804892563"),
+            [(ContactKind::Mobile, "15804892563".to_string()), (ContactKind::Weixin, "15804892563".to_string())]
+        );
+        assert_eq!(n(ContactKind::Qq, "123456789"), [(ContactKind::Qq, "123456789".to_string())]);
+        assert!(n(ContactKind::Qq, "12ab").is_empty());
+        assert_eq!(
+            n(ContactKind::Email, "Li.Ming@Example.COM"),
+            [(ContactKind::Email, "li.ming@example.com".to_string())]
+        );
+        assert!(n(ContactKind::Email, "not an email").is_empty());
+    }
+
+    #[test]
+    fn contact_keys_union_fields_and_chat_once() {
+        let found = [Candidate { kind: ContactKind::Mobile, value: "15804892563".into(), recorder_id: "1".into() }];
+        let keys = contact_keys([("mobile", "158 0489 2563"), ("name", "王"), ("email", "A@b.cn")], &found);
+        assert_eq!(
+            keys,
+            [(ContactKind::Mobile, "15804892563".to_string()), (ContactKind::Email, "a@b.cn".to_string())]
+        );
     }
 
     #[test]

@@ -19,6 +19,13 @@ pub struct Card {
     /// Contacts the visitor typed in the chat for contact fields this card leaves empty
     /// (field → value). They fill a lead's field only while it is empty.
     pub found_in_chat: BTreeMap<&'static str, String>,
+    /// Every contact of the card, normalized (kind as the contact field's key → value): the
+    /// contact fields as entered and everything the visitor typed in the chat. Leads that share
+    /// one are possible duplicates.
+    pub contact_keys: Vec<(&'static str, String)>,
+    /// The configured intent words (学费, 价格…) the visitor wrote, each once; a reason of the
+    /// lead's score. Filled by the service (the words are its configuration), not the decoder.
+    pub intent_words: Vec<String>,
 }
 
 impl Card {

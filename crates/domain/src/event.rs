@@ -19,6 +19,31 @@ pub enum LeadChange {
     Note {
         text: String,
     },
+    /// A push gave this lead a contact other leads have too: possible duplicates. Recorded by
+    /// the service (no user), once per newly shared contact.
+    Duplicate {
+        /// The other leads, and the contacts shared with them as (kind, value).
+        leads: Vec<i64>,
+        contacts: Vec<(String, String)>,
+    },
+    /// An admin merged `other` into this lead; `filled`: the fields of this lead that were empty
+    /// and took the merged lead's value (emptied again if the merge is undone).
+    Merged {
+        other: i64,
+        filled: Vec<String>,
+    },
+    /// This lead was merged into `into`: it leaves the inbox, its messages show on `into`.
+    MergedInto {
+        into: i64,
+    },
+    /// A merge of `other` with this lead was undone (recorded on both leads).
+    Unmerged {
+        other: i64,
+    },
+    /// An admin said this lead and `other` are not the same visitor (recorded on both).
+    Dismissed {
+        other: i64,
+    },
 }
 
 impl LeadChange {
@@ -27,6 +52,11 @@ impl LeadChange {
             LeadChange::Status { .. } => "status",
             LeadChange::Owner { .. } => "owner",
             LeadChange::Note { .. } => "note",
+            LeadChange::Duplicate { .. } => "duplicate",
+            LeadChange::Merged { .. } => "merged",
+            LeadChange::MergedInto { .. } => "merged_into",
+            LeadChange::Unmerged { .. } => "unmerged",
+            LeadChange::Dismissed { .. } => "dismissed",
         }
     }
 }

@@ -75,6 +75,11 @@ pub struct Lead {
     pub push_count: i64,
     pub message_count: i64,
     pub visitor_message_count: i64,
+    /// The lead this one was merged into (then it shows there, not in the lists).
+    pub merged_into: Option<i64>,
+    /// 0–100, recomputed on every push ([`crate::score`]).
+    pub score: i32,
+    pub score_reasons: Vec<crate::ScoreReason>,
 }
 
 /// What became of one push request.

@@ -7,6 +7,8 @@ mod card;
 mod event;
 mod fields;
 mod lead;
+mod score;
+mod tags;
 mod text;
 mod user;
 
@@ -14,6 +16,8 @@ pub use card::{Card, Message, Sender};
 pub use event::{LeadChange, LeadEvent};
 pub use fields::{CONTACT_FIELDS, FIELDS, FieldDef, FieldKind, field, field_index};
 pub use lead::{Lead, LeadStatus, PushOutcomeKind};
+pub use score::{Score, ScoreInputs, ScoreReason, Scoring, score};
+pub use tags::{Tag, TagDef, TagDictionary};
 pub use text::plain_text;
 pub use user::{Role, User, valid_user_name};
 

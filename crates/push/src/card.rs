@@ -101,7 +101,13 @@ pub fn decode_card(members: Vec<(String, Json)>, rules: &SourceRules) -> (Card, 
         }
     }
     // Contacts the visitor typed, for the contact fields this card leaves empty.
-    for found in xiansuo_contacts::extract(&card.messages, visitor.as_deref()) {
+    let found = xiansuo_contacts::extract(&card.messages, visitor.as_deref());
+    let entered = card.fields.iter().map(|(k, v)| (*k, v.as_str()));
+    card.contact_keys = xiansuo_contacts::contact_keys(entered, &found)
+        .into_iter()
+        .map(|(kind, value)| (kind.field(), value))
+        .collect();
+    for found in found {
         let field = found.kind.field();
         if !card.fields.contains_key(field) {
             card.found_in_chat.entry(field).or_insert(found.value);

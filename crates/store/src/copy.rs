@@ -57,6 +57,10 @@ pub fn tables() -> Vec<TableDef> {
         ("weixin_from_chat", Bool),
         ("qq_from_chat", Bool),
         ("email_from_chat", Bool),
+        ("merged_into", Int),
+        ("score", Int),
+        ("score_reasons", Json),
+        ("intent_words", Json),
     ]);
     vec![
         TableDef {
@@ -133,6 +137,18 @@ pub fn tables() -> Vec<TableDef> {
                 ("kind", Text),
                 ("detail", Json),
             ],
+        },
+        TableDef {
+            name: "lead_contacts",
+            range_key: Some("lead_id"),
+            order_by: "kind, value, lead_id",
+            columns: vec![("kind", Text), ("value", Text), ("lead_id", Int)],
+        },
+        TableDef {
+            name: "duplicate_dismissals",
+            range_key: Some("lead_a"),
+            order_by: "lead_a, lead_b",
+            columns: vec![("lead_a", Int), ("lead_b", Int), ("user_id", Int), ("at", Time)],
         },
         TableDef { name: "settings", range_key: None, order_by: "key", columns: vec![("key", Text), ("value", Text)] },
     ]

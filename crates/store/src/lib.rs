@@ -14,7 +14,7 @@ mod write;
 
 use async_trait::async_trait;
 use copy::{Cell, TableDef};
-use xiansuo_domain::{Card, Instant, Lead, LeadEvent, LeadStatus, Message, PushOutcomeKind, Role, User};
+use xiansuo_domain::{Card, Instant, Lead, LeadEvent, LeadStatus, Message, PushOutcomeKind, Role, Scoring, User};
 
 /// Why a storage call failed.
 #[derive(Debug, thiserror::Error)]
@@ -70,11 +70,14 @@ pub struct NewPush {
 }
 
 /// A lead a push wrote.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeadWritten {
     pub id: i64,
     /// The push created the lead (rather than updating an existing one).
     pub created: bool,
+    /// Other leads (not merged away, not dismissed) that share a contact with this one:
+    /// possible duplicates.
+    pub duplicates: Vec<i64>,
 }
 
 /// What the store did with a push. Returned only after the commit.
@@ -122,6 +125,14 @@ pub struct LeadDetail {
     pub pushes: Vec<PushSummary>,
 }
 
+/// Another lead that shares a contact with the one asked about.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Duplicate {
+    pub lead: Lead,
+    /// The shared contacts as (kind, normalized value), kind being the contact field's key.
+    pub contacts: Vec<(String, String)>,
+}
+
 /// How to order a lead list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LeadSort {
@@ -132,14 +143,16 @@ pub enum LeadSort {
     UpdatedAsc,
     CreateTimeDesc,
     CreateTimeAsc,
+    ScoreDesc,
+    ScoreAsc,
 }
 
 impl LeadSort {
     pub const NAMES: &'static [&'static str] =
-        &["-received_at", "received_at", "-updated_at", "updated_at", "-create_time", "create_time"];
+        &["-received_at", "received_at", "-updated_at", "updated_at", "-create_time", "create_time", "-score", "score"];
 
-    /// `received_at` ascending, `-received_at` descending, likewise `updated_at` and
-    /// `create_time`.
+    /// `received_at` ascending, `-received_at` descending, likewise `updated_at`, `create_time`
+    /// and `score`.
     pub fn parse(s: &str) -> Option<LeadSort> {
         Some(match s {
             "-received_at" => LeadSort::ReceivedDesc,
@@ -148,6 +161,8 @@ impl LeadSort {
             "updated_at" => LeadSort::UpdatedAsc,
             "-create_time" => LeadSort::CreateTimeDesc,
             "create_time" => LeadSort::CreateTimeAsc,
+            "-score" => LeadSort::ScoreDesc,
+            "score" => LeadSort::ScoreAsc,
             _ => return None,
         })
     }
@@ -173,6 +188,8 @@ pub struct LeadQuery {
     pub city: Option<String>,
     pub search_engine: Option<String>,
     pub ntag_id: Option<String>,
+    /// The summary tag, by id or (for cards that carry only a name) by name.
+    pub tag: Option<String>,
     pub user_id: Option<String>,
     pub owner: Option<OwnerFilter>,
     /// An agent's visibility: only leads this user owns and the unassigned pool.
@@ -327,8 +344,28 @@ pub trait Store: Send + Sync + 'static {
         at: Instant,
     ) -> Result<LeadEvent, StoreError>;
 
-    /// A lead's timeline of people's changes, oldest first.
+    /// A lead's timeline of people's changes, oldest first (with those of leads merged into it).
     async fn lead_events(&self, lead_id: i64) -> Result<Vec<LeadEvent>, StoreError>;
+
+    /// The score's weights, from the configuration; used for every lead written from now on.
+    fn set_scoring(&self, scoring: Scoring);
+
+    /// Leads (not merged away, not dismissed) sharing a normalized contact with this one or
+    /// with a lead merged into it, most recent first.
+    async fn duplicates(&self, lead_id: i64) -> Result<Vec<Duplicate>, StoreError>;
+
+    /// An admin merges `merge` into `keep`: `merge` leaves the lists, its messages, pushes and
+    /// timeline show on `keep`, and `keep`'s empty fields take its values. Undone by
+    /// [`Store::unmerge_lead`]. Returns `keep`'s timeline entry.
+    async fn merge_leads(&self, keep: i64, merge: i64, by: Actor, at: Instant) -> Result<LeadEvent, StoreError>;
+
+    /// Undoes the merge of `merged` into its lead: everything returns as it was, but for changes
+    /// made since. Returns `merged`'s timeline entry.
+    async fn unmerge_lead(&self, merged: i64, by: Actor, at: Instant) -> Result<LeadEvent, StoreError>;
+
+    /// An admin says two leads sharing a contact are different visitors: they are no longer
+    /// listed as duplicates of each other. Returns `lead`'s timeline entry.
+    async fn dismiss_duplicate(&self, lead: i64, other: i64, by: Actor, at: Instant) -> Result<LeadEvent, StoreError>;
 
     /// `xiansuo copy`: the rows of a table whose range key is in `lo..hi` (the whole table when
     /// it has none), in primary-key order.

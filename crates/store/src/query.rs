@@ -74,7 +74,13 @@ pub fn lead_where(q: &LeadQuery, dialect: &Dialect) -> (String, Vec<Param>) {
     c.eq("l.city", q.city.as_deref());
     c.eq("l.search_engine", q.search_engine.as_deref());
     c.eq("l.ntag_id", q.ntag_id.as_deref());
+    if let Some(tag) = q.tag.as_deref() {
+        let ph = c.bind(Param::Text(tag.to_string()));
+        c.clauses.push(format!("(l.ntag_id = {ph} OR (l.ntag_id IS NULL AND l.ntag_name = {ph}))"));
+    }
     c.eq("l.user_id", q.user_id.as_deref());
+    // A lead merged into another shows there, not in lists.
+    c.clauses.push("l.merged_into IS NULL".into());
     match q.owner {
         Some(OwnerFilter::Unassigned) => c.clauses.push("l.owner_id IS NULL".into()),
         Some(OwnerFilter::User(id)) => {
@@ -121,7 +127,17 @@ pub fn lead_order(sort: LeadSort) -> &'static str {
         LeadSort::UpdatedAsc => "l.updated_at ASC, l.id ASC",
         LeadSort::CreateTimeDesc => "l.create_time IS NULL, l.create_time DESC, l.id DESC",
         LeadSort::CreateTimeAsc => "l.create_time IS NULL, l.create_time ASC, l.id ASC",
+        LeadSort::ScoreDesc => "l.score DESC, l.received_at DESC, l.id DESC",
+        LeadSort::ScoreAsc => "l.score ASC, l.received_at ASC, l.id ASC",
     }
+}
+
+/// `WITH RECURSIVE grp(id)`: a lead and every lead merged into it (directly or through
+/// another), whose messages, pushes and timeline show on it.
+pub fn group_cte(placeholder: &str) -> String {
+    format!(
+        "WITH RECURSIVE grp(id) AS (SELECT CAST({placeholder} AS BIGINT) UNION SELECT m.id FROM leads m JOIN grp ON m.merged_into = grp.id)"
+    )
 }
 
 /// `LIMIT … OFFSET …` of a page (pages count from 1).

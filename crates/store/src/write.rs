@@ -2,7 +2,10 @@
 //! says how to apply one write and how to commit a batch.
 
 use tokio::sync::oneshot;
-use xiansuo_domain::{Instant, LeadChange, LeadEvent, LeadStatus, Role, User};
+use xiansuo_domain::{
+    CONTACT_FIELDS, FIELDS, FieldKind, Instant, Lead, LeadChange, LeadEvent, LeadStatus, Role, Score, ScoreInputs,
+    Scoring, User, score,
+};
 
 use crate::copy::{Cell, TableDef};
 use crate::{Actor, LeadUpdate, NewSession, UserChange};
@@ -51,6 +54,23 @@ pub enum Write {
         lead_id: i64,
         by: Actor,
         update: LeadUpdate,
+        at: Instant,
+    },
+    MergeLeads {
+        keep: i64,
+        merge: i64,
+        by: Actor,
+        at: Instant,
+    },
+    UnmergeLead {
+        merged: i64,
+        by: Actor,
+        at: Instant,
+    },
+    DismissDuplicate {
+        lead: i64,
+        other: i64,
+        by: Actor,
         at: Instant,
     },
 }
@@ -120,6 +140,14 @@ pub fn change_detail(change: &LeadChange) -> serde_json::Value {
         }
         LeadChange::Owner { from, to, claimed } => serde_json::json!({ "from": from, "to": to, "claimed": claimed }),
         LeadChange::Note { text } => serde_json::json!({ "text": text }),
+        LeadChange::Duplicate { leads, contacts } => serde_json::json!({
+            "leads": leads,
+            "contacts": contacts.iter().map(|(k, v)| serde_json::json!({ "kind": k, "value": v })).collect::<Vec<_>>(),
+        }),
+        LeadChange::Merged { other, filled } => serde_json::json!({ "other": other, "filled": filled }),
+        LeadChange::MergedInto { into } => serde_json::json!({ "into": into }),
+        LeadChange::Unmerged { other } => serde_json::json!({ "other": other }),
+        LeadChange::Dismissed { other } => serde_json::json!({ "other": other }),
     }
 }
 
@@ -136,6 +164,26 @@ pub fn change_from_detail(kind: &str, detail: &serde_json::Value) -> Option<Lead
             claimed: detail.get("claimed").and_then(serde_json::Value::as_bool).unwrap_or(false),
         },
         "note" => LeadChange::Note { text: text("text")? },
+        "duplicate" => LeadChange::Duplicate {
+            leads: detail.get("leads")?.as_array()?.iter().filter_map(serde_json::Value::as_i64).collect(),
+            contacts: detail
+                .get("contacts")?
+                .as_array()?
+                .iter()
+                .filter_map(|c| Some((c.get("kind")?.as_str()?.to_string(), c.get("value")?.as_str()?.to_string())))
+                .collect(),
+        },
+        "merged" => LeadChange::Merged {
+            other: id("other")?,
+            filled: detail
+                .get("filled")
+                .and_then(serde_json::Value::as_array)
+                .map(|a| a.iter().filter_map(|f| f.as_str().map(str::to_string)).collect())
+                .unwrap_or_default(),
+        },
+        "merged_into" => LeadChange::MergedInto { into: id("into")? },
+        "unmerged" => LeadChange::Unmerged { other: id("other")? },
+        "dismissed" => LeadChange::Dismissed { other: id("other")? },
         _ => return None,
     })
 }
@@ -184,4 +232,113 @@ pub struct Apply<'a> {
     /// Fill empty fields only (a replay, older than what later pushes stored): a stored value is
     /// never replaced.
     pub fill_only: bool,
+}
+
+/// Checks a merge of `merge` into `keep` (both as stored) and says which of `keep`'s fields
+/// the merge fills: those empty on `keep` and set on `merge`.
+pub fn plan_merge(by: Actor, keep: &Lead, merge: &Lead) -> Result<Vec<&'static str>, StoreError> {
+    if !by.admin {
+        return Err(StoreError::Conflict("只有管理员可以合并线索".into()));
+    }
+    if keep.id == merge.id {
+        return Err(StoreError::Conflict("不能把线索合并到它自己".into()));
+    }
+    for lead in [keep, merge] {
+        if let Some(into) = lead.merged_into {
+            return Err(StoreError::Conflict(format!("线索 {} 已合并到线索 {into}：请在线索 {into} 上操作", lead.id)));
+        }
+    }
+    Ok(FIELDS
+        .iter()
+        .filter(|f| match f.kind {
+            FieldKind::Text => !keep.fields.contains_key(f.key) && merge.fields.contains_key(f.key),
+            FieldKind::Time => !keep.times.contains_key(f.key) && merge.times.contains_key(f.key),
+        })
+        .map(|f| f.key)
+        .collect())
+}
+
+/// The fields a merge filled, from `keep`'s timeline entries (newest first) for `merged`.
+pub fn filled_by_merge(events: &[LeadEvent], merged: i64) -> Vec<String> {
+    events
+        .iter()
+        .find_map(|e| match &e.change {
+            LeadChange::Merged { other, filled } if *other == merged => Some(filled.clone()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+/// The timeline entry for contacts a push newly shares with other leads: (lead, kind, value).
+pub fn duplicate_change(matches: &[(i64, &'static str, String)]) -> Option<LeadChange> {
+    if matches.is_empty() {
+        return None;
+    }
+    let mut leads: Vec<i64> = Vec::new();
+    let mut contacts: Vec<(String, String)> = Vec::new();
+    for (lead, kind, value) in matches {
+        if !leads.contains(lead) {
+            leads.push(*lead);
+        }
+        let contact = (kind.to_string(), value.clone());
+        if !contacts.contains(&contact) {
+            contacts.push(contact);
+        }
+    }
+    Some(LeadChange::Duplicate { leads, contacts })
+}
+
+/// The contact kinds, as the contact field keys `lead_contacts.kind` holds.
+pub fn contact_kind(kind: &str) -> Option<&'static str> {
+    CONTACT_FIELDS.iter().copied().find(|k| *k == kind)
+}
+
+/// What a lead's score is computed from, as stored, and the intent words it has now.
+pub struct ScoreRow {
+    pub intent_words: Vec<String>,
+    pub visitor_messages: i64,
+    pub chats: i64,
+    pub tag_id: Option<String>,
+    pub tag_name: Option<String>,
+    pub found_in_chat: bool,
+    pub has_mobile: bool,
+    pub has_other_contact: bool,
+}
+
+/// The score of a stored lead, with the intent words of new messages added; returns the score
+/// and the intent words to store.
+pub fn rescore(row: ScoreRow, new_words: Vec<String>, scoring: &Scoring) -> (Score, Vec<String>) {
+    let mut words = row.intent_words;
+    for w in new_words {
+        if !words.contains(&w) {
+            words.push(w);
+        }
+    }
+    let inputs = ScoreInputs {
+        has_valid_mobile: row.has_mobile,
+        has_other_contact: row.has_other_contact,
+        found_in_chat: row.found_in_chat,
+        visitor_messages: row.visitor_messages,
+        intent_words: words.clone(),
+        chats: row.chats,
+        tag_id: row.tag_id,
+        tag_name: row.tag_name,
+    };
+    (score(&inputs, scoring), words)
+}
+
+/// The scoring in force, shared by the store handle (which sets it) and its writer.
+#[derive(Clone, Default)]
+pub struct ScoringCell(std::sync::Arc<std::sync::RwLock<std::sync::Arc<Scoring>>>);
+
+impl ScoringCell {
+    pub fn set(&self, scoring: Scoring) {
+        if let Ok(mut current) = self.0.write() {
+            *current = std::sync::Arc::new(scoring);
+        }
+    }
+
+    pub fn get(&self) -> std::sync::Arc<Scoring> {
+        self.0.read().map(|s| s.clone()).unwrap_or_default()
+    }
 }

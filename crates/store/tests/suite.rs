@@ -67,6 +67,11 @@ suite!(
     a_replay_fills_gaps_and_never_overwrites,
     users_and_sessions,
     follow_up_rules_hold_inside_the_transaction,
+    duplicates_link_leads_sharing_a_contact,
+    a_dismissed_pair_is_no_longer_listed,
+    merge_keeps_everything_and_undo_restores_it,
+    score_and_its_reasons_follow_each_push,
+    tag_filter_by_id_or_name,
 );
 
 /// Write queue of the stores under test: large enough for the concurrency tests.
@@ -243,7 +248,11 @@ async fn a_lead_per_source_company_and_visitor(env: Env) {
 
     let second = record(s, cards_push("easyliao", hour(2), vec![card("c1", "v1").set("mobile", "13800138000")])).await;
     assert_ne!(second.push_id, first.push_id);
-    assert_eq!(second.leads, vec![LeadWritten { id, created: false }], "the same visitor updates its lead");
+    assert_eq!(
+        second.leads,
+        vec![LeadWritten { id, created: false, duplicates: vec![] }],
+        "the same visitor updates its lead"
+    );
 
     let other_source = record(s, cards_push("easyliao-2", hour(3), vec![card("c1", "v1")])).await;
     let other_company = record(s, cards_push("easyliao", hour(4), vec![card("c2", "v1")])).await;
@@ -297,7 +306,7 @@ async fn empty_values_never_erase(env: Env) {
         .extra("crmzdy_88271217", "b")
         .extra("copyWxTimes", "3");
     let written = record(s, cards_push("easyliao", hour(2), vec![second])).await;
-    assert_eq!(written.leads, vec![LeadWritten { id, created: false }]);
+    assert_eq!(written.leads, vec![LeadWritten { id, created: false, duplicates: vec![] }]);
 
     let expected_fields = text_map(&[
         ("company_id", "c1"),
@@ -429,9 +438,9 @@ async fn push_count_counts_distinct_pushes(env: Env) {
     assert_eq!(
         first.leads,
         vec![
-            LeadWritten { id: v1, created: true },
-            LeadWritten { id: v2, created: true },
-            LeadWritten { id: v1, created: false }
+            LeadWritten { id: v1, created: true, duplicates: vec![] },
+            LeadWritten { id: v2, created: true, duplicates: vec![] },
+            LeadWritten { id: v1, created: false, duplicates: vec![] }
         ]
     );
     let lead = detail(s, v1).await;
@@ -443,7 +452,13 @@ async fn push_count_counts_distinct_pushes(env: Env) {
 
     let second = record(s, cards_push("easyliao", hour(2), vec![card("c1", "v1")])).await;
     let third = record(s, cards_push("easyliao", hour(3), vec![card("c1", "v1"), card("c1", "v1")])).await;
-    assert_eq!(third.leads, vec![LeadWritten { id: v1, created: false }, LeadWritten { id: v1, created: false }]);
+    assert_eq!(
+        third.leads,
+        vec![
+            LeadWritten { id: v1, created: false, duplicates: vec![] },
+            LeadWritten { id: v1, created: false, duplicates: vec![] }
+        ]
+    );
 
     let lead = detail(s, v1).await;
     assert_eq!(lead.lead.push_count, 3);
@@ -672,7 +687,7 @@ async fn replay_updates_the_push_and_applies_cards(env: Env) {
         .replay_push(id, PushResult::Cards { cards: vec![card("c1", "v1").set("qq", "12345")], ignored: 2 }, hour(6))
         .await
         .expect("replay");
-    assert_eq!(again.leads, vec![LeadWritten { id: lead_id, created: false }]);
+    assert_eq!(again.leads, vec![LeadWritten { id: lead_id, created: false, duplicates: vec![] }]);
     assert_eq!((again.accepted, again.ignored), (1, 2));
     let lead = detail(s, lead_id).await.lead;
     assert_eq!(lead.push_count, 1);
@@ -1010,7 +1025,7 @@ async fn ids_keep_their_exact_digits(env: Env) {
 
     // Ids are compared as strings: the same digits merge, others do not.
     let again = record(s, cards_push("easyliao", hour(2), vec![card("000123", visitor).message(m.clone())])).await;
-    assert_eq!(again.leads, vec![LeadWritten { id, created: false }]);
+    assert_eq!(again.leads, vec![LeadWritten { id, created: false, duplicates: vec![] }]);
     let near = card("123", visitor).message(msg("433328278485408800", None, Sender::Staff, "x", None));
     assert!(record(s, cards_push("easyliao", hour(3), vec![near])).await.leads[0].created);
     let lead = detail(s, id).await.lead;
@@ -1079,7 +1094,7 @@ async fn concurrent_pushes_all_commit(env: Env) {
         assert_eq!(recorded.outcome, PushOutcomeKind::Accepted);
         assert_eq!(recorded.leads.len(), 1);
         assert!(push_ids.insert(recorded.push_id), "push ids are distinct");
-        by_visitor.entry(i % VISITORS).or_default().push((recorded.push_id, recorded.leads[0]));
+        by_visitor.entry(i % VISITORS).or_default().push((recorded.push_id, recorded.leads[0].clone()));
     }
     assert_eq!(push_ids.len(), PUSHES);
     assert_eq!(by_visitor.len(), VISITORS);
@@ -1196,7 +1211,7 @@ async fn data_survives_reopening(env: Env) {
     // Writing goes on where it stopped.
     let later = record(&store, cards_push("easyliao", hour(3), vec![card("c1", "v1").set("qq", "12345")])).await;
     assert!(later.push_id > rejected.push_id);
-    assert_eq!(later.leads, vec![LeadWritten { id: lead_id, created: false }]);
+    assert_eq!(later.leads, vec![LeadWritten { id: lead_id, created: false, duplicates: vec![] }]);
     let lead = detail(&store, lead_id).await.lead;
     assert_eq!(lead.push_count, 2);
     assert_eq!(lead.fields.get("name").map(String::as_str), Some("张三"));
@@ -1322,4 +1337,192 @@ async fn follow_up_rules_hold_inside_the_transaction(env: Env) {
     );
     assert_eq!(events[0].change, LeadChange::Owner { from: None, to: Some(li.user_id), claimed: true });
     assert!(matches!(s.update_lead(99_999, admin, note("x"), hour(9)).await, Err(StoreError::NotFound(_))));
+}
+
+fn with_contacts(mut card: Card, keys: &[(&'static str, &str)]) -> Card {
+    card.contact_keys = keys.iter().map(|(k, v)| (*k, v.to_string())).collect();
+    card
+}
+
+async fn duplicates_link_leads_sharing_a_contact(env: Env) {
+    let s = &env.store;
+    let a = with_contacts(card("c1", "va").set("mobile", "158 0489 2563"), &[("mobile", "15804892563")]);
+    let a = record(s, cards_push("easyliao", hour(0), vec![a])).await.leads[0].clone();
+    assert!(a.duplicates.is_empty(), "the first lead with a contact duplicates nothing");
+    // Another source, another visitor, the same mobile (typed in the chat) and a QQ of its own.
+    let b = with_contacts(card("c9", "vb"), &[("mobile", "15804892563"), ("qq", "123456")]);
+    let b = record(s, cards_push("forms", hour(1), vec![b.clone()])).await.leads[0].clone();
+    assert_eq!(b.duplicates, [a.id], "the push says which lead it may duplicate");
+    let c = record(s, cards_push("easyliao", hour(2), vec![with_contacts(card("c1", "vc"), &[("qq", "99999")])])).await;
+    assert!(c.leads[0].duplicates.is_empty());
+
+    let found = s.duplicates(a.id).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].lead.id, b.id);
+    assert_eq!(found[0].contacts, [("mobile".to_string(), "15804892563".to_string())]);
+    assert_eq!(s.duplicates(b.id).await.unwrap().iter().map(|d| d.lead.id).collect::<Vec<_>>(), [a.id]);
+    assert!(s.duplicates(c.leads[0].id).await.unwrap().is_empty());
+
+    // The timeline says so once, when the contact is new to the lead; a later push repeats the
+    // link in its answer without another timeline entry.
+    let again = with_contacts(card("c9", "vb"), &[("mobile", "15804892563")]);
+    let again = record(s, cards_push("forms", hour(3), vec![again])).await;
+    assert_eq!(again.leads[0].duplicates, [a.id]);
+    let events = s.lead_events(b.id).await.unwrap();
+    let duplicate_events: Vec<&LeadChange> =
+        events.iter().map(|e| &e.change).filter(|c| matches!(c, LeadChange::Duplicate { .. })).collect();
+    assert_eq!(
+        duplicate_events,
+        [&LeadChange::Duplicate {
+            leads: vec![a.id],
+            contacts: vec![("mobile".to_string(), "15804892563".to_string())]
+        }]
+    );
+    assert_eq!(events[0].user_id, None, "recorded by the service, not a person");
+}
+
+async fn a_dismissed_pair_is_no_longer_listed(env: Env) {
+    let s = &env.store;
+    let admin = Actor::of(&s.create_user("admin", Role::Admin, "h").await.unwrap());
+    let agent = Actor::of(&s.create_user("li", Role::Agent, "h").await.unwrap());
+    let mobile = [("mobile", "13812345678")];
+    let a =
+        record(s, cards_push("easyliao", hour(0), vec![with_contacts(card("c1", "va"), &mobile)])).await.leads[0].id;
+    let b =
+        record(s, cards_push("easyliao", hour(1), vec![with_contacts(card("c1", "vb"), &mobile)])).await.leads[0].id;
+    assert!(matches!(s.dismiss_duplicate(a, b, agent, hour(2)).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(s.dismiss_duplicate(a, a, admin, hour(2)).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(s.dismiss_duplicate(a, 99_999, admin, hour(2)).await, Err(StoreError::NotFound(_))));
+    let event = s.dismiss_duplicate(b, a, admin, hour(2)).await.unwrap();
+    assert_eq!((event.lead_id, &event.change), (b, &LeadChange::Dismissed { other: a }));
+    assert!(s.duplicates(a).await.unwrap().is_empty());
+    assert!(s.duplicates(b).await.unwrap().is_empty());
+    assert!(s.lead_events(a).await.unwrap().iter().any(|e| e.change == LeadChange::Dismissed { other: b }));
+    let later = record(s, cards_push("easyliao", hour(3), vec![with_contacts(card("c1", "vb"), &mobile)])).await;
+    assert!(later.leads[0].duplicates.is_empty(), "a dismissed pair is not reported again");
+    // A third lead with the number is still a duplicate of both.
+    let c = record(s, cards_push("easyliao", hour(4), vec![with_contacts(card("c1", "vc"), &mobile)])).await;
+    let mut dups = c.leads[0].duplicates.clone();
+    dups.sort();
+    assert_eq!(dups, [a, b]);
+}
+
+async fn merge_keeps_everything_and_undo_restores_it(env: Env) {
+    let s = &env.store;
+    let admin = Actor::of(&s.create_user("admin", Role::Admin, "h").await.unwrap());
+    let agent = Actor::of(&s.create_user("li", Role::Agent, "h").await.unwrap());
+    let keep = card("c1", "va")
+        .set("name", "王先生")
+        .message(msg("k1", Some("ch1"), Sender::Visitor, "你好", Some(hour(0))))
+        .message(msg("k2", Some("ch1"), Sender::Staff, "您好", Some(hour(0))));
+    let keep = record(s, cards_push("easyliao", hour(0), vec![keep])).await;
+    let (keep_id, keep_push) = (keep.leads[0].id, keep.push_id);
+    let merge = card("c1", "vb").set("name", "王").set("mobile", "13812345678").set("city", "太原").message(msg(
+        "m1",
+        Some("ch2"),
+        Sender::Visitor,
+        "学费多少",
+        Some(hour(1)),
+    ));
+    let merge = record(s, cards_push("easyliao", hour(1), vec![merge])).await;
+    let (merge_id, merge_push) = (merge.leads[0].id, merge.push_id);
+    s.update_lead(merge_id, admin, LeadUpdate::Note { text: "回电话".into() }, hour(2)).await.unwrap();
+
+    assert!(matches!(s.merge_leads(keep_id, merge_id, agent, hour(3)).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(s.merge_leads(keep_id, keep_id, admin, hour(3)).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(s.merge_leads(keep_id, 99_999, admin, hour(3)).await, Err(StoreError::NotFound(_))));
+    let event = s.merge_leads(keep_id, merge_id, admin, hour(3)).await.unwrap();
+    assert_eq!(
+        event.change,
+        LeadChange::Merged { other: merge_id, filled: vec!["mobile".into(), "city".into()] },
+        "only the empty fields are filled (FIELDS order), the kept lead's name stays"
+    );
+    assert!(matches!(s.merge_leads(keep_id, merge_id, admin, hour(3)).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(s.merge_leads(merge_id, keep_id, admin, hour(3)).await, Err(StoreError::Conflict(_))));
+
+    let merged = detail(s, keep_id).await;
+    assert_eq!(merged.lead.fields.get("name").map(String::as_str), Some("王先生"));
+    assert_eq!(merged.lead.fields.get("mobile").map(String::as_str), Some("13812345678"));
+    let recorders: Vec<&str> = merged.messages.iter().map(|m| m.recorder_id.as_str()).collect();
+    assert_eq!(recorders, ["k1", "k2", "m1"], "the merged lead's messages show on the kept one");
+    assert_eq!(merged.pushes.iter().map(|p| p.id).collect::<Vec<_>>(), [keep_push, merge_push]);
+    assert_eq!((merged.lead.message_count, merged.lead.push_count), (3, 2));
+    let kinds: Vec<&str> = s.lead_events(keep_id).await.unwrap().iter().map(|e| e.change.kind()).collect();
+    assert_eq!(kinds, ["note", "merged_into", "merged"], "the merged lead's timeline shows too");
+    assert_eq!(detail(s, merge_id).await.lead.merged_into, Some(keep_id));
+    let listed = leads(s, &LeadQuery { per_page: 50, ..Default::default() }).await;
+    assert_eq!(listed.items.iter().map(|l| l.id).collect::<Vec<_>>(), [keep_id], "a merged lead leaves the lists");
+    assert_eq!(listed.total, 1);
+
+    // A new push for the merged visitor lands on its own lead and shows (and counts) on the kept one.
+    let more = card("c1", "vb").message(msg("m2", Some("ch2"), Sender::Visitor, "地址在哪", Some(hour(4))));
+    record(s, cards_push("easyliao", hour(4), vec![more])).await;
+    let merged = detail(s, keep_id).await;
+    assert_eq!(merged.messages.len(), 4);
+    assert_eq!((merged.lead.message_count, merged.lead.visitor_message_count, merged.lead.push_count), (4, 3, 3));
+
+    assert!(matches!(s.unmerge_lead(merge_id, agent, hour(5)).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(s.unmerge_lead(keep_id, admin, hour(5)).await, Err(StoreError::Conflict(_))));
+    let undone = s.unmerge_lead(merge_id, admin, hour(5)).await.unwrap();
+    assert_eq!((undone.lead_id, &undone.change), (merge_id, &LeadChange::Unmerged { other: keep_id }));
+    let kept = detail(s, keep_id).await;
+    assert_eq!(kept.lead.fields.get("mobile"), None, "what the merge filled is emptied again");
+    assert_eq!(kept.lead.fields.get("city"), None);
+    assert_eq!(kept.messages.len(), 2);
+    assert_eq!((kept.lead.message_count, kept.lead.visitor_message_count, kept.lead.push_count), (2, 1, 1));
+    let back = detail(s, merge_id).await;
+    assert_eq!(back.lead.merged_into, None);
+    assert_eq!((back.lead.message_count, back.lead.push_count), (2, 2));
+    assert_eq!(back.lead.fields.get("mobile").map(String::as_str), Some("13812345678"));
+    let listed = leads(s, &LeadQuery { per_page: 50, ..Default::default() }).await;
+    assert_eq!(listed.total, 2, "back in the lists");
+}
+
+async fn score_and_its_reasons_follow_each_push(env: Env) {
+    let s = &env.store;
+    let mut scoring = xiansuo_domain::Scoring::default();
+    scoring.tag_points.insert("hot".into(), 25);
+    s.set_scoring(scoring);
+    let first = with_contacts(card("c1", "va").set("mobile", "13812345678"), &[("mobile", "13812345678")])
+        .message(msg("1", Some("ch1"), Sender::Visitor, "学费多少钱", None))
+        .message(msg("2", Some("ch1"), Sender::Staff, "地址在哪里都可以问我", None));
+    let id = record(s, cards_push("easyliao", hour(0), vec![first])).await.leads[0].id;
+    let lead = detail(s, id).await.lead;
+    let reasons: Vec<(&str, i32)> = lead.score_reasons.iter().map(|r| (r.code.as_str(), r.points)).collect();
+    assert_eq!(reasons, [("valid_mobile", 30), ("visitor_messages", 2), ("intent_words", 20)]);
+    assert_eq!(lead.score, 52);
+    assert_eq!(lead.score_reasons[2].detail, "学费、多少钱", "the staff's words do not count");
+
+    // Another chat, another intent word and a tag: recomputed on the push, words accumulated.
+    let second =
+        card("c1", "va").set("ntag_id", "hot").message(msg("3", Some("ch2"), Sender::Visitor, "我想报名", None));
+    record(s, cards_push("easyliao", hour(1), vec![second])).await;
+    let lead = detail(s, id).await.lead;
+    let reasons: Vec<(&str, i32)> = lead.score_reasons.iter().map(|r| (r.code.as_str(), r.points)).collect();
+    assert_eq!(
+        reasons,
+        [("valid_mobile", 30), ("visitor_messages", 4), ("intent_words", 20), ("repeat_visitor", 10), ("tag", 25)]
+    );
+    assert_eq!(lead.score, 89);
+
+    let plain = record(s, cards_push("easyliao", hour(2), vec![card("c1", "vb")])).await.leads[0].id;
+    assert_eq!(detail(s, plain).await.lead.score, 0);
+    let by_score = leads(s, &LeadQuery { per_page: 50, sort: LeadSort::ScoreDesc, ..Default::default() }).await;
+    assert_eq!(by_score.items.iter().map(|l| l.id).collect::<Vec<_>>(), [id, plain]);
+    let ascending = leads(s, &LeadQuery { per_page: 50, sort: LeadSort::ScoreAsc, ..Default::default() }).await;
+    assert_eq!(ascending.items.iter().map(|l| l.id).collect::<Vec<_>>(), [plain, id]);
+}
+
+async fn tag_filter_by_id_or_name(env: Env) {
+    let s = &env.store;
+    let tagged = card("c1", "va").set("ntag_id", "101").set("ntag_name", "高意向");
+    let named = card("c1", "vb").set("ntag_name", "回访");
+    let a = record(s, cards_push("easyliao", hour(0), vec![tagged])).await.leads[0].id;
+    let b = record(s, cards_push("easyliao", hour(1), vec![named])).await.leads[0].id;
+    record(s, cards_push("easyliao", hour(2), vec![card("c1", "vc")])).await;
+    let ids = |p: Page<Lead>| p.items.iter().map(|l| l.id).collect::<Vec<_>>();
+    let by = |tag: &str| LeadQuery { tag: Some(tag.to_string()), per_page: 50, ..Default::default() };
+    assert_eq!(ids(leads(s, &by("101")).await), [a]);
+    assert_eq!(ids(leads(s, &by("回访")).await), [b], "a card with only a name is found by it");
+    assert!(ids(leads(s, &by("高意向")).await).is_empty(), "a tag with an id is filtered by its id");
 }

@@ -13,6 +13,13 @@
     });
   });
 
+  // Buttons that change much (a merge) ask first; the form works without the script too.
+  document.addEventListener("submit", function (event) {
+    var button = event.submitter || event.target.querySelector("[data-confirm]");
+    var question = button && button.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) event.preventDefault();
+  });
+
   // The live inbox: new leads reload the rows (the server applies filters and visibility) and
   // count up on a badge.
   var inbox = document.querySelector("[data-live-inbox]");

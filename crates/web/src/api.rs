@@ -23,6 +23,7 @@ pub struct LeadParams {
     city: Option<String>,
     search_engine: Option<String>,
     ntag_id: Option<String>,
+    tag: Option<String>,
     user_id: Option<String>,
     owner: Option<String>,
     from: Option<String>,
@@ -142,6 +143,7 @@ pub async fn list_leads(
         city: non_empty(p.city),
         search_engine: non_empty(p.search_engine),
         ntag_id: non_empty(p.ntag_id),
+        tag: non_empty(p.tag),
         user_id: non_empty(p.user_id),
         owner: owner_filter(p.owner)?,
         visible_to: principal.visible_to(),
@@ -156,7 +158,7 @@ pub async fn list_leads(
         total: page.total,
         page: page.page,
         per_page: page.per_page,
-        items: page.items.iter().map(repr::lead).collect(),
+        items: page.items.iter().map(|l| repr::lead(l, &app.tags)).collect(),
     };
     Ok(Json(page_json(&page)))
 }
@@ -182,7 +184,91 @@ pub async fn get_lead(
         .await?
         .filter(|d| principal.may_see(d.lead.owner_id))
         .ok_or_else(|| ApiError::NotFound(format!("no lead with id {lead_id}")))?;
-    Ok(Json(repr::lead_detail(&detail)))
+    let duplicates = visible_duplicates(&app, &principal, lead_id).await?;
+    Ok(Json(repr::lead_detail(&detail, &duplicates, &app.tags)))
+}
+
+/// The duplicates of a lead that the caller may see.
+async fn visible_duplicates(
+    app: &AppState,
+    principal: &Principal,
+    lead_id: i64,
+) -> Result<Vec<xiansuo_store::Duplicate>, ApiError> {
+    let mut duplicates = app.store.duplicates(lead_id).await?;
+    duplicates.retain(|d| principal.may_see(d.lead.owner_id));
+    Ok(duplicates)
+}
+
+/// A lead the caller may see, or 404.
+async fn visible_lead(app: &AppState, principal: &Principal, lead_id: i64) -> Result<xiansuo_domain::Lead, ApiError> {
+    app.store
+        .lead(lead_id)
+        .await?
+        .map(|d| d.lead)
+        .filter(|l| principal.may_see(l.owner_id))
+        .ok_or_else(|| ApiError::NotFound(format!("no lead with id {lead_id}")))
+}
+
+pub async fn lead_duplicates(
+    State(app): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(lead_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let lead_id = id(&lead_id, "lead")?;
+    visible_lead(&app, &principal, lead_id).await?;
+    let duplicates = visible_duplicates(&app, &principal, lead_id).await?;
+    Ok(Json(json!({ "items": duplicates.iter().map(|d| repr::duplicate(d, &app.tags)).collect::<Vec<_>>() })))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct OtherLead {
+    lead_id: i64,
+}
+
+fn event_json(event: &xiansuo_domain::LeadEvent) -> Value {
+    json!({ "id": event.id, "lead_id": event.lead_id, "at": repr::time(event.at), "kind": event.change.kind() })
+}
+
+/// Admin: merges the lead in the body into this one.
+pub async fn merge_lead(
+    State(app): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(lead_id): Path<String>,
+    body: Result<Json<OtherLead>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let actor = principal.admin_actor()?;
+    let lead_id = id(&lead_id, "lead")?;
+    let Json(other) = body
+        .map_err(|e| ApiError::BadRequest(format!("send {{\"lead_id\": N}}, the lead to merge into this one: {e}")))?;
+    let event = app.store.merge_leads(lead_id, other.lead_id, actor, xiansuo_domain::now()).await?;
+    Ok(Json(event_json(&event)))
+}
+
+/// Admin: undoes the merge of this lead into another.
+pub async fn unmerge_lead(
+    State(app): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(lead_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let actor = principal.admin_actor()?;
+    let lead_id = id(&lead_id, "lead")?;
+    let event = app.store.unmerge_lead(lead_id, actor, xiansuo_domain::now()).await?;
+    Ok(Json(event_json(&event)))
+}
+
+/// Admin: the lead in the body is not a duplicate of this one.
+pub async fn dismiss_duplicate(
+    State(app): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(lead_id): Path<String>,
+    body: Result<Json<OtherLead>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let actor = principal.admin_actor()?;
+    let lead_id = id(&lead_id, "lead")?;
+    let Json(other) =
+        body.map_err(|e| ApiError::BadRequest(format!("send {{\"lead_id\": N}}, the lead that is no duplicate: {e}")))?;
+    let event = app.store.dismiss_duplicate(lead_id, other.lead_id, actor, xiansuo_domain::now()).await?;
+    Ok(Json(event_json(&event)))
 }
 
 pub async fn list_pushes(

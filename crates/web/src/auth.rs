@@ -58,6 +58,18 @@ impl Principal {
         }
     }
 
+    /// An admin user, for changes recorded under a person (merges): the installation's admin
+    /// token names nobody.
+    pub fn admin_actor(&self) -> Result<xiansuo_store::Actor, ApiError> {
+        match self {
+            Principal::User(u) if u.is_admin() => Ok(xiansuo_store::Actor::of(u)),
+            Principal::User(_) => Err(ApiError::Forbidden("this needs an admin's token")),
+            Principal::AdminToken => Err(ApiError::Forbidden(
+                "this change is recorded under a person: call with an admin user's API token (console: 用户 → API token), not the installation's admin token",
+            )),
+        }
+    }
+
     pub fn require_admin(&self) -> Result<(), ApiError> {
         if self.is_admin() { Ok(()) } else { Err(ApiError::Forbidden("this needs an admin's token")) }
     }

@@ -37,6 +37,8 @@ pub struct Source {
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
+    /// The summary-tag dictionary (`[tags.ID]`), for names and colours.
+    pub tags: Arc<xiansuo_domain::TagDictionary>,
     pub sources: Arc<HashMap<String, Source>>,
     pub admin_token: Arc<str>,
     pub max_body_bytes: usize,
@@ -52,6 +54,10 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/leads", get(api::list_leads))
         .route("/leads/{id}", get(api::get_lead))
+        .route("/leads/{id}/duplicates", get(api::lead_duplicates))
+        .route("/leads/{id}/merge", post(api::merge_lead))
+        .route("/leads/{id}/unmerge", post(api::unmerge_lead))
+        .route("/leads/{id}/dismiss-duplicate", post(api::dismiss_duplicate))
         .route("/pushes", get(api::list_pushes))
         .route("/pushes/{id}/replay", post(api::replay_push))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));

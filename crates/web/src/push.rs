@@ -51,7 +51,11 @@ pub fn push_answer(recorded: &PushRecorded, warnings: &[String]) -> serde_json::
         "outcome": recorded.outcome.as_str(),
         "accepted": recorded.accepted,
         "ignored": recorded.ignored,
-        "leads": recorded.leads.iter().map(|l| json!({ "id": l.id, "created": l.created })).collect::<Vec<_>>(),
+        "leads": recorded
+            .leads
+            .iter()
+            .map(|l| json!({ "id": l.id, "created": l.created, "duplicates": l.duplicates }))
+            .collect::<Vec<_>>(),
         "warnings": warnings,
     })
 }

@@ -2,17 +2,23 @@
 
 use base64::Engine;
 use serde_json::{Map, Value, json};
-use xiansuo_domain::{CHINA_TIME, FIELDS, FieldKind, Instant, Lead, Message};
-use xiansuo_store::{LeadDetail, PushEntry};
+use xiansuo_domain::{CHINA_TIME, FIELDS, FieldKind, Instant, Lead, Message, Tag, TagDictionary};
+use xiansuo_store::{Duplicate, LeadDetail, PushEntry};
 
 /// RFC 3339 in China time, the zone the users read.
 pub fn time(t: Instant) -> String {
     t.with_timezone(&CHINA_TIME).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
+/// The lead's summary tag, named by the dictionary when it knows the id.
+pub fn tag_of(lead: &Lead, tags: &TagDictionary) -> Option<Tag> {
+    let get = |k: &str| lead.fields.get(k).map(String::as_str);
+    tags.resolve(get("ntag_id"), get("ntag_name"), get("ntag_message"))
+}
+
 /// A lead: `id`, `source`, `status`, every canonical key (null when nothing was sent), then
-/// `chat_ids`, `extra`, `received_at`, `updated_at` and counts.
-pub fn lead(lead: &Lead) -> Value {
+/// `chat_ids`, `extra`, `received_at`, `updated_at`, counts, `tag`, `score` and its reasons.
+pub fn lead(lead: &Lead, tags: &TagDictionary) -> Value {
     let mut m = Map::new();
     m.insert("id".into(), json!(lead.id));
     m.insert("source".into(), json!(lead.source));
@@ -34,7 +40,31 @@ pub fn lead(lead: &Lead) -> Value {
     m.insert("push_count".into(), json!(lead.push_count));
     m.insert("message_count".into(), json!(lead.message_count));
     m.insert("visitor_message_count".into(), json!(lead.visitor_message_count));
+    m.insert("merged_into".into(), json!(lead.merged_into));
+    m.insert(
+        "tag".into(),
+        tag_of(lead, tags).map_or(
+            Value::Null,
+            |t| json!({ "key": t.key, "id": t.id, "name": t.name, "colour": t.colour, "message": t.message }),
+        ),
+    );
+    m.insert("score".into(), json!(lead.score));
+    m.insert(
+        "score_reasons".into(),
+        lead.score_reasons
+            .iter()
+            .map(|r| json!({ "code": r.code, "points": r.points, "detail": r.detail, "label": r.label() }))
+            .collect(),
+    );
     Value::Object(m)
+}
+
+/// A possible duplicate: the other lead and the contacts the two share.
+pub fn duplicate(d: &Duplicate, tags: &TagDictionary) -> Value {
+    json!({
+        "lead": lead(&d.lead, tags),
+        "contacts": d.contacts.iter().map(|(kind, value)| json!({ "kind": kind, "value": value })).collect::<Vec<_>>(),
+    })
 }
 
 pub fn message(m: &Message) -> Value {
@@ -56,8 +86,9 @@ pub fn found_in_chat(d: &LeadDetail) -> Vec<xiansuo_contacts::Candidate> {
     xiansuo_contacts::extract(&d.messages, d.lead.fields.get("visitor_static_id").map(String::as_str))
 }
 
-pub fn lead_detail(d: &LeadDetail) -> Value {
-    let mut v = lead(&d.lead);
+pub fn lead_detail(d: &LeadDetail, duplicates: &[Duplicate], tags: &TagDictionary) -> Value {
+    let mut v = lead(&d.lead, tags);
+    v["duplicates"] = duplicates.iter().map(|x| duplicate(x, tags)).collect();
     v["messages"] = d.messages.iter().map(message).collect();
     v["contacts_found_in_chat"] = found_in_chat(d)
         .iter()

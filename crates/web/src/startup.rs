@@ -85,8 +85,10 @@ pub async fn prepare(config: &Config) -> Result<Prepared, StartError> {
     }
     let initial_admin = create_first_admin(store.as_ref()).await?;
     let by_name: HashMap<String, Source> = sources.iter().map(|s| (s.name.clone(), s.clone())).collect();
+    store.set_scoring(config.scoring.clone());
     let state = AppState {
         store,
+        tags: Arc::new(config.tags.clone()),
         sources: Arc::new(by_name),
         admin_token: Arc::from(admin_token.as_str()),
         max_body_bytes: config.max_body_bytes,

@@ -17,17 +17,17 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 use xiansuo_domain::{
-    CONTACT_FIELDS, FIELDS, FieldKind, Instant, Lead, LeadEvent, LeadStatus, Message, PushOutcomeKind, Role, Sender,
-    User,
+    CONTACT_FIELDS, FIELDS, FieldKind, Instant, Lead, LeadEvent, LeadStatus, Message, PushOutcomeKind, Role, Scoring,
+    Sender, User,
 };
 
 use crate::copy::{Cell, ColumnKind, TableDef};
-use crate::query::{Dialect, Param, lead_order, lead_where, limit_offset, push_where};
-use crate::write::{self, Job, Write, change_from_detail};
+use crate::query::{Dialect, Param, group_cte, lead_order, lead_where, limit_offset, push_where};
+use crate::write::{self, Job, ScoringCell, Write, change_from_detail};
 use crate::{Actor, LeadUpdate, NewSession, Session, UserChange};
 use crate::{
-    LeadDetail, LeadQuery, NewPush, Page, PushEntry, PushQuery, PushRecorded, PushResult, PushSummary, Store,
-    StoreError,
+    Duplicate, LeadDetail, LeadQuery, NewPush, Page, PushEntry, PushQuery, PushRecorded, PushResult, PushSummary,
+    Store, StoreError,
 };
 
 /// Schema versions, applied in order, each once. Never edit a released one: add the next.
@@ -36,6 +36,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "chat_order", include_str!("migrations/0002_chat_order.sql")),
     (3, "console", include_str!("migrations/0003_console.sql")),
     (4, "found_in_chat", include_str!("migrations/0004_found_in_chat.sql")),
+    (5, "contacts", include_str!("migrations/0005_contacts.sql")),
 ];
 
 /// Any number: the advisory lock that serializes migrations of processes starting together.
@@ -44,6 +45,7 @@ const MIGRATION_LOCK: i64 = 0x0078_6961_6e73_756f;
 pub struct PostgresStore {
     pool: Pool,
     jobs: mpsc::Sender<Job>,
+    scoring: ScoringCell,
 }
 
 /// The error with its cause: `tokio_postgres::Error` alone displays as "db error", the server's
@@ -82,8 +84,9 @@ impl PostgresStore {
             .map_err(|e| StoreError::Setup(format!("cannot set up the connection pool: {e}")))?;
         migrate(&pool).await?;
         let (jobs, queue) = mpsc::channel(write_queue.max(1));
-        tokio::spawn(writer::run(pool.clone(), queue));
-        Ok(PostgresStore { pool, jobs })
+        let scoring = ScoringCell::default();
+        tokio::spawn(writer::run(pool.clone(), queue, scoring.clone()));
+        Ok(PostgresStore { pool, jobs, scoring })
     }
 
     async fn submit(&self, write: Write) -> Result<write::Written, StoreError> {
@@ -145,7 +148,7 @@ fn lead_select() -> String {
         "l.id, l.source, l.status, l.extra, l.received_at, l.updated_at, l.push_count, l.message_count,
          l.visitor_message_count,
          ARRAY(SELECT c.chat_id FROM lead_chats c WHERE c.lead_id = l.id ORDER BY c.first_seen_at, c.seq, c.chat_id), {}, l.owner_id, l.status_reason, l.mobile_from_chat, l.tel_from_chat, l.weixin_from_chat,
-         l.qq_from_chat, l.email_from_chat",
+         l.qq_from_chat, l.email_from_chat, l.merged_into, l.score, l.score_reasons",
         fields.join(", ")
     )
 }
@@ -181,6 +184,13 @@ fn lead_from_row(row: &Row) -> Result<Lead, StoreError> {
         push_count: row.try_get(6)?,
         message_count: row.try_get(7)?,
         visitor_message_count: row.try_get(8)?,
+        merged_into: row.try_get(LEAD_FIXED_COLUMNS + FIELDS.len() + 2 + CONTACT_FIELDS.len())?,
+        score: i32::try_from(row.try_get::<_, i64>(LEAD_FIXED_COLUMNS + FIELDS.len() + 3 + CONTACT_FIELDS.len())?)
+            .unwrap_or(0),
+        score_reasons: serde_json::from_value(
+            row.try_get(LEAD_FIXED_COLUMNS + FIELDS.len() + 4 + CONTACT_FIELDS.len())?,
+        )
+        .unwrap_or_default(),
     };
     for (i, f) in FIELDS.iter().enumerate() {
         let idx = LEAD_FIXED_COLUMNS + i;
@@ -198,6 +208,20 @@ fn lead_from_row(row: &Row) -> Result<Lead, StoreError> {
         }
     }
     Ok(lead)
+}
+
+/// A timeline row; `None` for a kind this release does not know (written by a newer one).
+fn event_from_row(row: &Row) -> Result<Option<LeadEvent>, StoreError> {
+    let kind: String = row.try_get(4)?;
+    let detail: serde_json::Value = row.try_get(5)?;
+    let Some(change) = change_from_detail(&kind, &detail) else { return Ok(None) };
+    Ok(Some(LeadEvent {
+        id: row.try_get(0)?,
+        lead_id: row.try_get(1)?,
+        at: row.try_get(2)?,
+        user_id: row.try_get(3)?,
+        change,
+    }))
 }
 
 const PUSH_SELECT: &str = "p.id, p.source, p.received_at, p.content_type, p.body, p.outcome, p.error, p.accepted,
@@ -351,16 +375,17 @@ impl Store for PostgresStore {
         let Some(row) = client.query_opt(&stmt, &[&id]).await? else { return Ok(None) };
         let lead = lead_from_row(&row)?;
         let stmt = client
-            .prepare_cached(
-                "SELECT recorder_id, chat_id, sender, from_id, message, type, create_time, extra
-                 FROM messages WHERE lead_id = $1 ORDER BY create_time IS NULL, create_time, id",
-            )
+            .prepare_cached(&format!(
+                "{} SELECT recorder_id, chat_id, sender, from_id, message, type, create_time, extra
+                 FROM messages WHERE lead_id IN (SELECT id FROM grp) ORDER BY create_time IS NULL, create_time, id",
+                group_cte("$1")
+            ))
             .await?;
         let messages = client.query(&stmt, &[&id]).await?.iter().map(message_from_row).collect::<Result<_, _>>()?;
         let stmt = client
             .prepare_cached(
-                "SELECT p.id, p.received_at, p.outcome FROM push_leads pl JOIN pushes p ON p.id = pl.push_id
-                 WHERE pl.lead_id = $1 ORDER BY p.id",
+                &format!("{} SELECT DISTINCT p.id, p.received_at, p.outcome FROM push_leads pl JOIN pushes p ON p.id = pl.push_id
+                 WHERE pl.lead_id IN (SELECT id FROM grp) ORDER BY p.id", group_cte("$1")),
             )
             .await?;
         let pushes = client
@@ -467,26 +492,100 @@ impl Store for PostgresStore {
     async fn lead_events(&self, lead_id: i64) -> Result<Vec<LeadEvent>, StoreError> {
         let client = self.client().await?;
         let stmt = client
-            .prepare_cached(
-                "SELECT id, lead_id, at, user_id, kind, detail FROM lead_events WHERE lead_id = $1 ORDER BY at, id",
-            )
+            .prepare_cached(&format!(
+                "{} SELECT id, lead_id, at, user_id, kind, detail FROM lead_events
+                 WHERE lead_id IN (SELECT id FROM grp) ORDER BY at, id",
+                group_cte("$1")
+            ))
             .await?;
         let mut events = Vec::new();
         for row in client.query(&stmt, &[&lead_id]).await? {
-            let kind: String = row.try_get(4)?;
-            let detail: serde_json::Value = row.try_get(5)?;
             // A kind this release does not know (written by a newer one) is left out.
-            if let Some(change) = change_from_detail(&kind, &detail) {
-                events.push(LeadEvent {
-                    id: row.try_get(0)?,
-                    lead_id: row.try_get(1)?,
-                    at: row.try_get(2)?,
-                    user_id: row.try_get(3)?,
-                    change,
-                });
+            if let Some(event) = event_from_row(&row)? {
+                events.push(event);
             }
         }
         Ok(events)
+    }
+
+    fn set_scoring(&self, scoring: Scoring) {
+        self.scoring.set(scoring);
+    }
+
+    async fn duplicates(&self, lead_id: i64) -> Result<Vec<Duplicate>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(&format!(
+                "{} SELECT o.lead_id, o.kind, o.value FROM lead_contacts c
+                 JOIN lead_contacts o ON o.kind = c.kind AND o.value = c.value
+                 WHERE c.lead_id IN (SELECT id FROM grp) AND o.lead_id NOT IN (SELECT id FROM grp)
+                 ORDER BY o.lead_id DESC LIMIT 500",
+                group_cte("$1")
+            ))
+            .await?;
+        let shared = client.query(&stmt, &[&lead_id]).await?;
+        let parent = client.prepare_cached("SELECT merged_into FROM leads WHERE id = $1").await?;
+        let mut roots: std::collections::HashMap<i64, i64> = std::collections::HashMap::new();
+        let mut found: Vec<(i64, Vec<(String, String)>)> = Vec::new();
+        let mut me = None;
+        for id in std::iter::once(lead_id).chain(shared.iter().filter_map(|r| r.try_get::<_, i64>(0).ok())) {
+            if roots.contains_key(&id) {
+                continue;
+            }
+            let mut root = id;
+            for _ in 0..64 {
+                match client.query_opt(&parent, &[&root]).await? {
+                    Some(row) => match row.try_get::<_, Option<i64>>(0)? {
+                        Some(p) if p != root => root = p,
+                        _ => break,
+                    },
+                    None => break,
+                }
+            }
+            roots.insert(id, root);
+            me.get_or_insert(root);
+        }
+        let me = me.unwrap_or(lead_id);
+        for row in &shared {
+            let (other, kind, value): (i64, String, String) = (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+            let other = roots.get(&other).copied().unwrap_or(other);
+            if other == me {
+                continue;
+            }
+            match found.iter_mut().find(|(id, _)| *id == other) {
+                Some((_, contacts)) if !contacts.contains(&(kind.clone(), value.clone())) => {
+                    contacts.push((kind, value))
+                }
+                Some(_) => {}
+                None => found.push((other, vec![(kind, value)])),
+            }
+        }
+        let dismissed =
+            client.prepare_cached("SELECT 1 FROM duplicate_dismissals WHERE lead_a = $1 AND lead_b = $2").await?;
+        let load = client.prepare_cached(&format!("SELECT {} FROM leads l WHERE l.id = $1", lead_select())).await?;
+        let mut duplicates = Vec::new();
+        for (other, contacts) in found {
+            if client.query_opt(&dismissed, &[&me.min(other), &me.max(other)]).await?.is_some() {
+                continue;
+            }
+            if let Some(row) = client.query_opt(&load, &[&other]).await? {
+                duplicates.push(Duplicate { lead: lead_from_row(&row)?, contacts });
+            }
+        }
+        duplicates.sort_by(|a, b| b.lead.received_at.cmp(&a.lead.received_at).then(b.lead.id.cmp(&a.lead.id)));
+        Ok(duplicates)
+    }
+
+    async fn merge_leads(&self, keep: i64, merge: i64, by: Actor, at: Instant) -> Result<LeadEvent, StoreError> {
+        self.submit(Write::MergeLeads { keep, merge, by, at }).await?.into_event()
+    }
+
+    async fn unmerge_lead(&self, merged: i64, by: Actor, at: Instant) -> Result<LeadEvent, StoreError> {
+        self.submit(Write::UnmergeLead { merged, by, at }).await?.into_event()
+    }
+
+    async fn dismiss_duplicate(&self, lead: i64, other: i64, by: Actor, at: Instant) -> Result<LeadEvent, StoreError> {
+        self.submit(Write::DismissDuplicate { lead, other, by, at }).await?.into_event()
     }
 
     async fn copy_out(&self, table: &TableDef, lo: i64, hi: i64) -> Result<Vec<Vec<Cell>>, StoreError> {

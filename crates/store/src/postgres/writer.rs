@@ -8,12 +8,15 @@ use tokio::sync::mpsc;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use xiansuo_domain::{
-    CONTACT_FIELDS, Card, FIELDS, FieldKind, Instant, LeadChange, LeadEvent, LeadStatus, Sender, User,
+    CONTACT_FIELDS, Card, FIELDS, FieldKind, Instant, Lead, LeadChange, LeadEvent, LeadStatus, Scoring, Sender, User,
 };
 
 use super::describe;
 use crate::query::summarize;
-use crate::write::{Apply, Job, MAX_BATCH, Write, Written, change_detail, millis, plan_update};
+use crate::write::{
+    Apply, Job, MAX_BATCH, ScoreRow, ScoringCell, Write, Written, change_detail, contact_kind, duplicate_change,
+    filled_by_merge, millis, plan_merge, plan_update, rescore,
+};
 use crate::{Actor, LeadUpdate, UserChange};
 use crate::{LeadWritten, NewPush, PushRecorded, PushResult, StoreError};
 
@@ -49,7 +52,7 @@ impl From<tokio_postgres::Error> for Failure {
     }
 }
 
-pub async fn run(pool: Pool, mut jobs: mpsc::Receiver<Job>) {
+pub async fn run(pool: Pool, mut jobs: mpsc::Receiver<Job>, scoring: ScoringCell) {
     while let Some(first) = jobs.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -59,7 +62,7 @@ pub async fn run(pool: Pool, mut jobs: mpsc::Receiver<Job>) {
             }
         }
         let writes: Vec<&Write> = batch.iter().map(|j| &j.write).collect();
-        match commit_batch(&pool, &writes).await {
+        match commit_batch(&pool, &writes, &scoring.get()).await {
             Ok(results) => {
                 for (job, result) in batch.into_iter().zip(results) {
                     job.answer(result);
@@ -80,11 +83,15 @@ pub async fn run(pool: Pool, mut jobs: mpsc::Receiver<Job>) {
     tracing::debug!("writer stopped: no more senders");
 }
 
-async fn commit_batch(pool: &Pool, writes: &[&Write]) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
+async fn commit_batch(
+    pool: &Pool,
+    writes: &[&Write],
+    scoring: &Scoring,
+) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match try_batch(pool, writes).await {
+        match try_batch(pool, writes, scoring).await {
             Ok(results) => return Ok(results),
             Err(Failure::Conflict(e)) if attempt < ATTEMPTS => {
                 tracing::warn!(error = %describe(&e), attempt, "write batch conflicted with another process; retrying");
@@ -96,7 +103,11 @@ async fn commit_batch(pool: &Pool, writes: &[&Write]) -> Result<Vec<Result<Writt
     }
 }
 
-async fn try_batch(pool: &Pool, writes: &[&Write]) -> Result<Vec<Result<Written, StoreError>>, Failure> {
+async fn try_batch(
+    pool: &Pool,
+    writes: &[&Write],
+    scoring: &Scoring,
+) -> Result<Vec<Result<Written, StoreError>>, Failure> {
     let mut client = pool
         .get()
         .await
@@ -105,7 +116,7 @@ async fn try_batch(pool: &Pool, writes: &[&Write]) -> Result<Vec<Result<Written,
     let mut results = Vec::with_capacity(writes.len());
     for write in writes {
         tx.batch_execute("SAVEPOINT job").await?;
-        match apply(&tx, write).await {
+        match apply(&tx, write, scoring).await {
             Ok(written) => {
                 tx.batch_execute("RELEASE SAVEPOINT job").await?;
                 results.push(Ok(written));
@@ -121,10 +132,21 @@ async fn try_batch(pool: &Pool, writes: &[&Write]) -> Result<Vec<Result<Written,
     Ok(results)
 }
 
-async fn apply(tx: &Transaction<'_>, write: &Write) -> Result<Written, Failure> {
+async fn apply(tx: &Transaction<'_>, write: &Write, scoring: &Scoring) -> Result<Written, Failure> {
     match write {
-        Write::Push(push) => record_push(tx, push).await.map(Written::Push),
-        Write::Replay { push_id, result, at } => replay_push(tx, *push_id, result, *at).await.map(Written::Push),
+        Write::Push(push) => record_push(tx, push, scoring).await.map(Written::Push),
+        Write::Replay { push_id, result, at } => {
+            replay_push(tx, *push_id, result, *at, scoring).await.map(Written::Push)
+        }
+        Write::MergeLeads { keep, merge, by, at } => {
+            merge_leads(tx, *keep, *merge, *by, millis(*at), scoring).await.map(Written::Event)
+        }
+        Write::UnmergeLead { merged, by, at } => {
+            unmerge_lead(tx, *merged, *by, millis(*at), scoring).await.map(Written::Event)
+        }
+        Write::DismissDuplicate { lead, other, by, at } => {
+            dismiss_duplicate(tx, *lead, *other, *by, millis(*at)).await.map(Written::Event)
+        }
         Write::Setting { key, value } => {
             let stmt = tx
                 .prepare_cached("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
@@ -220,7 +242,7 @@ async fn update_lead(
         LeadChange::Owner { to, .. } => {
             tx.execute("UPDATE leads SET owner_id = $2 WHERE id = $1", &[&lead_id, to]).await?;
         }
-        LeadChange::Note { .. } => {}
+        _ => {}
     }
     let detail = change_detail(&change);
     let row = tx
@@ -232,7 +254,7 @@ async fn update_lead(
     Ok(Written::Event(LeadEvent { id: row.try_get(0)?, lead_id, at, user_id: Some(by.user_id), change }))
 }
 
-async fn record_push(tx: &Transaction<'_>, push: &NewPush) -> Result<PushRecorded, Failure> {
+async fn record_push(tx: &Transaction<'_>, push: &NewPush, scoring: &Scoring) -> Result<PushRecorded, Failure> {
     let (outcome, error, accepted, ignored) = summarize(&push.result);
     let received_at = millis(push.received_at);
     let stmt = tx
@@ -258,7 +280,7 @@ async fn record_push(tx: &Transaction<'_>, push: &NewPush) -> Result<PushRecorde
         .await?;
     let push_id: i64 = row.try_get(0)?;
     let how = Apply { push_id, source: &push.source, received: received_at, at: received_at, fill_only: false };
-    let leads = store_cards(tx, &how, &push.result).await?;
+    let leads = store_cards(tx, &how, &push.result, scoring).await?;
     Ok(PushRecorded { push_id, outcome, accepted, ignored, leads })
 }
 
@@ -267,6 +289,7 @@ async fn replay_push(
     push_id: i64,
     result: &PushResult,
     at: Instant,
+    scoring: &Scoring,
 ) -> Result<PushRecorded, Failure> {
     let (outcome, error, accepted, ignored) = summarize(result);
     let at = millis(at);
@@ -285,15 +308,20 @@ async fn replay_push(
     // A replayed body is older than what later pushes stored: it fills gaps, never overwrites;
     // a lead it creates was received when the push was.
     let how = Apply { push_id, source: &source, received, at, fill_only: true };
-    let leads = store_cards(tx, &how, result).await?;
+    let leads = store_cards(tx, &how, result, scoring).await?;
     Ok(PushRecorded { push_id, outcome, accepted, ignored, leads })
 }
 
-async fn store_cards(tx: &Transaction<'_>, how: &Apply<'_>, result: &PushResult) -> Result<Vec<LeadWritten>, Failure> {
+async fn store_cards(
+    tx: &Transaction<'_>,
+    how: &Apply<'_>,
+    result: &PushResult,
+    scoring: &Scoring,
+) -> Result<Vec<LeadWritten>, Failure> {
     let PushResult::Cards { cards, .. } = result else { return Ok(Vec::new()) };
     let mut written = Vec::with_capacity(cards.len());
     for card in cards {
-        written.push(store_card(tx, how, card).await?);
+        written.push(store_card(tx, how, card, scoring).await?);
     }
     Ok(written)
 }
@@ -350,14 +378,19 @@ fn upsert_lead_sql(fill_only: bool) -> String {
         "INSERT INTO leads ({}, source, extra, received_at, updated_at) VALUES ({})
          ON CONFLICT (source, company_id, visitor_static_id) DO UPDATE SET {},
              extra = {extra}, updated_at = EXCLUDED.updated_at
-         RETURNING id, (xmax = 0)",
+         RETURNING id, (xmax = 0), merged_into",
         insert_columns.join(", "),
         values.join(", "),
         sets.join(", ")
     )
 }
 
-async fn store_card(tx: &Transaction<'_>, how: &Apply<'_>, card: &Card) -> Result<LeadWritten, Failure> {
+async fn store_card(
+    tx: &Transaction<'_>,
+    how: &Apply<'_>,
+    card: &Card,
+    scoring: &Scoring,
+) -> Result<LeadWritten, Failure> {
     let (push_id, at) = (how.push_id, how.at);
     if card.company_id().is_none() || card.visitor_static_id().is_none() {
         // The decoder refuses such cards; this guards the identity key all the same.
@@ -387,13 +420,19 @@ async fn store_card(tx: &Transaction<'_>, how: &Apply<'_>, card: &Card) -> Resul
     let stmt = tx.prepare_cached(&upsert_lead_sql(how.fill_only)).await?;
     let row = tx.query_one(&stmt, &params).await?;
     let (lead_id, created): (i64, bool) = (row.try_get(0)?, row.try_get(1)?);
+    // The counts of a lead merged into another are counted on that one (and up) too.
+    let counted = match row.try_get::<_, Option<i64>>(2)? {
+        Some(_) => lineage(tx, lead_id).await?,
+        None => Vec::new(),
+    };
 
     let stmt = tx
         .prepare_cached("INSERT INTO push_leads (push_id, lead_id, created) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
         .await?;
     if tx.execute(&stmt, &[&push_id, &lead_id, &created]).await? == 1 {
-        let stmt = tx.prepare_cached("UPDATE leads SET push_count = push_count + 1 WHERE id = $1").await?;
-        tx.execute(&stmt, &[&lead_id]).await?;
+        let stmt = tx.prepare_cached("UPDATE leads SET push_count = push_count + 1 WHERE id = ANY($1)").await?;
+        let ids: Vec<i64> = std::iter::once(lead_id).chain(counted.iter().copied()).collect();
+        tx.execute(&stmt, &[&ids]).await?;
     }
 
     let chat_ids: Vec<&str> =
@@ -441,11 +480,281 @@ async fn store_card(tx: &Transaction<'_>, how: &Apply<'_>, card: &Card) -> Resul
             let stmt = tx
                 .prepare_cached(
                     "UPDATE leads SET message_count = message_count + $2,
-                            visitor_message_count = visitor_message_count + $3 WHERE id = $1",
+                            visitor_message_count = visitor_message_count + $3 WHERE id = ANY($1)",
                 )
                 .await?;
-            tx.execute(&stmt, &[&lead_id, &(inserted.len() as i64), &by_visitor]).await?;
+            let ids: Vec<i64> = std::iter::once(lead_id).chain(counted.iter().copied()).collect();
+            tx.execute(&stmt, &[&ids, &(inserted.len() as i64), &by_visitor]).await?;
         }
     }
-    Ok(LeadWritten { id: lead_id, created })
+    let duplicates = index_contacts(tx, lead_id, card, at).await?;
+    rescore_lead(tx, lead_id, scoring.intent_words_in(&card.messages), scoring).await?;
+    Ok(LeadWritten { id: lead_id, created, duplicates })
+}
+
+/// The leads `id` is merged into, nearest first (empty for a lead not merged). Merges never
+/// make a cycle; the bound only guards against a database edited by hand.
+async fn lineage(tx: &Transaction<'_>, id: i64) -> Result<Vec<i64>, Failure> {
+    let stmt = tx.prepare_cached("SELECT merged_into FROM leads WHERE id = $1").await?;
+    let mut up = Vec::new();
+    let mut current = id;
+    while up.len() < 64 {
+        let parent: Option<i64> = match tx.query_opt(&stmt, &[&current]).await? {
+            Some(row) => row.try_get(0)?,
+            None => None,
+        };
+        match parent {
+            Some(p) if p != id && !up.contains(&p) => {
+                up.push(p);
+                current = p;
+            }
+            _ => break,
+        }
+    }
+    Ok(up)
+}
+
+/// The lead a lead shows on: itself, or the lead it was merged into (at the top).
+async fn root_of(tx: &Transaction<'_>, id: i64) -> Result<i64, Failure> {
+    Ok(lineage(tx, id).await?.last().copied().unwrap_or(id))
+}
+
+async fn dismissed(tx: &Transaction<'_>, a: i64, b: i64) -> Result<bool, Failure> {
+    let stmt = tx.prepare_cached("SELECT 1 FROM duplicate_dismissals WHERE lead_a = $1 AND lead_b = $2").await?;
+    Ok(tx.query_opt(&stmt, &[&a.min(b), &a.max(b)]).await?.is_some())
+}
+
+/// Indexes the card's contacts under the lead; returns the other leads (as shown: not merged
+/// away, not dismissed) sharing one, and records newly shared contacts in the timeline.
+async fn index_contacts(tx: &Transaction<'_>, lead_id: i64, card: &Card, at: Instant) -> Result<Vec<i64>, Failure> {
+    if card.contact_keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let kinds: Vec<&str> = card.contact_keys.iter().map(|(k, _)| *k).collect();
+    let values: Vec<&str> = card.contact_keys.iter().map(|(_, v)| v.as_str()).collect();
+    let insert = tx
+        .prepare_cached(
+            "INSERT INTO lead_contacts (kind, value, lead_id) SELECT k, v, $3 FROM unnest($1::text[], $2::text[]) AS u(k, v)
+             ON CONFLICT DO NOTHING RETURNING kind, value",
+        )
+        .await?;
+    let new: Vec<(String, String)> = tx
+        .query(&insert, &[&kinds, &values, &lead_id])
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect::<Result<_, tokio_postgres::Error>>()?;
+    let sharing = tx
+        .prepare_cached(
+            "SELECT c.lead_id, c.kind, c.value FROM lead_contacts c
+             JOIN unnest($1::text[], $2::text[]) AS u(k, v) ON c.kind = u.k AND c.value = u.v
+             WHERE c.lead_id <> $3 ORDER BY c.lead_id LIMIT 250",
+        )
+        .await?;
+    let others = tx.query(&sharing, &[&kinds, &values, &lead_id]).await?;
+    if others.is_empty() {
+        return Ok(Vec::new());
+    }
+    let me = root_of(tx, lead_id).await?;
+    let mut duplicates: Vec<i64> = Vec::new();
+    let mut newly: Vec<(i64, &'static str, String)> = Vec::new();
+    for row in others {
+        let (other, kind, value): (i64, String, String) = (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+        let other = root_of(tx, other).await?;
+        if other == me || dismissed(tx, me, other).await? {
+            continue;
+        }
+        if !duplicates.contains(&other) {
+            duplicates.push(other);
+        }
+        if let Some(kind) = contact_kind(&kind)
+            && new.iter().any(|(k, v)| k == kind && *v == value)
+        {
+            newly.push((other, kind, value));
+        }
+    }
+    if let Some(change) = duplicate_change(&newly) {
+        record_event(tx, lead_id, None, &change, at).await?;
+    }
+    Ok(duplicates)
+}
+
+async fn record_event(
+    tx: &Transaction<'_>,
+    lead_id: i64,
+    user_id: Option<i64>,
+    change: &LeadChange,
+    at: Instant,
+) -> Result<LeadEvent, Failure> {
+    let stmt = tx
+        .prepare_cached(
+            "INSERT INTO lead_events (lead_id, at, user_id, kind, detail) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .await?;
+    let row = tx.query_one(&stmt, &[&lead_id, &at, &user_id, &change.kind(), &change_detail(change)]).await?;
+    Ok(LeadEvent { id: row.try_get(0)?, lead_id, at, user_id, change: change.clone() })
+}
+
+/// Recomputes a lead's score from what is stored, adding the intent words of new messages.
+async fn rescore_lead(
+    tx: &Transaction<'_>,
+    lead_id: i64,
+    new_words: Vec<String>,
+    scoring: &Scoring,
+) -> Result<(), Failure> {
+    let stmt = tx
+        .prepare_cached(
+            "SELECT intent_words, visitor_message_count,
+                    (SELECT count(*) FROM lead_chats WHERE lead_id = l.id), ntag_id, ntag_name,
+                    mobile_from_chat OR tel_from_chat OR weixin_from_chat OR qq_from_chat OR email_from_chat,
+                    EXISTS (SELECT 1 FROM lead_contacts WHERE lead_id = l.id AND kind = 'mobile'),
+                    EXISTS (SELECT 1 FROM lead_contacts WHERE lead_id = l.id AND kind <> 'mobile')
+             FROM leads l WHERE id = $1",
+        )
+        .await?;
+    let row = tx
+        .query_opt(&stmt, &[&lead_id])
+        .await?
+        .ok_or_else(|| Failure::Refused(StoreError::NotFound(format!("lead {lead_id}"))))?;
+    let row = ScoreRow {
+        intent_words: serde_json::from_value(row.try_get(0)?).unwrap_or_default(),
+        visitor_messages: row.try_get(1)?,
+        chats: row.try_get(2)?,
+        tag_id: row.try_get(3)?,
+        tag_name: row.try_get(4)?,
+        found_in_chat: row.try_get(5)?,
+        has_mobile: row.try_get(6)?,
+        has_other_contact: row.try_get(7)?,
+    };
+    let (score, words) = rescore(row, new_words, scoring);
+    let reasons = serde_json::to_value(&score.reasons).unwrap_or_else(|_| serde_json::json!([]));
+    let words = serde_json::to_value(&words).unwrap_or_else(|_| serde_json::json!([]));
+    let stmt =
+        tx.prepare_cached("UPDATE leads SET score = $2, score_reasons = $3, intent_words = $4 WHERE id = $1").await?;
+    tx.execute(&stmt, &[&lead_id, &i64::from(score.value), &reasons, &words]).await?;
+    Ok(())
+}
+
+async fn load_lead(tx: &Transaction<'_>, id: i64) -> Result<Lead, Failure> {
+    // FOR UPDATE: a merge and a push to the same lead from another instance take turns.
+    let sql = format!("SELECT {} FROM leads l WHERE l.id = $1 FOR UPDATE", super::lead_select());
+    let row = tx
+        .query_opt(&sql, &[&id])
+        .await?
+        .ok_or_else(|| Failure::Refused(StoreError::NotFound(format!("lead {id}"))))?;
+    super::lead_from_row(&row).map_err(Failure::Refused)
+}
+
+/// Adds (`sign` 1) or takes away (-1) `from`'s counts on each lead of `to`.
+async fn move_counts(tx: &Transaction<'_>, from: &Lead, to: &[i64], sign: i64) -> Result<(), Failure> {
+    tx.execute(
+        "UPDATE leads SET push_count = push_count + $2, message_count = message_count + $3,
+                visitor_message_count = visitor_message_count + $4 WHERE id = ANY($1)",
+        &[&to, &(sign * from.push_count), &(sign * from.message_count), &(sign * from.visitor_message_count)],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn merge_leads(
+    tx: &Transaction<'_>,
+    keep: i64,
+    merge: i64,
+    by: Actor,
+    at: Instant,
+    scoring: &Scoring,
+) -> Result<LeadEvent, Failure> {
+    let (first, second) = (keep.min(merge), keep.max(merge));
+    // Locked in id order, so two merges of the same pair cannot deadlock.
+    let a = load_lead(tx, first).await?;
+    let b = load_lead(tx, second).await?;
+    let (kept, merged) = if a.id == keep { (a, b) } else { (b, a) };
+    let filled = plan_merge(by, &kept, &merged).map_err(Failure::Refused)?;
+    for field in &filled {
+        // The column names come from FIELDS, never from input.
+        tx.execute(
+            &format!("UPDATE leads SET {field} = (SELECT {field} FROM leads WHERE id = $2) WHERE id = $1"),
+            &[&keep, &merge],
+        )
+        .await?;
+    }
+    move_counts(tx, &merged, &[keep], 1).await?;
+    tx.execute("UPDATE leads SET merged_into = $2 WHERE id = $1", &[&merge, &keep]).await?;
+    let filled = filled.iter().map(|f| f.to_string()).collect();
+    record_event(tx, merge, Some(by.user_id), &LeadChange::MergedInto { into: keep }, at).await?;
+    let event = record_event(tx, keep, Some(by.user_id), &LeadChange::Merged { other: merge, filled }, at).await?;
+    rescore_lead(tx, keep, Vec::new(), scoring).await?;
+    Ok(event)
+}
+
+async fn unmerge_lead(
+    tx: &Transaction<'_>,
+    merged: i64,
+    by: Actor,
+    at: Instant,
+    scoring: &Scoring,
+) -> Result<LeadEvent, Failure> {
+    if !by.admin {
+        return Err(Failure::Refused(StoreError::Conflict("只有管理员可以撤销合并".into())));
+    }
+    let lead = load_lead(tx, merged).await?;
+    let Some(parent) = lead.merged_into else {
+        return Err(Failure::Refused(StoreError::Conflict(format!("线索 {merged} 没有被合并"))));
+    };
+    let rows = tx
+        .query(
+            "SELECT id, lead_id, at, user_id, kind, detail FROM lead_events
+             WHERE lead_id = $1 AND kind = 'merged' ORDER BY id DESC",
+            &[&parent],
+        )
+        .await?;
+    let merges: Vec<LeadEvent> = rows.iter().filter_map(|r| super::event_from_row(r).ok().flatten()).collect();
+    for field in filled_by_merge(&merges, merged) {
+        // Only what the merge filled, and only while it still holds the merged lead's value.
+        if let Some(field) = FIELDS.iter().find(|f| f.key == field).map(|f| f.key) {
+            tx.execute(
+                &format!(
+                    "UPDATE leads SET {field} = NULL WHERE id = $1 AND {field} = (SELECT {field} FROM leads WHERE id = $2)"
+                ),
+                &[&parent, &merged],
+            )
+            .await?;
+        }
+    }
+    let mut up = vec![parent];
+    up.extend(lineage(tx, parent).await?);
+    move_counts(tx, &lead, &up, -1).await?;
+    tx.execute("UPDATE leads SET merged_into = NULL WHERE id = $1", &[&merged]).await?;
+    record_event(tx, parent, Some(by.user_id), &LeadChange::Unmerged { other: merged }, at).await?;
+    let event = record_event(tx, merged, Some(by.user_id), &LeadChange::Unmerged { other: parent }, at).await?;
+    rescore_lead(tx, parent, Vec::new(), scoring).await?;
+    rescore_lead(tx, merged, Vec::new(), scoring).await?;
+    Ok(event)
+}
+
+async fn dismiss_duplicate(
+    tx: &Transaction<'_>,
+    lead: i64,
+    other: i64,
+    by: Actor,
+    at: Instant,
+) -> Result<LeadEvent, Failure> {
+    if !by.admin {
+        return Err(Failure::Refused(StoreError::Conflict("只有管理员可以处理重复线索".into())));
+    }
+    if lead == other {
+        return Err(Failure::Refused(StoreError::Conflict("一条线索不是它自己的重复".into())));
+    }
+    for id in [lead, other] {
+        if tx.query_opt("SELECT 1 FROM leads WHERE id = $1", &[&id]).await?.is_none() {
+            return Err(Failure::Refused(StoreError::NotFound(format!("lead {id}"))));
+        }
+    }
+    tx.execute(
+        "INSERT INTO duplicate_dismissals (lead_a, lead_b, user_id, at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        &[&lead.min(other), &lead.max(other), &by.user_id, &at],
+    )
+    .await?;
+    record_event(tx, other, Some(by.user_id), &LeadChange::Dismissed { other: lead }, at).await?;
+    record_event(tx, lead, Some(by.user_id), &LeadChange::Dismissed { other }, at).await
 }

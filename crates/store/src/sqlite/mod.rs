@@ -14,17 +14,17 @@ use chrono::DateTime;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params_from_iter, types::Value};
 use tokio::sync::oneshot;
 use xiansuo_domain::{
-    CONTACT_FIELDS, FIELDS, FieldKind, Instant, Lead, LeadEvent, LeadStatus, Message, PushOutcomeKind, Role, Sender,
-    User,
+    CONTACT_FIELDS, FIELDS, FieldKind, Instant, Lead, LeadEvent, LeadStatus, Message, PushOutcomeKind, Role, Scoring,
+    Sender, User,
 };
 
 use crate::copy::{Cell, ColumnKind, TableDef};
-use crate::query::{Dialect, Param, lead_order, lead_where, limit_offset, push_where};
-use crate::write::{self, Job, Write, change_from_detail};
+use crate::query::{Dialect, Param, group_cte, lead_order, lead_where, limit_offset, push_where};
+use crate::write::{self, Job, ScoringCell, Write, change_from_detail};
 use crate::{Actor, LeadUpdate, NewSession, Session, UserChange};
 use crate::{
-    LeadDetail, LeadQuery, NewPush, Page, PushEntry, PushQuery, PushRecorded, PushResult, PushSummary, Store,
-    StoreError,
+    Duplicate, LeadDetail, LeadQuery, NewPush, Page, PushEntry, PushQuery, PushRecorded, PushResult, PushSummary,
+    Store, StoreError,
 };
 
 /// Schema versions, applied in order, each once. Never edit a released one: add the next.
@@ -33,6 +33,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "chat_order", include_str!("migrations/0002_chat_order.sql")),
     (3, "console", include_str!("migrations/0003_console.sql")),
     (4, "found_in_chat", include_str!("migrations/0004_found_in_chat.sql")),
+    (5, "contacts", include_str!("migrations/0005_contacts.sql")),
 ];
 
 /// Read connections kept open between requests.
@@ -43,6 +44,7 @@ pub struct SqliteStore {
     /// False once the writer thread has ended (by a panic, say): /healthz then fails.
     writer_alive: Arc<std::sync::atomic::AtomicBool>,
     readers: Arc<ReadPool>,
+    scoring: ScoringCell,
 }
 
 impl SqliteStore {
@@ -68,15 +70,17 @@ impl SqliteStore {
         let (jobs, queue) = sync_channel(write_queue);
         let writer_alive = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let alive_guard = AliveGuard(Arc::clone(&writer_alive));
+        let scoring = ScoringCell::default();
+        let writer_scoring = scoring.clone();
         std::thread::Builder::new()
             .name("xiansuo-writer".into())
             .spawn(move || {
                 let _alive = alive_guard;
-                writer::run(conn, queue)
+                writer::run(conn, queue, writer_scoring)
             })
             .map_err(|e| StoreError::Setup(format!("cannot start the writer thread: {e}")))?;
         let readers = Arc::new(ReadPool { path: path.to_path_buf(), idle: Mutex::new(Vec::new()) });
-        Ok(SqliteStore { jobs, writer_alive, readers })
+        Ok(SqliteStore { jobs, writer_alive, readers, scoring })
     }
 
     /// Queues a write for the writer and waits for its answer, which comes after the commit.
@@ -169,7 +173,7 @@ fn lead_select() -> String {
         "l.id, l.source, l.status, l.extra, l.received_at, l.updated_at, l.push_count, l.message_count,
          l.visitor_message_count, (SELECT json_group_array(chat_id) FROM (SELECT chat_id FROM lead_chats
          WHERE lead_id = l.id ORDER BY first_seen_at, seq, chat_id)), {}, l.owner_id, l.status_reason, l.mobile_from_chat, l.tel_from_chat, l.weixin_from_chat,
-         l.qq_from_chat, l.email_from_chat",
+         l.qq_from_chat, l.email_from_chat, l.merged_into, l.score, l.score_reasons",
         fields.iter().map(|f| format!("l.{f}")).collect::<Vec<_>>().join(", ")
     )
 }
@@ -201,6 +205,12 @@ fn lead_from_row(row: &Row) -> rusqlite::Result<Lead> {
         push_count: row.get(6)?,
         message_count: row.get(7)?,
         visitor_message_count: row.get(8)?,
+        merged_into: row.get(LEAD_FIXED_COLUMNS + FIELDS.len() + 2 + CONTACT_FIELDS.len())?,
+        score: row.get(LEAD_FIXED_COLUMNS + FIELDS.len() + 3 + CONTACT_FIELDS.len())?,
+        score_reasons: serde_json::from_str(
+            &row.get::<_, String>(LEAD_FIXED_COLUMNS + FIELDS.len() + 4 + CONTACT_FIELDS.len())?,
+        )
+        .unwrap_or_default(),
     };
     if let Some(chats) = row.get::<_, Option<String>>(9)? {
         lead.chat_ids = serde_json::from_str(&chats).unwrap_or_default();
@@ -379,18 +389,20 @@ impl Store for SqliteStore {
                 .query_row([id], lead_from_row)
                 .optional()?;
             let Some(lead) = lead else { return Ok(None) };
+            // With the messages and pushes of leads merged into it.
+            let group = group_cte("?1");
             let messages = conn
-                .prepare_cached(
-                    "SELECT recorder_id, chat_id, sender, from_id, message, type, create_time, extra
-                     FROM messages WHERE lead_id = ?1 ORDER BY create_time IS NULL, create_time, id",
-                )?
+                .prepare_cached(&format!(
+                    "{group} SELECT recorder_id, chat_id, sender, from_id, message, type, create_time, extra
+                     FROM messages WHERE lead_id IN (SELECT id FROM grp) ORDER BY create_time IS NULL, create_time, id"
+                ))?
                 .query_map([id], message_from_row)?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             let pushes = conn
-                .prepare_cached(
-                    "SELECT p.id, p.received_at, p.outcome FROM push_leads pl JOIN pushes p ON p.id = pl.push_id
-                     WHERE pl.lead_id = ?1 ORDER BY p.id",
-                )?
+                .prepare_cached(&format!(
+                    "{group} SELECT DISTINCT p.id, p.received_at, p.outcome FROM push_leads pl JOIN pushes p ON p.id = pl.push_id
+                     WHERE pl.lead_id IN (SELECT id FROM grp) ORDER BY p.id"
+                ))?
                 .query_map([id], |r| {
                     Ok(PushSummary {
                         id: r.get(0)?,
@@ -513,14 +525,87 @@ impl Store for SqliteStore {
     async fn lead_events(&self, lead_id: i64) -> Result<Vec<LeadEvent>, StoreError> {
         self.read(move |conn| {
             let events = conn
-                .prepare_cached(
-                    "SELECT id, lead_id, at, user_id, kind, detail FROM lead_events WHERE lead_id = ?1 ORDER BY at, id",
-                )?
+                .prepare_cached(&format!(
+                    "{} SELECT id, lead_id, at, user_id, kind, detail FROM lead_events
+                     WHERE lead_id IN (SELECT id FROM grp) ORDER BY at, id",
+                    group_cte("?1")
+                ))?
                 .query_map([lead_id], event_from_row)?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(events.into_iter().flatten().collect())
         })
         .await
+    }
+
+    fn set_scoring(&self, scoring: Scoring) {
+        self.scoring.set(scoring);
+    }
+
+    async fn duplicates(&self, lead_id: i64) -> Result<Vec<Duplicate>, StoreError> {
+        self.read(move |conn| {
+            let shared: Vec<(i64, String, String)> = conn
+                .prepare_cached(&format!(
+                    "{} SELECT o.lead_id, o.kind, o.value FROM lead_contacts c
+                     JOIN lead_contacts o ON o.kind = c.kind AND o.value = c.value
+                     WHERE c.lead_id IN (SELECT id FROM grp) AND o.lead_id NOT IN (SELECT id FROM grp)
+                     ORDER BY o.lead_id DESC LIMIT 500",
+                    group_cte("?1")
+                ))?
+                .query_map([lead_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut parent = conn.prepare_cached("SELECT merged_into FROM leads WHERE id = ?1")?;
+            let mut root = |mut id: i64| -> rusqlite::Result<i64> {
+                for _ in 0..64 {
+                    match parent.query_row([id], |r| r.get::<_, Option<i64>>(0)).optional()?.flatten() {
+                        Some(p) if p != id => id = p,
+                        _ => break,
+                    }
+                }
+                Ok(id)
+            };
+            let me = root(lead_id)?;
+            let mut found: Vec<(i64, Vec<(String, String)>)> = Vec::new();
+            for (other, kind, value) in shared {
+                let other = root(other)?;
+                if other == me {
+                    continue;
+                }
+                match found.iter_mut().find(|(id, _)| *id == other) {
+                    Some((_, contacts)) if !contacts.contains(&(kind.clone(), value.clone())) => {
+                        contacts.push((kind, value))
+                    }
+                    Some(_) => {}
+                    None => found.push((other, vec![(kind, value)])),
+                }
+            }
+            let mut is_dismissed =
+                conn.prepare_cached("SELECT 1 FROM duplicate_dismissals WHERE lead_a = ?1 AND lead_b = ?2")?;
+            let mut load = conn.prepare_cached(&format!("SELECT {} FROM leads l WHERE l.id = ?1", lead_select()))?;
+            let mut duplicates = Vec::new();
+            for (other, contacts) in found {
+                if is_dismissed.exists([me.min(other), me.max(other)])? {
+                    continue;
+                }
+                if let Some(lead) = load.query_row([other], lead_from_row).optional()? {
+                    duplicates.push(Duplicate { lead, contacts });
+                }
+            }
+            duplicates.sort_by(|a, b| b.lead.received_at.cmp(&a.lead.received_at).then(b.lead.id.cmp(&a.lead.id)));
+            Ok(duplicates)
+        })
+        .await
+    }
+
+    async fn merge_leads(&self, keep: i64, merge: i64, by: Actor, at: Instant) -> Result<LeadEvent, StoreError> {
+        self.submit(Write::MergeLeads { keep, merge, by, at }).await?.into_event()
+    }
+
+    async fn unmerge_lead(&self, merged: i64, by: Actor, at: Instant) -> Result<LeadEvent, StoreError> {
+        self.submit(Write::UnmergeLead { merged, by, at }).await?.into_event()
+    }
+
+    async fn dismiss_duplicate(&self, lead: i64, other: i64, by: Actor, at: Instant) -> Result<LeadEvent, StoreError> {
+        self.submit(Write::DismissDuplicate { lead, other, by, at }).await?.into_event()
     }
 
     async fn copy_out(&self, table: &TableDef, lo: i64, hi: i64) -> Result<Vec<Vec<Cell>>, StoreError> {

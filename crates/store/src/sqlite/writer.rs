@@ -7,16 +7,20 @@ use std::sync::mpsc::{Receiver, TryRecvError};
 
 use rusqlite::{Connection, OptionalExtension, params};
 use xiansuo_domain::{
-    CONTACT_FIELDS, Card, FIELDS, FieldKind, Instant, LeadChange, LeadEvent, LeadStatus, Sender, User, field_index,
+    CONTACT_FIELDS, Card, FIELDS, FieldKind, Instant, Lead, LeadChange, LeadEvent, LeadStatus, Scoring, Sender, User,
+    field_index,
 };
 
 use crate::copy::{Cell, TableDef};
 use crate::query::summarize;
-use crate::write::{Apply, Job, MAX_BATCH, Write, Written, change_detail, plan_update};
+use crate::write::{
+    Apply, Job, MAX_BATCH, ScoreRow, ScoringCell, Write, Written, change_detail, duplicate_change, filled_by_merge,
+    plan_merge, plan_update, rescore,
+};
 use crate::{Actor, LeadUpdate, LeadWritten, NewPush, PushRecorded, PushResult, StoreError, UserChange};
 
 /// Runs until every sender is dropped, then returns after committing what was queued.
-pub fn run(mut conn: Connection, jobs: Receiver<Job>) {
+pub fn run(mut conn: Connection, jobs: Receiver<Job>, scoring: ScoringCell) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -25,13 +29,13 @@ pub fn run(mut conn: Connection, jobs: Receiver<Job>) {
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
-        commit_batch(&mut conn, batch);
+        commit_batch(&mut conn, batch, &scoring.get());
     }
     tracing::debug!("writer stopped: no more senders");
 }
 
 /// Applies each job in its own savepoint and commits them together; answers after the commit.
-fn commit_batch(conn: &mut Connection, batch: Vec<Job>) {
+fn commit_batch(conn: &mut Connection, batch: Vec<Job>, scoring: &Scoring) {
     let tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => {
@@ -44,7 +48,7 @@ fn commit_batch(conn: &mut Connection, batch: Vec<Job>) {
     };
     let mut results: Vec<Result<Written, StoreError>> = Vec::with_capacity(batch.len());
     for job in &batch {
-        results.push(in_savepoint(&tx, |c| apply(c, &job.write)));
+        results.push(in_savepoint(&tx, |c| apply(c, &job.write, scoring)));
         // Some errors (disk full, I/O) roll the whole transaction back, not just the savepoint:
         // then nothing of the batch will be committed, and every job is answered so.
         if tx.is_autocommit() {
@@ -72,10 +76,17 @@ fn commit_batch(conn: &mut Connection, batch: Vec<Job>) {
     }
 }
 
-fn apply(conn: &Connection, write: &Write) -> Result<Written, StoreError> {
+fn apply(conn: &Connection, write: &Write, scoring: &Scoring) -> Result<Written, StoreError> {
     match write {
-        Write::Push(push) => record_push(conn, push).map(Written::Push),
-        Write::Replay { push_id, result, at } => replay_push(conn, *push_id, result, *at).map(Written::Push),
+        Write::Push(push) => record_push(conn, push, scoring).map(Written::Push),
+        Write::Replay { push_id, result, at } => replay_push(conn, *push_id, result, *at, scoring).map(Written::Push),
+        Write::MergeLeads { keep, merge, by, at } => {
+            merge_leads(conn, *keep, *merge, *by, *at, scoring).map(Written::Event)
+        }
+        Write::UnmergeLead { merged, by, at } => unmerge_lead(conn, *merged, *by, *at, scoring).map(Written::Event),
+        Write::DismissDuplicate { lead, other, by, at } => {
+            dismiss_duplicate(conn, *lead, *other, *by, *at).map(Written::Event)
+        }
         Write::Setting { key, value } => setting_or_insert(conn, key, value).map(Written::Setting),
         Write::Import { table, rows } => import_rows(conn, table, rows).map(|()| Written::Imported),
         Write::CreateUser { name, role, password_hash, at } => {
@@ -162,7 +173,7 @@ fn update_lead(
         LeadChange::Owner { to, .. } => {
             conn.prepare_cached("UPDATE leads SET owner_id = ?2 WHERE id = ?1")?.execute(params![lead_id, to])?;
         }
-        LeadChange::Note { .. } => {}
+        _ => {}
     }
     conn.prepare_cached("INSERT INTO lead_events (lead_id, at, user_id, kind, detail) VALUES (?1, ?2, ?3, ?4, ?5)")?
         .execute(params![lead_id, ms(at), by.user_id, change.kind(), change_detail(&change).to_string()])?;
@@ -215,7 +226,7 @@ fn ms(t: Instant) -> i64 {
     t.timestamp_millis()
 }
 
-fn record_push(conn: &Connection, push: &NewPush) -> Result<PushRecorded, StoreError> {
+fn record_push(conn: &Connection, push: &NewPush, scoring: &Scoring) -> Result<PushRecorded, StoreError> {
     let (outcome, error, accepted, ignored) = summarize(&push.result);
     conn.prepare_cached(
         "INSERT INTO pushes (source, received_at, content_type, body, outcome, error, accepted, ignored)
@@ -234,11 +245,17 @@ fn record_push(conn: &Connection, push: &NewPush) -> Result<PushRecorded, StoreE
     let push_id = conn.last_insert_rowid();
     let how =
         Apply { push_id, source: &push.source, received: push.received_at, at: push.received_at, fill_only: false };
-    let leads = store_cards(conn, &how, &push.result)?;
+    let leads = store_cards(conn, &how, &push.result, scoring)?;
     Ok(PushRecorded { push_id, outcome, accepted, ignored, leads })
 }
 
-fn replay_push(conn: &Connection, push_id: i64, result: &PushResult, at: Instant) -> Result<PushRecorded, StoreError> {
+fn replay_push(
+    conn: &Connection,
+    push_id: i64,
+    result: &PushResult,
+    at: Instant,
+    scoring: &Scoring,
+) -> Result<PushRecorded, StoreError> {
     let found: Option<(String, i64)> = conn
         .prepare_cached("SELECT source, received_at FROM pushes WHERE id = ?1")?
         .query_row([push_id], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -254,7 +271,7 @@ fn replay_push(conn: &Connection, push_id: i64, result: &PushResult, at: Instant
     // A replayed body is older than what later pushes stored: it fills gaps, never overwrites;
     // a lead it creates was received when the push was.
     let how = Apply { push_id, source: &source, received: instant_of(received), at, fill_only: true };
-    let leads = store_cards(conn, &how, result)?;
+    let leads = store_cards(conn, &how, result, scoring)?;
     Ok(PushRecorded { push_id, outcome, accepted, ignored, leads })
 }
 
@@ -262,9 +279,14 @@ fn instant_of(ms: i64) -> Instant {
     chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
-fn store_cards(conn: &Connection, how: &Apply, result: &PushResult) -> Result<Vec<LeadWritten>, StoreError> {
+fn store_cards(
+    conn: &Connection,
+    how: &Apply,
+    result: &PushResult,
+    scoring: &Scoring,
+) -> Result<Vec<LeadWritten>, StoreError> {
     let PushResult::Cards { cards, .. } = result else { return Ok(Vec::new()) };
-    cards.iter().map(|card| store_card(conn, how, card)).collect()
+    cards.iter().map(|card| store_card(conn, how, card, scoring)).collect()
 }
 
 /// The lead table's columns written from a card, in [`FIELDS`] order.
@@ -331,16 +353,23 @@ fn update_lead_sql(fill_only: bool) -> String {
     )
 }
 
-fn store_card(conn: &Connection, how: &Apply, card: &Card) -> Result<LeadWritten, StoreError> {
+fn store_card(conn: &Connection, how: &Apply, card: &Card, scoring: &Scoring) -> Result<LeadWritten, StoreError> {
     let (push_id, source, at) = (how.push_id, how.source, how.at);
     let (Some(company_id), Some(visitor)) = (card.company_id(), card.visitor_static_id()) else {
         // The decoder refuses such cards; this guards the identity key all the same.
         return Err(StoreError::Unavailable("a card without company_id or visitor_static_id reached the store".into()));
     };
-    let existing: Option<i64> = conn
-        .prepare_cached("SELECT id FROM leads WHERE source = ?1 AND company_id = ?2 AND visitor_static_id = ?3")?
-        .query_row(params![source, company_id, visitor], |r| r.get(0))
+    let existing: Option<(i64, Option<i64>)> = conn
+        .prepare_cached(
+            "SELECT id, merged_into FROM leads WHERE source = ?1 AND company_id = ?2 AND visitor_static_id = ?3",
+        )?
+        .query_row(params![source, company_id, visitor], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
+    // The counts of a lead merged into another are counted on that one (and up) too.
+    let counted = match existing {
+        Some((id, Some(_))) => lineage(conn, id)?,
+        _ => Vec::new(),
+    };
 
     let values: Vec<rusqlite::types::Value> = FIELDS
         .iter()
@@ -373,7 +402,7 @@ fn store_card(conn: &Connection, how: &Apply, card: &Card) -> Result<LeadWritten
             conn.prepare_cached(sql)?.execute(rusqlite::params_from_iter(params))?;
             (conn.last_insert_rowid(), true)
         }
-        Some(id) => {
+        Some((id, _)) => {
             let sql: &str = if how.fill_only { &FILL_LEAD_SQL } else { &UPDATE_LEAD_SQL };
             let mut params: Vec<rusqlite::types::Value> = values;
             params.push(extra.into());
@@ -393,7 +422,11 @@ fn store_card(conn: &Connection, how: &Apply, card: &Card) -> Result<LeadWritten
         )?
         .execute(params![push_id, lead_id, created])?;
     if linked == 1 {
-        conn.prepare_cached("UPDATE leads SET push_count = push_count + 1 WHERE id = ?1")?.execute([lead_id])?;
+        let mut count = conn.prepare_cached("UPDATE leads SET push_count = push_count + 1 WHERE id = ?1")?;
+        count.execute([lead_id])?;
+        for id in &counted {
+            count.execute([id])?;
+        }
     }
 
     // `seq` keeps the order chats were first seen in, within this push too.
@@ -434,16 +467,249 @@ fn store_card(conn: &Connection, how: &Apply, card: &Card) -> Result<LeadWritten
         }
     }
     if added > 0 {
-        conn.prepare_cached(
+        let mut count = conn.prepare_cached(
             "UPDATE leads SET message_count = message_count + ?2, visitor_message_count = visitor_message_count + ?3 WHERE id = ?1",
-        )?
-        .execute(params![lead_id, added, added_by_visitor])?;
+        )?;
+        count.execute(params![lead_id, added, added_by_visitor])?;
+        for id in &counted {
+            count.execute(params![id, added, added_by_visitor])?;
+        }
     }
-    Ok(LeadWritten { id: lead_id, created })
+    let duplicates = index_contacts(conn, lead_id, card, at)?;
+    rescore_lead(conn, lead_id, scoring.intent_words_in(&card.messages), scoring)?;
+    Ok(LeadWritten { id: lead_id, created, duplicates })
+}
+
+/// The leads `id` is merged into, nearest first (empty for a lead not merged). Merges never
+/// make a cycle; the bound only guards against a database edited by hand.
+fn lineage(conn: &Connection, id: i64) -> Result<Vec<i64>, StoreError> {
+    let mut up = Vec::new();
+    let mut parent_of = conn.prepare_cached("SELECT merged_into FROM leads WHERE id = ?1")?;
+    let mut current = id;
+    while up.len() < 64 {
+        let parent: Option<i64> = parent_of.query_row([current], |r| r.get(0)).optional()?.flatten();
+        match parent {
+            Some(p) if p != id && !up.contains(&p) => {
+                up.push(p);
+                current = p;
+            }
+            _ => break,
+        }
+    }
+    Ok(up)
+}
+
+/// The lead a lead shows on: itself, or the lead it was merged into (at the top).
+fn root_of(conn: &Connection, id: i64) -> Result<i64, StoreError> {
+    Ok(lineage(conn, id)?.last().copied().unwrap_or(id))
+}
+
+fn dismissed(conn: &Connection, a: i64, b: i64) -> Result<bool, StoreError> {
+    let (a, b) = (a.min(b), a.max(b));
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM duplicate_dismissals WHERE lead_a = ?1 AND lead_b = ?2")?
+        .query_row([a, b], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// Indexes the card's contacts under the lead; returns the other leads (as shown: not merged
+/// away, not dismissed) sharing one, and records newly shared contacts in the timeline.
+fn index_contacts(conn: &Connection, lead_id: i64, card: &Card, at: Instant) -> Result<Vec<i64>, StoreError> {
+    if card.contact_keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let me = root_of(conn, lead_id)?;
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO lead_contacts (kind, value, lead_id) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+    )?;
+    let mut sharing = conn.prepare_cached(
+        "SELECT lead_id FROM lead_contacts WHERE kind = ?1 AND value = ?2 AND lead_id <> ?3 ORDER BY lead_id LIMIT 50",
+    )?;
+    let mut duplicates: Vec<i64> = Vec::new();
+    let mut newly: Vec<(i64, &'static str, String)> = Vec::new();
+    for (kind, value) in &card.contact_keys {
+        let new = insert.execute(params![kind, value, lead_id])? == 1;
+        let others: Vec<i64> =
+            sharing.query_map(params![kind, value, lead_id], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+        for other in others {
+            let other = root_of(conn, other)?;
+            if other == me || dismissed(conn, me, other)? {
+                continue;
+            }
+            if !duplicates.contains(&other) {
+                duplicates.push(other);
+            }
+            if new {
+                newly.push((other, kind, value.clone()));
+            }
+        }
+    }
+    if let Some(change) = duplicate_change(&newly) {
+        record_event(conn, lead_id, None, &change, at)?;
+    }
+    Ok(duplicates)
+}
+
+fn record_event(
+    conn: &Connection,
+    lead_id: i64,
+    user_id: Option<i64>,
+    change: &LeadChange,
+    at: Instant,
+) -> Result<LeadEvent, StoreError> {
+    conn.prepare_cached("INSERT INTO lead_events (lead_id, at, user_id, kind, detail) VALUES (?1, ?2, ?3, ?4, ?5)")?
+        .execute(params![lead_id, ms(at), user_id, change.kind(), change_detail(change).to_string()])?;
+    Ok(LeadEvent { id: conn.last_insert_rowid(), lead_id, at, user_id, change: change.clone() })
+}
+
+/// Recomputes a lead's score from what is stored, adding the intent words of new messages.
+fn rescore_lead(conn: &Connection, lead_id: i64, new_words: Vec<String>, scoring: &Scoring) -> Result<(), StoreError> {
+    let row = conn
+        .prepare_cached(
+            "SELECT intent_words, visitor_message_count,
+                    (SELECT count(*) FROM lead_chats WHERE lead_id = l.id), ntag_id, ntag_name,
+                    mobile_from_chat OR tel_from_chat OR weixin_from_chat OR qq_from_chat OR email_from_chat,
+                    EXISTS (SELECT 1 FROM lead_contacts WHERE lead_id = l.id AND kind = 'mobile'),
+                    EXISTS (SELECT 1 FROM lead_contacts WHERE lead_id = l.id AND kind <> 'mobile')
+             FROM leads l WHERE id = ?1",
+        )?
+        .query_row([lead_id], |r| {
+            Ok(ScoreRow {
+                intent_words: serde_json::from_str(&r.get::<_, String>(0)?).unwrap_or_default(),
+                visitor_messages: r.get(1)?,
+                chats: r.get(2)?,
+                tag_id: r.get(3)?,
+                tag_name: r.get(4)?,
+                found_in_chat: r.get(5)?,
+                has_mobile: r.get(6)?,
+                has_other_contact: r.get(7)?,
+            })
+        })
+        .optional()?;
+    let Some(row) = row else { return Err(StoreError::NotFound(format!("lead {lead_id}"))) };
+    let (score, words) = rescore(row, new_words, scoring);
+    let reasons = serde_json::to_string(&score.reasons).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    let words = serde_json::to_string(&words).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    conn.prepare_cached("UPDATE leads SET score = ?2, score_reasons = ?3, intent_words = ?4 WHERE id = ?1")?
+        .execute(params![lead_id, score.value, reasons, words])?;
+    Ok(())
 }
 
 fn setting_or_insert(conn: &Connection, key: &str, value: &str) -> Result<String, StoreError> {
     conn.prepare_cached("INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING")?
         .execute(params![key, value])?;
     Ok(conn.prepare_cached("SELECT value FROM settings WHERE key = ?1")?.query_row([key], |r| r.get(0))?)
+}
+
+fn load_lead(conn: &Connection, id: i64) -> Result<Lead, StoreError> {
+    conn.prepare_cached(&format!("SELECT {} FROM leads l WHERE l.id = ?1", super::lead_select()))?
+        .query_row([id], super::lead_from_row)
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(format!("lead {id}")))
+}
+
+/// Adds (`sign` 1) or takes away (-1) `from`'s counts on each lead of `to`.
+fn move_counts(conn: &Connection, from: &Lead, to: &[i64], sign: i64) -> Result<(), StoreError> {
+    let mut update = conn.prepare_cached(
+        "UPDATE leads SET push_count = push_count + ?2, message_count = message_count + ?3,
+                visitor_message_count = visitor_message_count + ?4 WHERE id = ?1",
+    )?;
+    for id in to {
+        update.execute(params![
+            id,
+            sign * from.push_count,
+            sign * from.message_count,
+            sign * from.visitor_message_count
+        ])?;
+    }
+    Ok(())
+}
+
+fn merge_leads(
+    conn: &Connection,
+    keep: i64,
+    merge: i64,
+    by: Actor,
+    at: Instant,
+    scoring: &Scoring,
+) -> Result<LeadEvent, StoreError> {
+    let (kept, merged) = (load_lead(conn, keep)?, load_lead(conn, merge)?);
+    let filled = plan_merge(by, &kept, &merged)?;
+    for field in &filled {
+        // The column names come from FIELDS, never from input.
+        conn.prepare_cached(&format!(
+            "UPDATE leads SET {field} = (SELECT {field} FROM leads WHERE id = ?2) WHERE id = ?1"
+        ))?
+        .execute([keep, merge])?;
+    }
+    move_counts(conn, &merged, &[keep], 1)?;
+    conn.prepare_cached("UPDATE leads SET merged_into = ?2 WHERE id = ?1")?.execute([merge, keep])?;
+    let filled = filled.iter().map(|f| f.to_string()).collect();
+    record_event(conn, merge, Some(by.user_id), &LeadChange::MergedInto { into: keep }, at)?;
+    let event = record_event(conn, keep, Some(by.user_id), &LeadChange::Merged { other: merge, filled }, at)?;
+    rescore_lead(conn, keep, Vec::new(), scoring)?;
+    Ok(event)
+}
+
+fn unmerge_lead(
+    conn: &Connection,
+    merged: i64,
+    by: Actor,
+    at: Instant,
+    scoring: &Scoring,
+) -> Result<LeadEvent, StoreError> {
+    if !by.admin {
+        return Err(StoreError::Conflict("只有管理员可以撤销合并".into()));
+    }
+    let lead = load_lead(conn, merged)?;
+    let Some(parent) = lead.merged_into else {
+        return Err(StoreError::Conflict(format!("线索 {merged} 没有被合并")));
+    };
+    let merges = conn
+        .prepare_cached("SELECT id, lead_id, at, user_id, kind, detail FROM lead_events WHERE lead_id = ?1 AND kind = 'merged' ORDER BY id DESC")?
+        .query_map([parent], super::event_from_row)?
+        .filter_map(|e| e.transpose())
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    for field in filled_by_merge(&merges, merged) {
+        // Only what the merge filled, and only while it still holds the merged lead's value.
+        if let Some(field) = FIELDS.iter().find(|f| f.key == field).map(|f| f.key) {
+            conn.prepare_cached(&format!(
+                "UPDATE leads SET {field} = NULL WHERE id = ?1 AND {field} = (SELECT {field} FROM leads WHERE id = ?2)"
+            ))?
+            .execute([parent, merged])?;
+        }
+    }
+    let mut up = vec![parent];
+    up.extend(lineage(conn, parent)?);
+    move_counts(conn, &lead, &up, -1)?;
+    conn.prepare_cached("UPDATE leads SET merged_into = NULL WHERE id = ?1")?.execute([merged])?;
+    record_event(conn, parent, Some(by.user_id), &LeadChange::Unmerged { other: merged }, at)?;
+    let event = record_event(conn, merged, Some(by.user_id), &LeadChange::Unmerged { other: parent }, at)?;
+    rescore_lead(conn, parent, Vec::new(), scoring)?;
+    rescore_lead(conn, merged, Vec::new(), scoring)?;
+    Ok(event)
+}
+
+fn dismiss_duplicate(
+    conn: &Connection,
+    lead: i64,
+    other: i64,
+    by: Actor,
+    at: Instant,
+) -> Result<LeadEvent, StoreError> {
+    if !by.admin {
+        return Err(StoreError::Conflict("只有管理员可以处理重复线索".into()));
+    }
+    if lead == other {
+        return Err(StoreError::Conflict("一条线索不是它自己的重复".into()));
+    }
+    load_lead(conn, lead)?;
+    load_lead(conn, other)?;
+    conn.prepare_cached(
+        "INSERT INTO duplicate_dismissals (lead_a, lead_b, user_id, at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+    )?
+    .execute(params![lead.min(other), lead.max(other), by.user_id, ms(at)])?;
+    record_event(conn, other, Some(by.user_id), &LeadChange::Dismissed { other: lead }, at)?;
+    record_event(conn, lead, Some(by.user_id), &LeadChange::Dismissed { other }, at)
 }

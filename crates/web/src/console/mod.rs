@@ -31,6 +31,9 @@ pub fn routes() -> Router<AppState> {
         .route("/leads/{id}/owner", post(pages::set_owner))
         .route("/leads/{id}/claim", post(pages::claim))
         .route("/leads/{id}/notes", post(pages::add_note))
+        .route("/leads/{id}/merge", post(pages::merge))
+        .route("/leads/{id}/unmerge", post(pages::unmerge))
+        .route("/leads/{id}/dismiss", post(pages::dismiss))
         .route("/admin/pushes", get(pages::pushes))
         .route("/admin/pushes/{id}/replay", post(pages::replay))
         .route("/admin/users", get(pages::users).post(pages::add_user))
@@ -158,8 +161,13 @@ pub fn session_cookie(token: &str, max_age_secs: i64) -> HeaderValue {
 const APP_CSS: &str = include_str!("../../assets/app.css");
 const APP_JS: &str = include_str!("../../assets/app.js");
 
-async fn asset(Path(file): Path<String>) -> Response {
+async fn asset(axum::extract::State(app): axum::extract::State<AppState>, Path(file): Path<String>) -> Response {
     let (body, content_type) = match file.as_str() {
+        "tags.css" => {
+            let css = view::tag_css(&app.tags);
+            return ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], css)
+                .into_response();
+        }
         "app.css" => (APP_CSS, "text/css; charset=utf-8"),
         "app.js" => (APP_JS, "text/javascript; charset=utf-8"),
         _ => return PageError::NotFound.into_response(),

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use xiansuo_domain::{
     FIELDS, Lead, LeadChange, LeadStatus, PushOutcomeKind, Role, Sender, User, plain_text, valid_user_name,
 };
-use xiansuo_store::{Actor, LeadQuery, LeadUpdate, NewSession, OwnerFilter, PushQuery, UserChange};
+use xiansuo_store::{Actor, LeadQuery, LeadSort, LeadUpdate, NewSession, OwnerFilter, PushQuery, UserChange};
 
 use super::view::{self, Choice, FieldView, InboxFilters, InboxRow, Me};
 use super::{PageError, SESSION_HOURS, Signed, encode, page, session_cookie, session_token};
@@ -193,9 +193,13 @@ pub struct InboxQuery {
     search_engine: Option<String>,
     from: Option<String>,
     to: Option<String>,
+    sort: Option<String>,
     page: Option<u32>,
     fragment: Option<String>,
 }
+
+/// The inbox's sort orders: (value, label).
+const SORTS: &[(&str, &str)] = &[("-received_at", "最新收到"), ("-updated_at", "最近更新"), ("-score", "评分最高")];
 
 impl InboxQuery {
     /// The query string of these filters at another page.
@@ -212,6 +216,7 @@ impl InboxQuery {
             ("search_engine", &self.search_engine),
             ("from", &self.from),
             ("to", &self.to),
+            ("sort", &self.sort),
         ] {
             if let Some(v) = non_empty(v) {
                 pairs.push(format!("{k}={}", encode(&v)));
@@ -232,7 +237,12 @@ fn user_names(users: &[User]) -> HashMap<i64, String> {
     users.iter().map(|u| (u.id, u.name.clone())).collect()
 }
 
-fn inbox_row(lead: &Lead, names: &HashMap<i64, String>, now: xiansuo_domain::Instant) -> InboxRow {
+fn inbox_row(
+    lead: &Lead,
+    names: &HashMap<i64, String>,
+    tags: &xiansuo_domain::TagDictionary,
+    now: xiansuo_domain::Instant,
+) -> InboxRow {
     let f = |k: &str| lead.fields.get(k).cloned().unwrap_or_default();
     InboxRow {
         id: lead.id,
@@ -241,7 +251,8 @@ fn inbox_row(lead: &Lead, names: &HashMap<i64, String>, now: xiansuo_domain::Ins
         city: f("city"),
         keyword: if lead.fields.contains_key("keyword") { f("keyword") } else { f("bidding_word") },
         search_engine: f("search_engine"),
-        tag: if lead.fields.contains_key("ntag_name") { f("ntag_name") } else { f("ntag_id") },
+        tag: crate::repr::tag_of(lead, tags).map(|t| view::TagView::of(&t, tags)),
+        score: lead.score,
         owner: lead.owner_id.and_then(|o| names.get(&o).cloned()).unwrap_or_default(),
         status: lead.status.as_str().into(),
         status_label: lead.status.label().into(),
@@ -268,6 +279,8 @@ pub async fn inbox(
         Some(v) => Some(OwnerFilter::User(v.parse().map_err(|_| PageError::BadRequest("负责人参数无效".into()))?)),
     };
     let page_no = q.page.unwrap_or(1).max(1);
+    let sort_value = non_empty(&q.sort).unwrap_or_else(|| SORTS[0].0.to_string());
+    let sort = LeadSort::parse(&sort_value).ok_or_else(|| PageError::BadRequest("排序参数无效".into()))?;
     let query = LeadQuery {
         q: non_empty(&q.q),
         status,
@@ -275,19 +288,20 @@ pub async fn inbox(
         province: non_empty(&q.province),
         city: non_empty(&q.city),
         search_engine: non_empty(&q.search_engine),
-        ntag_id: non_empty(&q.tag),
+        tag: non_empty(&q.tag),
         owner,
         visible_to: (!user.is_admin()).then_some(user.id),
         from: date_bound(&q.from, false)?,
         to: date_bound(&q.to, true)?,
         page: page_no,
         per_page: PER_PAGE,
+        sort,
         ..Default::default()
     };
     let (leads, users) = tokio::try_join!(app.store.list_leads(&query), app.store.users())?;
     let names = user_names(&users);
     let now = xiansuo_domain::now();
-    let rows: Vec<InboxRow> = leads.items.iter().map(|l| inbox_row(l, &names, now)).collect();
+    let rows: Vec<InboxRow> = leads.items.iter().map(|l| inbox_row(l, &names, &app.tags, now)).collect();
     if q.fragment.as_deref() == Some("rows") {
         let mut response = page(view::render(&view::InboxRows { rows }));
         response.headers_mut().insert("x-total-count", axum::http::HeaderValue::from(leads.total));
@@ -317,9 +331,26 @@ pub async fn inbox(
         label: s.clone(),
         selected: &source_value == s,
     }));
+    let tag_value = non_empty(&q.tag).unwrap_or_default();
+    let mut tags = vec![Choice { value: String::new(), label: "全部标签".into(), selected: tag_value.is_empty() }];
+    tags.extend(app.tags.iter().map(|t| Choice {
+        value: t.id.clone(),
+        label: t.name.clone(),
+        selected: tag_value == t.id,
+    }));
+    if !tag_value.is_empty() && !tags.iter().any(|c| c.selected) {
+        tags.push(Choice { value: tag_value.clone(), label: tag_value.clone(), selected: true });
+    }
+    let sorts = SORTS
+        .iter()
+        .map(|(value, label)| Choice {
+            value: value.to_string(),
+            label: label.to_string(),
+            selected: sort_value == *value,
+        })
+        .collect();
     let filters = InboxFilters {
         q: non_empty(&q.q).unwrap_or_default(),
-        tag: non_empty(&q.tag).unwrap_or_default(),
         province: non_empty(&q.province).unwrap_or_default(),
         city: non_empty(&q.city).unwrap_or_default(),
         search_engine: non_empty(&q.search_engine).unwrap_or_default(),
@@ -332,6 +363,8 @@ pub async fn inbox(
         statuses: view::status_choices(status, true),
         owners,
         sources,
+        tags,
+        sorts,
         rows,
         total: leads.total,
         page: page_no,
@@ -446,7 +479,9 @@ pub async fn lead_page(
     let user = &signed.0.user;
     let id = lead_id(&raw)?;
     let detail = visible_lead(&app, user, id).await?;
-    let (events, users) = tokio::try_join!(app.store.lead_events(id), app.store.users())?;
+    let (events, users, mut duplicates) =
+        tokio::try_join!(app.store.lead_events(id), app.store.users(), app.store.duplicates(id))?;
+    duplicates.retain(|d| user.may_see(d.lead.owner_id));
     let names = user_names(&users);
     let lead = &detail.lead;
     let name_of = |id: Option<i64>| id.and_then(|i| names.get(&i).cloned()).unwrap_or_else(|| "待分配".to_string());
@@ -514,8 +549,33 @@ pub async fn lead_page(
                     ("owner", format!("把负责人从「{}」改为「{}」", name_of(*from), name_of(*to)))
                 }
                 LeadChange::Note { text } => ("note", format!("备注：{text}")),
+                LeadChange::Duplicate { leads, contacts } => {
+                    let shared: Vec<String> = contacts.iter().map(|(k, v)| format!("{} {v}", label(k))).collect();
+                    let others: Vec<String> = leads.iter().map(|l| format!("#{l}")).collect();
+                    ("duplicate", format!("可能与线索 {} 重复（相同{}）", others.join("、"), shared.join("、")))
+                }
+                LeadChange::Merged { other, filled } if filled.is_empty() => {
+                    ("merge", format!("把线索 #{other} 合并到这里"))
+                }
+                LeadChange::Merged { other, filled } => {
+                    let filled: Vec<String> = filled.iter().map(|f| label(f)).collect();
+                    ("merge", format!("把线索 #{other} 合并到这里，补充了：{}", filled.join("、")))
+                }
+                LeadChange::MergedInto { into } => ("merge", format!("合并到了线索 #{into}")),
+                LeadChange::Unmerged { other } => ("merge", format!("撤销了与线索 #{other} 的合并")),
+                LeadChange::Dismissed { other } => ("merge", format!("确认与线索 #{other} 不是同一人")),
             };
-            (e.at, view::TimelineItem { time: view::full_time(e.at), who, text, kind })
+            let link = match &e.change {
+                LeadChange::Duplicate { leads, .. } => leads.first().copied(),
+                LeadChange::Merged { other, .. } | LeadChange::Unmerged { other } | LeadChange::Dismissed { other } => {
+                    Some(*other)
+                }
+                LeadChange::MergedInto { into } => Some(*into),
+                _ => None,
+            };
+            // Entries of leads merged into this one say so.
+            let text = if e.lead_id == id { text } else { format!("（线索 #{}）{text}", e.lead_id) };
+            (e.at, view::TimelineItem { time: view::full_time(e.at), who, text, kind, link })
         })
         .collect();
     timeline.extend(detail.pushes.iter().map(|p| {
@@ -525,7 +585,13 @@ pub async fn lead_page(
         };
         (
             p.received_at,
-            view::TimelineItem { time: view::full_time(p.received_at), who: lead.source.clone(), text, kind: "push" },
+            view::TimelineItem {
+                time: view::full_time(p.received_at),
+                who: lead.source.clone(),
+                text,
+                kind: "push",
+                link: None,
+            },
         )
     }));
     timeline.sort_by_key(|(at, _)| *at);
@@ -554,7 +620,29 @@ pub async fn lead_page(
         can_claim: lead.owner_id.is_none(),
         statuses: view::status_choices(Some(lead.status), false),
         assignees,
-        tag: lead.fields.get("ntag_name").or_else(|| lead.fields.get("ntag_id")).cloned().unwrap_or_default(),
+        tag: crate::repr::tag_of(lead, &app.tags).map(|t| view::TagView::of(&t, &app.tags)),
+        score: lead.score,
+        score_reasons: lead.score_reasons.iter().map(|r| format!("{} +{}", r.label(), r.points)).collect(),
+        merged_into: lead.merged_into,
+        duplicates: duplicates
+            .iter()
+            .map(|d| {
+                let l = &d.lead;
+                let name = l.fields.get("name").or_else(|| l.fields.get("mobile")).cloned();
+                view::DuplicateView {
+                    id: l.id,
+                    title: name.unwrap_or_else(|| format!("线索 {}", l.id)),
+                    summary: format!(
+                        "#{} · {} · {} · 收到 {}",
+                        l.id,
+                        l.source,
+                        l.status.label(),
+                        view::full_time(l.received_at)
+                    ),
+                    shared: d.contacts.iter().map(|(k, v)| format!("{} {v}", label(k))).collect::<Vec<_>>().join("、"),
+                }
+            })
+            .collect(),
         contact,
         origin,
         vendor,
@@ -659,6 +747,60 @@ pub async fn add_note(
     app.store
         .update_lead(id, Actor::of(&signed.0.user), LeadUpdate::Note { text: text.to_string() }, xiansuo_domain::now())
         .await?;
+    Ok(back_to(id))
+}
+
+#[derive(Deserialize)]
+pub struct OtherLeadForm {
+    csrf: String,
+    other: String,
+}
+
+fn other_lead(form: &OtherLeadForm) -> Result<i64, PageError> {
+    form.other.trim().parse().map_err(|_| PageError::BadRequest("请选择另一条线索".into()))
+}
+
+/// Admin: merges the other lead into this one.
+pub async fn merge(
+    State(app): State<AppState>,
+    signed: Signed,
+    Path(raw): Path<String>,
+    Form(form): Form<OtherLeadForm>,
+) -> Result<Response, PageError> {
+    signed.check_csrf(&form.csrf)?;
+    signed.require_admin()?;
+    let id = lead_id(&raw)?;
+    let other = other_lead(&form)?;
+    app.store.merge_leads(id, other, Actor::of(&signed.0.user), xiansuo_domain::now()).await?;
+    Ok(back_to(id))
+}
+
+/// Admin: undoes this lead's merge into another; back on this lead, in the lists again.
+pub async fn unmerge(
+    State(app): State<AppState>,
+    signed: Signed,
+    Path(raw): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, PageError> {
+    signed.check_csrf(&form.csrf)?;
+    signed.require_admin()?;
+    let id = lead_id(&raw)?;
+    app.store.unmerge_lead(id, Actor::of(&signed.0.user), xiansuo_domain::now()).await?;
+    Ok(back_to(id))
+}
+
+/// Admin: the other lead is not the same visitor.
+pub async fn dismiss(
+    State(app): State<AppState>,
+    signed: Signed,
+    Path(raw): Path<String>,
+    Form(form): Form<OtherLeadForm>,
+) -> Result<Response, PageError> {
+    signed.check_csrf(&form.csrf)?;
+    signed.require_admin()?;
+    let id = lead_id(&raw)?;
+    let other = other_lead(&form)?;
+    app.store.dismiss_duplicate(id, other, Actor::of(&signed.0.user), xiansuo_domain::now()).await?;
     Ok(back_to(id))
 }
 

@@ -84,7 +84,8 @@ pub struct InboxRow {
     pub city: String,
     pub keyword: String,
     pub search_engine: String,
-    pub tag: String,
+    pub tag: Option<TagView>,
+    pub score: i32,
     pub owner: String,
     pub status: String,
     pub status_label: String,
@@ -97,7 +98,6 @@ pub struct InboxRow {
 #[derive(Default)]
 pub struct InboxFilters {
     pub q: String,
-    pub tag: String,
     pub province: String,
     pub city: String,
     pub search_engine: String,
@@ -113,6 +113,8 @@ pub struct InboxPage {
     pub statuses: Vec<Choice>,
     pub owners: Vec<Choice>,
     pub sources: Vec<Choice>,
+    pub tags: Vec<Choice>,
+    pub sorts: Vec<Choice>,
     pub rows: Vec<InboxRow>,
     pub total: u64,
     pub page: u32,
@@ -152,6 +154,47 @@ pub struct TimelineItem {
     pub who: String,
     pub text: String,
     pub kind: &'static str,
+    /// Another lead the entry names (a merge, a duplicate), linked after the text.
+    pub link: Option<i64>,
+}
+
+/// A summary tag as a coloured chip: the dictionary's colour comes from /assets/tags.css.
+pub struct TagView {
+    pub name: String,
+    pub class: String,
+    pub key: String,
+}
+
+impl TagView {
+    pub fn of(tag: &xiansuo_domain::Tag, tags: &xiansuo_domain::TagDictionary) -> TagView {
+        let class = tag
+            .id
+            .as_deref()
+            .and_then(|id| tags.iter().position(|t| t.id == id && t.colour.is_some()))
+            .map(|i| format!("tag tag-c{i}"))
+            .unwrap_or_else(|| "tag".into());
+        TagView { name: tag.name.clone(), class, key: tag.key.clone() }
+    }
+}
+
+/// `.tag-cN { … }` for every tag of the dictionary with a colour (checked as `#rgb`/`#rrggbb`
+/// when the configuration was loaded, so nothing else can reach the stylesheet).
+pub fn tag_css(tags: &xiansuo_domain::TagDictionary) -> String {
+    let mut css = String::from("/* summary-tag colours from the configuration's [tags.ID] */\n");
+    for (i, t) in tags.iter().enumerate() {
+        if let Some(colour) = &t.colour {
+            css.push_str(&format!(".tag.tag-c{i} {{ background: {colour}; color: #fff; border-color: {colour}; }}\n"));
+        }
+    }
+    css
+}
+
+/// A possible duplicate on the lead page.
+pub struct DuplicateView {
+    pub id: i64,
+    pub title: String,
+    pub summary: String,
+    pub shared: String,
 }
 
 #[derive(Template)]
@@ -167,7 +210,11 @@ pub struct LeadPage {
     pub can_claim: bool,
     pub statuses: Vec<Choice>,
     pub assignees: Vec<Choice>,
-    pub tag: String,
+    pub tag: Option<TagView>,
+    pub score: i32,
+    pub score_reasons: Vec<String>,
+    pub merged_into: Option<i64>,
+    pub duplicates: Vec<DuplicateView>,
     pub contact: Vec<FieldView>,
     pub origin: Vec<FieldView>,
     pub vendor: Vec<FieldView>,
