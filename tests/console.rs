@@ -3,41 +3,10 @@
 
 mod common;
 
+use common::console::{client, csrf_of, get, post, sign_in};
 use common::{PUSH_TOKEN, Server, card};
 use reqwest::StatusCode;
-use reqwest::redirect::Policy;
 use serde_json::json;
-
-/// A browser-like client that keeps nothing: cookies are passed by hand.
-fn client() -> reqwest::Client {
-    reqwest::Client::builder().redirect(Policy::none()).build().unwrap()
-}
-
-/// Signs in; returns the session cookie ("xiansuo_session=…").
-async fn sign_in(server: &Server, name: &str, password: &str) -> String {
-    let res = client()
-        .post(format!("{}/login", server.base))
-        .form(&[("name", name), ("password", password), ("next", "/")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::SEE_OTHER, "sign-in of {name}");
-    let cookie = res.headers()["set-cookie"].to_str().unwrap().to_string();
-    for flag in ["HttpOnly", "SameSite=Lax", "Path=/"] {
-        assert!(cookie.contains(flag), "{cookie}");
-    }
-    cookie.split(';').next().unwrap().to_string()
-}
-
-async fn get(server: &Server, cookie: &str, path: &str) -> (StatusCode, String) {
-    let res = client().get(format!("{}{path}", server.base)).header("cookie", cookie).send().await.unwrap();
-    (res.status(), res.text().await.unwrap())
-}
-
-async fn post(server: &Server, cookie: &str, path: &str, form: &[(&str, &str)]) -> (StatusCode, String) {
-    let res = client().post(format!("{}{path}", server.base)).header("cookie", cookie).form(form).send().await.unwrap();
-    (res.status(), res.text().await.unwrap())
-}
 
 /// The text of escaped HTML (the character references a template engine writes).
 fn unescape(html: &str) -> String {
@@ -54,11 +23,6 @@ fn unescape(html: &str) -> String {
     ]
     .iter()
     .fold(html.to_string(), |s, (from, to)| s.replace(from, to))
-}
-
-fn csrf_of(html: &str) -> String {
-    let at = html.find("name=\"csrf\" value=\"").expect("a csrf field") + "name=\"csrf\" value=\"".len();
-    html[at..].split('"').next().unwrap().to_string()
 }
 
 async fn lead_id_of(server: &Server, visitor: &str) -> i64 {

@@ -2,6 +2,8 @@
 //! with its own SQLite file in a temporary folder.
 #![allow(dead_code)]
 
+pub mod console;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -49,6 +49,25 @@ fn lead_schema() -> Value {
     props.insert("push_count".into(), json!({ "type": "integer" }));
     props.insert("message_count".into(), json!({ "type": "integer" }));
     props.insert("visitor_message_count".into(), json!({ "type": "integer" }));
+    props.insert(
+        "merged_into".into(),
+        json!({ "type": ["integer", "null"], "description": "the lead this one was merged into (it then shows there)" }),
+    );
+    props.insert(
+        "tag".into(),
+        json!({ "description": "the summary tag, named by the configuration's tag dictionary when it knows the id",
+            "oneOf": [{ "type": "null" }, { "type": "object", "required": ["key", "id", "name", "colour", "message"], "properties": {
+                "key": { "type": "string", "description": "the inbox's tag filter value: the id, or the name when the card carried none" },
+                "id": { "type": ["string", "null"] }, "name": { "type": "string" },
+                "colour": { "type": ["string", "null"] }, "message": { "type": ["string", "null"] } } }] }),
+    );
+    props.insert("score".into(), json!({ "type": "integer", "minimum": 0, "maximum": 100 }));
+    props.insert(
+        "score_reasons".into(),
+        json!({ "type": "array", "items": { "type": "object", "required": ["code", "points", "detail", "label"], "properties": {
+            "code": { "type": "string", "enum": ["valid_mobile", "other_contact", "found_in_chat", "visitor_messages", "intent_words", "repeat_visitor", "tag"] },
+            "points": { "type": "integer" }, "detail": { "type": "string" }, "label": { "type": "string" } } } }),
+    );
     let required: Vec<&String> = props.keys().collect();
     json!({ "type": "object", "required": required, "properties": props })
 }
@@ -78,13 +97,14 @@ fn document_value() -> Value {
         q("city", "exact city"),
         q("search_engine", "exact search engine"),
         q("ntag_id", "exact summary tag id"),
+        q("tag", "summary tag: its id, or its name for cards that carry only a name"),
         q("user_id", "exact owner id"),
         time_param(
             "from",
             "received at or after: a date (China time), an RFC 3339 time or epoch seconds / milliseconds; also YYYY-MM-DD HH:MM:SS",
         ),
         time_param("to", "received before (a date includes that whole day)"),
-        json!({ "name": "sort", "in": "query", "required": false, "schema": { "type": "string", "enum": ["-received_at", "received_at", "-updated_at", "updated_at", "-create_time", "create_time"] } }),
+        json!({ "name": "sort", "in": "query", "required": false, "schema": { "type": "string", "enum": xiansuo_store::LeadSort::NAMES } }),
     ];
     lead_params.extend(page_params.clone());
     let mut push_params = vec![
@@ -103,7 +123,10 @@ fn document_value() -> Value {
             "value": { "type": "string" }, "recorder_id": { "type": "string" } } } });
     lead_detail["properties"]["pushes"] = json!({ "type": "array", "items": { "type": "object", "required": ["id", "received_at", "outcome"], "properties": {
         "id": { "type": "integer" }, "received_at": { "type": "string", "format": "date-time" }, "outcome": { "type": "string", "enum": ["accepted", "ignored", "rejected"] } } } });
+    lead_detail["properties"]["duplicates"] = json!({ "type": "array", "description": "leads sharing a normalized contact (possible duplicates)",
+        "items": { "$ref": "#/components/schemas/Duplicate" } });
     if let Some(required) = lead_detail["required"].as_array_mut() {
+        required.push(json!("duplicates"));
         required.push(json!("messages"));
         required.push(json!("contacts_found_in_chat"));
         required.push(json!("pushes"));
@@ -135,7 +158,9 @@ fn document_value() -> Value {
                     "outcome": { "type": "string", "enum": ["accepted", "ignored", "rejected"] },
                     "error": { "type": "string", "description": "replay only: why the body is still rejected" },
                     "accepted": { "type": "integer" }, "ignored": { "type": "integer" },
-                    "leads": { "type": "array", "items": { "type": "object", "required": ["id", "created"], "properties": { "id": { "type": "integer" }, "created": { "type": "boolean" } } } },
+                    "leads": { "type": "array", "items": { "type": "object", "required": ["id", "created", "duplicates"], "properties": {
+                        "id": { "type": "integer" }, "created": { "type": "boolean" },
+                        "duplicates": { "type": "array", "items": { "type": "integer" }, "description": "other leads sharing a contact with this one" } } } },
                     "warnings": { "type": "array", "items": { "type": "string" } } } },
                 "Lead": lead,
                 "LeadDetail": lead_detail,
@@ -153,6 +178,14 @@ fn document_value() -> Value {
                     "replayed_at": { "type": ["string", "null"], "format": "date-time" }, "replay_count": { "type": "integer" },
                     "body": { "type": ["string", "null"], "description": "the body verbatim, when it is UTF-8" },
                     "body_base64": { "type": ["string", "null"], "description": "the body in base64, when it is not UTF-8" } } },
+                "Duplicate": { "type": "object", "required": ["lead", "contacts"], "properties": {
+                    "lead": { "$ref": "#/components/schemas/Lead" },
+                    "contacts": { "type": "array", "items": { "type": "object", "required": ["kind", "value"], "properties": {
+                        "kind": { "type": "string", "enum": ["mobile", "tel", "weixin", "qq", "email"] }, "value": { "type": "string" } } } } } },
+                "TimelineEntry": { "type": "object", "required": ["id", "lead_id", "at", "kind"], "properties": {
+                    "id": { "type": "integer" }, "lead_id": { "type": "integer" }, "at": { "type": "string", "format": "date-time" },
+                    "kind": { "type": "string" } } },
+                "OtherLead": { "type": "object", "required": ["lead_id"], "properties": { "lead_id": { "type": "integer" } } },
                 "LeadPage": page_of("Lead"),
                 "PushPage": page_of("Push"),
             }
@@ -183,6 +216,21 @@ fn document_value() -> Value {
                 "responses": { "200": ok("a page of leads", "LeadPage"), "400": err("a parameter is invalid"), "401": err("missing or wrong admin token") } } },
             "/api/v1/leads/{id}": { "get": { "summary": "One lead with its transcript and pushes", "security": [{ "admin": [] }], "parameters": [id_param("lead")],
                 "responses": { "200": ok("the lead", "LeadDetail"), "401": err("missing or wrong admin token"), "404": err("no such lead") } } },
+            "/api/v1/leads/{id}/duplicates": { "get": { "summary": "Leads sharing a normalized contact with this one", "security": [{ "admin": [] }], "parameters": [id_param("lead")],
+                "responses": { "200": { "description": "possible duplicates", "content": { "application/json": { "schema": { "type": "object", "required": ["items"], "properties": {
+                    "items": { "type": "array", "items": { "$ref": "#/components/schemas/Duplicate" } } } } } } },
+                    "401": err("missing or wrong token"), "404": err("no such lead") } } },
+            "/api/v1/leads/{id}/merge": { "post": { "summary": "Merge the lead in the body into this one (an admin user's token; undo with unmerge)", "security": [{ "admin": [] }], "parameters": [id_param("lead")],
+                "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/OtherLead" } } } },
+                "responses": { "200": ok("merged; the kept lead's timeline entry", "TimelineEntry"), "400": err("the body is not {\"lead_id\": N}"), "401": err("missing or wrong token"),
+                    "403": err("not an admin user's token (the installation's admin token names nobody)"), "404": err("no such lead"), "409": err("the lead is merged already, or is the same lead"), "503": err("busy or database unavailable") } } },
+            "/api/v1/leads/{id}/unmerge": { "post": { "summary": "Undo the merge of this lead into another", "security": [{ "admin": [] }], "parameters": [id_param("lead")],
+                "responses": { "200": ok("undone; this lead's timeline entry", "TimelineEntry"), "401": err("missing or wrong token"),
+                    "403": err("not an admin user's token"), "404": err("no such lead"), "409": err("the lead is not merged"), "503": err("busy or database unavailable") } } },
+            "/api/v1/leads/{id}/dismiss-duplicate": { "post": { "summary": "Say the lead in the body is not the same visitor (no longer listed as a duplicate)", "security": [{ "admin": [] }], "parameters": [id_param("lead")],
+                "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/OtherLead" } } } },
+                "responses": { "200": ok("dismissed; this lead's timeline entry", "TimelineEntry"), "400": err("the body is not {\"lead_id\": N}"), "401": err("missing or wrong token"),
+                    "403": err("not an admin user's token"), "404": err("no such lead"), "409": err("the same lead twice"), "503": err("busy or database unavailable") } } },
             "/api/v1/pushes": { "get": { "summary": "The push log, newest first, bodies verbatim", "security": [{ "admin": [] }], "parameters": push_params,
                 "responses": { "200": ok("a page of pushes", "PushPage"), "400": err("a parameter is invalid"), "401": err("missing or wrong token"), "403": err("an agent's token") } } },
             "/api/v1/pushes/{id}/replay": { "post": { "summary": "Decode a stored push again under today's configuration and apply it", "security": [{ "admin": [] }], "parameters": [id_param("push")],
