@@ -265,3 +265,48 @@ async fn console_merges_and_undoes_and_shows_tags_and_scores() {
         post(&server, &li, &format!("/leads/{a}/merge"), &[("csrf", &csrf), ("other", &b.to_string())]).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn leads_stored_before_the_index_are_indexed_and_rescored() {
+    let server = server().await;
+    let (_, first) = server.push_json(&card("visitor-a")).await;
+    let a = first["leads"][0]["id"].as_i64().unwrap();
+    let (_, second) = push_elsewhere(&server, "visitor-b").await;
+    let b = second["leads"][0]["id"].as_i64().unwrap();
+    let (_, lead_a) = server.get(&format!("/api/v1/leads/{a}")).await;
+    assert_eq!(lead_a["score"], 32, "valid mobile 30, one visitor message 2");
+
+    // The database as a release before the index left it.
+    server
+        .execute_sql(
+            "DELETE FROM lead_contacts; DELETE FROM lead_events;
+             UPDATE leads SET score = 0, score_reasons = '[]', intent_words = '[]';
+             DELETE FROM settings WHERE key = 'contacts_index_v1';",
+        )
+        .await;
+    let (_, lead_a) = server.get(&format!("/api/v1/leads/{a}")).await;
+    assert_eq!((lead_a["score"].as_i64(), lead_a["duplicates"].as_array().map(Vec::len)), (Some(0), Some(0)));
+
+    // The first start of this release indexes them in the background.
+    let server = server.restart(None);
+    let mut found = json!(null);
+    for _ in 0..100 {
+        let (_, lead_a) = server.get(&format!("/api/v1/leads/{a}")).await;
+        if lead_a["duplicates"].as_array().is_some_and(|d| !d.is_empty()) {
+            found = lead_a;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(found["duplicates"][0]["lead"]["id"], b, "indexed after the upgrade");
+    assert_eq!(found["score"], 32);
+
+    // New weights apply to stored leads with `xiansuo reindex` (while the service runs).
+    let config = CONFIG.replace("per_intent_word = 15", "per_intent_word = 15\nvalid_mobile = 50");
+    let path = server.dir.join("new-weights.toml");
+    std::fs::write(&path, config).unwrap();
+    let out = server.cli(&["reindex", "--config", path.to_str().unwrap()]);
+    assert!(out.contains("indexed and scored 2 leads"), "{out}");
+    let (_, lead_a) = server.get(&format!("/api/v1/leads/{a}")).await;
+    assert_eq!(lead_a["score"], 52);
+}

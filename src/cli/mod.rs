@@ -66,6 +66,17 @@ enum Command {
         #[arg(long, short, env = "XIANSUO_CONFIG", value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// Index every lead's contacts for the duplicate search and rescore it with the configured
+    /// [score] weights.
+    ///
+    /// New pushes are indexed and scored as they arrive; run this after changing [score] or
+    /// [tags.ID] score points, to apply them to the leads stored before. Safe while the service
+    /// runs (pushes go first) and safe to repeat.
+    Reindex {
+        /// TOML configuration file: database_url, [score] and [tags] are used.
+        #[arg(long, short, env = "XIANSUO_CONFIG", value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
     /// Manage console users.
     User {
         #[command(subcommand)]
@@ -114,6 +125,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, String> {
     match cli.command {
         Command::Serve { config } => serve::run(config.as_deref()),
         Command::Migrate { config } => migrate(config.as_deref()),
+        Command::Reindex { config } => reindex(config.as_deref()),
         Command::Copy { from, to } => copy::run(&from, &to),
         Command::User { command, config } => user::run(command, config.as_deref()),
         Command::Send { files, url, token, content_type } => send::run(&files, &url, &token, content_type.as_deref()),
@@ -138,6 +150,20 @@ fn migrate(config_file: Option<&std::path::Path>) -> Result<ExitCode, String> {
         let (config, store) = configured_store(config_file).await?;
         let version = store.schema_version().await.map_err(|e| e.to_string())?;
         println!("{}: schema version {version}", config.database_url);
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn reindex(config_file: Option<&std::path::Path>) -> Result<ExitCode, String> {
+    runtime()?.block_on(async {
+        let (config, store) = configured_store(config_file).await?;
+        let done = xiansuo_web::reindex::reindex_all(store.as_ref(), &config.scoring, |n| {
+            eprint!("\rindexed {n} leads");
+        })
+        .await
+        .map_err(|e| format!("reindex stopped (run it again to finish): {e}"))?;
+        eprintln!();
+        println!("{}: indexed and scored {done} leads", config.database_url);
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -50,6 +50,9 @@ async fn serve(config: Config) -> Result<ExitCode, String> {
     let _ = stdout.flush();
     drop(stdout);
 
+    xiansuo_web::startup::index_older_leads(prepared.state.store.clone(), config.scoring.clone())
+        .await
+        .map_err(|e| e.to_string())?;
     let app = xiansuo_web::router(prepared.state);
     // The peer's address reaches handlers (sign-in limits per client).
     axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())

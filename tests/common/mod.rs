@@ -216,6 +216,30 @@ impl Server {
         Server::launch(self.tmp.clone(), self.backend.clone(), config, std::mem::take(&mut self.env))
     }
 
+    /// Runs SQL statements on the server's database (to set up a state an older release left).
+    pub async fn execute_sql(&self, sql: &str) {
+        match &self.backend {
+            Backend::Sqlite => {
+                let db = rusqlite::Connection::open(self.dir.join("data/xiansuo.db")).expect("open the SQLite file");
+                db.busy_timeout(Duration::from_secs(10)).expect("busy timeout");
+                db.execute_batch(sql).expect("the SQL runs");
+            }
+            Backend::Postgres(db) => pg(&db.url).await.batch_execute(sql).await.expect("the SQL runs"),
+        }
+    }
+
+    /// Runs a CLI command against the server's database; returns its standard output.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_xiansuo"))
+            .args(args)
+            .env("XIANSUO_DATABASE_URL", self.database_url())
+            .env_remove("XIANSUO_CONFIG")
+            .output()
+            .expect("run xiansuo");
+        assert!(out.status.success(), "xiansuo {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// A push's body as the database holds it.
     pub async fn stored_body(&self, push_id: i64) -> Vec<u8> {
         match &self.backend {

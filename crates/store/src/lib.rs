@@ -367,6 +367,18 @@ pub trait Store: Send + Sync + 'static {
     /// listed as duplicates of each other. Returns `lead`'s timeline entry.
     async fn dismiss_duplicate(&self, lead: i64, other: i64, by: Actor, at: Instant) -> Result<LeadEvent, StoreError>;
 
+    /// Lead ids after `after`, in id order, at most `limit` (for walking every lead).
+    async fn lead_ids(&self, after: i64, limit: u32) -> Result<Vec<i64>, StoreError>;
+
+    /// Adds a stored lead's normalized contacts to the duplicate index and rescores it with the
+    /// scoring in force (intent words added); nothing goes to the timeline.
+    async fn index_lead(
+        &self,
+        lead_id: i64,
+        contact_keys: Vec<(&'static str, String)>,
+        intent_words: Vec<String>,
+    ) -> Result<(), StoreError>;
+
     /// `xiansuo copy`: the rows of a table whose range key is in `lo..hi` (the whole table when
     /// it has none), in primary-key order.
     async fn copy_out(&self, table: &TableDef, lo: i64, hi: i64) -> Result<Vec<Vec<Cell>>, StoreError>;

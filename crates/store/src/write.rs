@@ -73,6 +73,13 @@ pub enum Write {
         by: Actor,
         at: Instant,
     },
+    /// Indexes a stored lead's contacts again and rescores it (`xiansuo reindex`); records no
+    /// timeline entries.
+    IndexLead {
+        lead_id: i64,
+        contact_keys: Vec<(&'static str, String)>,
+        intent_words: Vec<String>,
+    },
 }
 
 pub enum Written {

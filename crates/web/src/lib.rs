@@ -7,6 +7,7 @@ mod console;
 mod error;
 mod openapi;
 mod push;
+pub mod reindex;
 mod repr;
 pub mod security;
 pub mod startup;

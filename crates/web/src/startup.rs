@@ -37,10 +37,29 @@ pub fn generate_token() -> Result<String, StartError> {
 /// Opens (creating and migrating as needed) the store a database URL names, with the pool and
 /// queue bounds of a configuration.
 pub async fn open_store(url: &DatabaseUrl, config: &Config) -> Result<Arc<dyn Store>, StartError> {
-    Ok(match url {
+    let store: Arc<dyn Store> = match url {
         DatabaseUrl::Sqlite(path) => Arc::new(SqliteStore::open(path, config.write_queue)?),
         DatabaseUrl::Postgres(url) => Arc::new(PostgresStore::open(url, config.pool_size, config.write_queue).await?),
-    })
+    };
+    store.set_scoring(config.scoring.clone());
+    Ok(store)
+}
+
+/// On the first start after the upgrade that introduced the duplicate index, indexes and
+/// rescores the leads stored before it, in the background (pushes go first).
+pub async fn index_older_leads(store: Arc<dyn Store>, scoring: xiansuo_domain::Scoring) -> Result<(), StartError> {
+    let marker = generate_token()?;
+    if store.setting_or_insert(crate::reindex::STARTED_SETTING, &marker).await? != marker {
+        return Ok(());
+    }
+    tokio::spawn(async move {
+        match crate::reindex::reindex_all(store.as_ref(), &scoring, |_| {}).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(leads = n, "indexed the contacts and scores of leads stored before this release"),
+            Err(e) => tracing::error!(error = %e, "indexing older leads stopped; run `xiansuo reindex` to finish"),
+        }
+    });
+    Ok(())
 }
 
 /// Resolves a token: the configured one, else the one generated on an earlier start, else a new
@@ -85,7 +104,6 @@ pub async fn prepare(config: &Config) -> Result<Prepared, StartError> {
     }
     let initial_admin = create_first_admin(store.as_ref()).await?;
     let by_name: HashMap<String, Source> = sources.iter().map(|s| (s.name.clone(), s.clone())).collect();
-    store.set_scoring(config.scoring.clone());
     let state = AppState {
         store,
         tags: Arc::new(config.tags.clone()),

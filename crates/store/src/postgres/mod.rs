@@ -576,6 +576,22 @@ impl Store for PostgresStore {
         Ok(duplicates)
     }
 
+    async fn lead_ids(&self, after: i64, limit: u32) -> Result<Vec<i64>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached("SELECT id FROM leads WHERE id > $1 ORDER BY id LIMIT $2").await?;
+        let rows = client.query(&stmt, &[&after, &i64::from(limit)]).await?;
+        Ok(rows.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?)
+    }
+
+    async fn index_lead(
+        &self,
+        lead_id: i64,
+        contact_keys: Vec<(&'static str, String)>,
+        intent_words: Vec<String>,
+    ) -> Result<(), StoreError> {
+        self.submit(Write::IndexLead { lead_id, contact_keys, intent_words }).await.map(|_| ())
+    }
+
     async fn merge_leads(&self, keep: i64, merge: i64, by: Actor, at: Instant) -> Result<LeadEvent, StoreError> {
         self.submit(Write::MergeLeads { keep, merge, by, at }).await?.into_event()
     }

@@ -147,6 +147,11 @@ async fn apply(tx: &Transaction<'_>, write: &Write, scoring: &Scoring) -> Result
         Write::DismissDuplicate { lead, other, by, at } => {
             dismiss_duplicate(tx, *lead, *other, *by, millis(*at)).await.map(Written::Event)
         }
+        Write::IndexLead { lead_id, contact_keys, intent_words } => {
+            index_contacts(tx, *lead_id, contact_keys, None).await?;
+            rescore_lead(tx, *lead_id, intent_words.clone(), scoring).await?;
+            Ok(Written::Done)
+        }
         Write::Setting { key, value } => {
             let stmt = tx
                 .prepare_cached("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
@@ -487,7 +492,7 @@ async fn store_card(
             tx.execute(&stmt, &[&ids, &(inserted.len() as i64), &by_visitor]).await?;
         }
     }
-    let duplicates = index_contacts(tx, lead_id, card, at).await?;
+    let duplicates = index_contacts(tx, lead_id, &card.contact_keys, Some(at)).await?;
     rescore_lead(tx, lead_id, scoring.intent_words_in(&card.messages), scoring).await?;
     Ok(LeadWritten { id: lead_id, created, duplicates })
 }
@@ -526,12 +531,18 @@ async fn dismissed(tx: &Transaction<'_>, a: i64, b: i64) -> Result<bool, Failure
 
 /// Indexes the card's contacts under the lead; returns the other leads (as shown: not merged
 /// away, not dismissed) sharing one, and records newly shared contacts in the timeline.
-async fn index_contacts(tx: &Transaction<'_>, lead_id: i64, card: &Card, at: Instant) -> Result<Vec<i64>, Failure> {
-    if card.contact_keys.is_empty() {
+/// With `record: None` (a reindex), nothing goes to the timeline.
+async fn index_contacts(
+    tx: &Transaction<'_>,
+    lead_id: i64,
+    contact_keys: &[(&'static str, String)],
+    record: Option<Instant>,
+) -> Result<Vec<i64>, Failure> {
+    if contact_keys.is_empty() {
         return Ok(Vec::new());
     }
-    let kinds: Vec<&str> = card.contact_keys.iter().map(|(k, _)| *k).collect();
-    let values: Vec<&str> = card.contact_keys.iter().map(|(_, v)| v.as_str()).collect();
+    let kinds: Vec<&str> = contact_keys.iter().map(|(k, _)| *k).collect();
+    let values: Vec<&str> = contact_keys.iter().map(|(_, v)| v.as_str()).collect();
     let insert = tx
         .prepare_cached(
             "INSERT INTO lead_contacts (kind, value, lead_id) SELECT k, v, $3 FROM unnest($1::text[], $2::text[]) AS u(k, v)
@@ -573,7 +584,7 @@ async fn index_contacts(tx: &Transaction<'_>, lead_id: i64, card: &Card, at: Ins
             newly.push((other, kind, value));
         }
     }
-    if let Some(change) = duplicate_change(&newly) {
+    if let (Some(at), Some(change)) = (record, duplicate_change(&newly)) {
         record_event(tx, lead_id, None, &change, at).await?;
     }
     Ok(duplicates)

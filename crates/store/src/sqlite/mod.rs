@@ -596,6 +596,25 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn lead_ids(&self, after: i64, limit: u32) -> Result<Vec<i64>, StoreError> {
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached("SELECT id FROM leads WHERE id > ?1 ORDER BY id LIMIT ?2")?
+                .query_map(rusqlite::params![after, limit], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<i64>>>()?)
+        })
+        .await
+    }
+
+    async fn index_lead(
+        &self,
+        lead_id: i64,
+        contact_keys: Vec<(&'static str, String)>,
+        intent_words: Vec<String>,
+    ) -> Result<(), StoreError> {
+        self.submit(Write::IndexLead { lead_id, contact_keys, intent_words }).await.map(|_| ())
+    }
+
     async fn merge_leads(&self, keep: i64, merge: i64, by: Actor, at: Instant) -> Result<LeadEvent, StoreError> {
         self.submit(Write::MergeLeads { keep, merge, by, at }).await?.into_event()
     }

@@ -87,6 +87,11 @@ fn apply(conn: &Connection, write: &Write, scoring: &Scoring) -> Result<Written,
         Write::DismissDuplicate { lead, other, by, at } => {
             dismiss_duplicate(conn, *lead, *other, *by, *at).map(Written::Event)
         }
+        Write::IndexLead { lead_id, contact_keys, intent_words } => {
+            index_contacts(conn, *lead_id, contact_keys, None)?;
+            rescore_lead(conn, *lead_id, intent_words.clone(), scoring)?;
+            Ok(Written::Done)
+        }
         Write::Setting { key, value } => setting_or_insert(conn, key, value).map(Written::Setting),
         Write::Import { table, rows } => import_rows(conn, table, rows).map(|()| Written::Imported),
         Write::CreateUser { name, role, password_hash, at } => {
@@ -475,7 +480,7 @@ fn store_card(conn: &Connection, how: &Apply, card: &Card, scoring: &Scoring) ->
             count.execute(params![id, added, added_by_visitor])?;
         }
     }
-    let duplicates = index_contacts(conn, lead_id, card, at)?;
+    let duplicates = index_contacts(conn, lead_id, &card.contact_keys, Some(at))?;
     rescore_lead(conn, lead_id, scoring.intent_words_in(&card.messages), scoring)?;
     Ok(LeadWritten { id: lead_id, created, duplicates })
 }
@@ -515,8 +520,14 @@ fn dismissed(conn: &Connection, a: i64, b: i64) -> Result<bool, StoreError> {
 
 /// Indexes the card's contacts under the lead; returns the other leads (as shown: not merged
 /// away, not dismissed) sharing one, and records newly shared contacts in the timeline.
-fn index_contacts(conn: &Connection, lead_id: i64, card: &Card, at: Instant) -> Result<Vec<i64>, StoreError> {
-    if card.contact_keys.is_empty() {
+/// With `record: None` (a reindex), nothing goes to the timeline.
+fn index_contacts(
+    conn: &Connection,
+    lead_id: i64,
+    contact_keys: &[(&'static str, String)],
+    record: Option<Instant>,
+) -> Result<Vec<i64>, StoreError> {
+    if contact_keys.is_empty() {
         return Ok(Vec::new());
     }
     let me = root_of(conn, lead_id)?;
@@ -528,7 +539,7 @@ fn index_contacts(conn: &Connection, lead_id: i64, card: &Card, at: Instant) -> 
     )?;
     let mut duplicates: Vec<i64> = Vec::new();
     let mut newly: Vec<(i64, &'static str, String)> = Vec::new();
-    for (kind, value) in &card.contact_keys {
+    for (kind, value) in contact_keys {
         let new = insert.execute(params![kind, value, lead_id])? == 1;
         let others: Vec<i64> =
             sharing.query_map(params![kind, value, lead_id], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
@@ -545,7 +556,7 @@ fn index_contacts(conn: &Connection, lead_id: i64, card: &Card, at: Instant) -> 
             }
         }
     }
-    if let Some(change) = duplicate_change(&newly) {
+    if let (Some(at), Some(change)) = (record, duplicate_change(&newly)) {
         record_event(conn, lead_id, None, &change, at)?;
     }
     Ok(duplicates)
