@@ -3,6 +3,7 @@
 mod copy;
 mod send;
 mod serve;
+mod token;
 mod user;
 
 use std::path::PathBuf;
@@ -17,6 +18,18 @@ use clap::{Parser, Subcommand};
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Give a source a new generated push token; the old one keeps working until `retire`.
+    ///
+    /// Running services accept the new token at once and show nothing different: give the vendor
+    /// the new push URL, then retire the old token. (A token set in the configuration is rotated
+    /// there, with previous_tokens.)
+    Rotate { source: String },
+    /// Stop accepting the token a rotation replaced.
+    Retire { source: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -77,6 +90,14 @@ enum Command {
         #[arg(long, short, env = "XIANSUO_CONFIG", value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// Rotate a source's generated push token without downtime.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+        /// TOML configuration file: database_url and the sources are used.
+        #[arg(long, short, global = true, env = "XIANSUO_CONFIG", value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
     /// Manage console users.
     User {
         #[command(subcommand)]
@@ -128,6 +149,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Reindex { config } => reindex(config.as_deref()),
         Command::Copy { from, to } => copy::run(&from, &to),
         Command::User { command, config } => user::run(command, config.as_deref()),
+        Command::Token { command, config } => token::run(command, config.as_deref()),
         Command::Send { files, url, token, content_type } => send::run(&files, &url, &token, content_type.as_deref()),
         Command::Version => {
             println!("xiansuo {}", env!("CARGO_PKG_VERSION"));

@@ -21,6 +21,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+pub use ipnet::IpNet;
 use serde::Deserialize;
 use toml::Spanned;
 use xiansuo_domain::{Scoring, TagDictionary};
@@ -108,6 +109,12 @@ pub struct SourceConfig {
     /// The push token; `None` when the configuration sets none, in which case the service
     /// generates one on first start and keeps it in the database.
     pub token: Option<String>,
+    /// Tokens still accepted while the vendor moves to `token` (a rotation without downtime).
+    pub previous_tokens: Vec<String>,
+    /// When set, pushes from other addresses are refused with 403.
+    pub allow_ips: Vec<IpNet>,
+    /// Most pushes per second (with bursts of twice that); beyond it, 429 with Retry-After.
+    pub rate_limit: Option<u32>,
     pub rules: SourceRules,
 }
 
@@ -129,6 +136,9 @@ pub struct Config {
     pub tags: TagDictionary,
     /// `[score]`: the lead score's weights and intent words (tag points from `tags`).
     pub scoring: Scoring,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (for `allow_ips` and sign-in
+    /// limits); from any other peer the header is ignored.
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -145,6 +155,8 @@ struct FileConfig {
     #[serde(default)]
     tags: BTreeMap<String, Spanned<scoring::FileTag>>,
     score: Option<Spanned<Scoring>>,
+    #[serde(default)]
+    trusted_proxies: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -155,6 +167,11 @@ struct FileSource {
     accept_types: Vec<String>,
     #[serde(default)]
     field_map: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    previous_tokens: Vec<Spanned<String>>,
+    #[serde(default)]
+    allow_ips: Vec<Spanned<String>>,
+    rate_limit: Option<Spanned<i64>>,
 }
 
 /// Names of the environment variables, each overriding one key of the file.
@@ -281,12 +298,46 @@ impl Config {
             if let Some(t) = &token {
                 unique_token(&mut token_origins, t, &format!("sources.{name}.token ({where_})"))?;
             }
+            let mut previous_tokens = Vec::new();
+            for t in &source.previous_tokens {
+                let key = format!("sources.{name}.previous_tokens");
+                let t_where = at(t.span());
+                let checked = check_token(t.get_ref(), &key, &t_where)?;
+                unique_token(&mut token_origins, &checked, &format!("{key} ({t_where})"))?;
+                previous_tokens.push(checked);
+            }
+            if !previous_tokens.is_empty() && token.is_none() {
+                return Err(ConfigError::new(format!(
+                    "sources.{name}.previous_tokens ({where_}): set the new token in sources.{name}.token as well (for a generated token, use `xiansuo token rotate {name}` instead)"
+                )));
+            }
+            let allow_ips = source
+                .allow_ips
+                .iter()
+                .map(|a| {
+                    ip_net(a.get_ref())
+                        .map_err(|e| ConfigError::new(format!("sources.{name}.allow_ips ({}): {e}", at(a.span()))))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let rate_limit = match &source.rate_limit {
+                None => None,
+                Some(r) => Some(u32::try_from(*r.get_ref()).ok().filter(|n| *n > 0).ok_or_else(|| {
+                    ConfigError::new(format!(
+                        "sources.{name}.rate_limit ({}): {} is not a number of pushes per second (1 or more); leave it out for no limit",
+                        at(r.span()),
+                        r.get_ref()
+                    ))
+                })?),
+            };
             let field_map = source.field_map.iter().map(|(k, v)| (k.clone(), v.get_ref().clone()));
             let rules = SourceRules::new(source.accept_types.clone(), field_map).map_err(|e| {
                 let line = source.field_map.get(&e.incoming).map(|v| at(v.span())).unwrap_or_else(|| where_.clone());
                 ConfigError::new(format!("sources.{name}.field_map ({line}): {e}"))
             })?;
-            sources.insert(name.clone(), SourceConfig { name: name.clone(), token, rules });
+            sources.insert(
+                name.clone(),
+                SourceConfig { name: name.clone(), token, previous_tokens, allow_ips, rate_limit, rules },
+            );
         }
         if sources.is_empty() {
             sources.insert(
@@ -294,6 +345,9 @@ impl Config {
                 SourceConfig {
                     name: DEFAULT_SOURCE.to_string(),
                     token: push_token_env.clone(),
+                    previous_tokens: Vec::new(),
+                    allow_ips: Vec::new(),
+                    rate_limit: None,
                     rules: SourceRules::default(),
                 },
             );
@@ -306,10 +360,36 @@ impl Config {
                 env::PUSH_TOKEN
             )));
         }
+        let trusted_proxies = file
+            .trusted_proxies
+            .iter()
+            .map(|a| {
+                ip_net(a.get_ref()).map_err(|e| ConfigError::new(format!("trusted_proxies ({}): {e}", at(a.span()))))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let tags = scoring::tags(&file.tags, &at)?;
         let scoring = scoring::scoring(file.score.as_ref(), &tags, &at)?;
-        Ok(Config { listen, database_url, admin_token, max_body_bytes, write_queue, pool_size, sources, tags, scoring })
+        Ok(Config {
+            listen,
+            database_url,
+            admin_token,
+            max_body_bytes,
+            write_queue,
+            pool_size,
+            sources,
+            tags,
+            scoring,
+            trusted_proxies,
+        })
     }
+}
+
+/// An address (`203.0.113.7`, `::1`) or a network (`203.0.113.0/24`).
+fn ip_net(text: &str) -> Result<IpNet, String> {
+    let text = text.trim();
+    text.parse::<IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("\"{text}\" is neither an IP address nor a network such as 203.0.113.0/24"))
 }
 
 /// Refuses a token already used by another source or the admin: the push URL given to a vendor
@@ -364,6 +444,31 @@ mod tests {
 
     fn no_env(_: &str) -> Option<String> {
         None
+    }
+
+    #[test]
+    fn previous_tokens_allow_ips_rate_limit_and_proxies() {
+        let text = "trusted_proxies = [\"127.0.0.1\"]\n[sources.easyliao]\ntoken = \"new-token-0123456789\"\nprevious_tokens = [\"old-token-0123456789\"]\nallow_ips = [\"203.0.113.0/24\", \"198.51.100.7\"]\nrate_limit = 50\n";
+        let c = Config::from_toml(text, "x.toml", no_env).unwrap();
+        let s = &c.sources["easyliao"];
+        assert_eq!(s.previous_tokens, ["old-token-0123456789"]);
+        assert_eq!(
+            s.allow_ips.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
+            ["203.0.113.0/24", "198.51.100.7/32"]
+        );
+        assert_eq!(s.rate_limit, Some(50));
+        assert_eq!(c.trusted_proxies[0].to_string(), "127.0.0.1/32");
+
+        let bad = |t: &str| Config::from_toml(t, "x.toml", no_env).unwrap_err().to_string();
+        let e = bad("[sources.easyliao]\ntoken = \"new-token-0123456789\"\nallow_ips = [\"10.0.0.300\"]\n");
+        assert!(e.contains("sources.easyliao.allow_ips (x.toml line 3)") && e.contains("10.0.0.300"), "{e}");
+        let e =
+            bad("[sources.easyliao]\ntoken = \"new-token-0123456789\"\nprevious_tokens = [\"new-token-0123456789\"]\n");
+        assert!(e.contains("same token"), "{e}");
+        let e = bad("[sources.easyliao]\nprevious_tokens = [\"old-token-0123456789\"]\n");
+        assert!(e.contains("xiansuo token rotate easyliao"), "{e}");
+        let e = bad("[sources.easyliao]\nrate_limit = 0\n");
+        assert!(e.contains("sources.easyliao.rate_limit"), "{e}");
     }
 
     #[test]

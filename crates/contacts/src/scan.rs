@@ -398,6 +398,60 @@ pub fn split_mobile(first: &str, second: &str) -> Option<String> {
     mobile(&format!("{tail}{head}"))
 }
 
+/// A value typed into a contact field of the card, normalized the way contacts found in the
+/// chat are, so that the two compare: `+86 158-0489-2563` → (mobile, `15804892563`),
+/// `(0351)7654321` → (tel, `0351-7654321`), `ABC_123` → (weixin, `abc_123`). A mobile in the
+/// `tel` field counts as a mobile; a WeChat id that is a mobile number counts as both. Values
+/// that are no contact of their kind give nothing.
+pub fn normalize_field(kind: ContactKind, raw: &str) -> Vec<(ContactKind, String)> {
+    let chars = normalize(raw.trim());
+    let text: String = chars.iter().collect();
+    let digits: String = chars.iter().filter(|c| c.is_ascii_digit()).collect();
+    let only_phone_chars = !digits.is_empty()
+        && chars.iter().all(|c| c.is_ascii_digit() || matches!(c, '+' | '-' | ' ' | '(' | ')' | '.'));
+    let mut out = Vec::new();
+    match kind {
+        ContactKind::Mobile | ContactKind::Tel => {
+            if only_phone_chars {
+                if let Some(m) = mobile(&digits) {
+                    out.push((ContactKind::Mobile, m));
+                } else if let Some(t) = landline(&digits) {
+                    out.push((ContactKind::Tel, t));
+                }
+            }
+        }
+        ContactKind::Weixin => {
+            let id = text.trim().to_lowercase();
+            let plausible = (5..=40).contains(&id.chars().count())
+                && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'));
+            if plausible {
+                if let Some(m) = mobile(&id) {
+                    out.push((ContactKind::Mobile, m));
+                }
+                out.push((ContactKind::Weixin, id));
+            }
+        }
+        ContactKind::Qq => {
+            if digits.len() == text.trim().chars().count()
+                && (5..=11).contains(&digits.len())
+                && !digits.starts_with('0')
+            {
+                out.push((ContactKind::Qq, digits));
+            }
+        }
+        ContactKind::Email => {
+            let email = text.trim().to_lowercase();
+            let valid = email.split_once('@').is_some_and(|(local, domain)| {
+                !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
+            }) && !email.chars().any(char::is_whitespace);
+            if valid {
+                out.push((ContactKind::Email, email));
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -484,58 +538,4 @@ mod tests {
         assert_eq!(split_mobile("15804892563", "2563"), None);
         assert_eq!(split_mobile("学费 3800", "元"), None);
     }
-}
-
-/// A value typed into a contact field of the card, normalized the way contacts found in the
-/// chat are, so that the two compare: `+86 158-0489-2563` → (mobile, `15804892563`),
-/// `(0351)7654321` → (tel, `0351-7654321`), `ABC_123` → (weixin, `abc_123`). A mobile in the
-/// `tel` field counts as a mobile; a WeChat id that is a mobile number counts as both. Values
-/// that are no contact of their kind give nothing.
-pub fn normalize_field(kind: ContactKind, raw: &str) -> Vec<(ContactKind, String)> {
-    let chars = normalize(raw.trim());
-    let text: String = chars.iter().collect();
-    let digits: String = chars.iter().filter(|c| c.is_ascii_digit()).collect();
-    let only_phone_chars = !digits.is_empty()
-        && chars.iter().all(|c| c.is_ascii_digit() || matches!(c, '+' | '-' | ' ' | '(' | ')' | '.'));
-    let mut out = Vec::new();
-    match kind {
-        ContactKind::Mobile | ContactKind::Tel => {
-            if only_phone_chars {
-                if let Some(m) = mobile(&digits) {
-                    out.push((ContactKind::Mobile, m));
-                } else if let Some(t) = landline(&digits) {
-                    out.push((ContactKind::Tel, t));
-                }
-            }
-        }
-        ContactKind::Weixin => {
-            let id = text.trim().to_lowercase();
-            let plausible = (5..=40).contains(&id.chars().count())
-                && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'));
-            if plausible {
-                if let Some(m) = mobile(&id) {
-                    out.push((ContactKind::Mobile, m));
-                }
-                out.push((ContactKind::Weixin, id));
-            }
-        }
-        ContactKind::Qq => {
-            if digits.len() == text.trim().chars().count()
-                && (5..=11).contains(&digits.len())
-                && !digits.starts_with('0')
-            {
-                out.push((ContactKind::Qq, digits));
-            }
-        }
-        ContactKind::Email => {
-            let email = text.trim().to_lowercase();
-            let valid = email.split_once('@').is_some_and(|(local, domain)| {
-                !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
-            }) && !email.chars().any(char::is_whitespace);
-            if valid {
-                out.push((ContactKind::Email, email));
-            }
-        }
-    }
-    out
 }

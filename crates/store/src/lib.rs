@@ -307,6 +307,12 @@ pub trait Store: Send + Sync + 'static {
     /// Used for generated tokens, which must survive restarts.
     async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError>;
 
+    /// A setting's value.
+    async fn setting(&self, key: &str) -> Result<Option<String>, StoreError>;
+
+    /// Sets a setting (or removes it, with `None`), whatever it held; returns after the commit.
+    async fn set_setting(&self, key: &str, value: Option<&str>) -> Result<(), StoreError>;
+
     /// Cheap check that the database answers (for /healthz).
     async fn ping(&self) -> Result<(), StoreError>;
 

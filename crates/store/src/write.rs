@@ -31,6 +31,11 @@ pub enum Write {
         key: String,
         value: String,
     },
+    /// Sets (or with `None` removes) a setting, whatever it held.
+    SetSetting {
+        key: String,
+        value: Option<String>,
+    },
     /// Rows of `xiansuo copy`, written as they are.
     Import {
         table: TableDef,

@@ -995,6 +995,15 @@ async fn setting_or_insert_keeps_the_first_value(env: Env) {
     let winner = values.into_iter().next().unwrap();
     assert!(winner.starts_with("value-"));
     assert_eq!(s.setting_or_insert("raced", "late").await.unwrap(), winner);
+
+    // set_setting replaces and removes (token rotation).
+    assert_eq!(s.setting("absent").await.unwrap(), None);
+    s.set_setting("raced", Some("replaced")).await.unwrap();
+    assert_eq!(s.setting("raced").await.unwrap().as_deref(), Some("replaced"));
+    s.set_setting("new-key", Some("v")).await.unwrap();
+    assert_eq!(s.setting("new-key").await.unwrap().as_deref(), Some("v"));
+    s.set_setting("raced", None).await.unwrap();
+    assert_eq!(s.setting("raced").await.unwrap(), None);
 }
 
 async fn ids_keep_their_exact_digits(env: Env) {

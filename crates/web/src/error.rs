@@ -12,6 +12,14 @@ pub enum ApiError {
     Unauthorized(&'static str),
     #[error("{0}")]
     Forbidden(&'static str),
+    /// A push from an address the source does not accept.
+    #[error(
+        "pushes from {ip} are not accepted for this source: add the address (or its network) to sources.{name}.allow_ips"
+    )]
+    AddressRefused { ip: std::net::IpAddr, name: String },
+    /// Over the source's rate limit: nothing was stored.
+    #[error("more pushes than sources.{name}.rate_limit allows: nothing was stored, send it again after Retry-After")]
+    RateLimited { name: String, wait: std::time::Duration },
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -34,7 +42,8 @@ impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_) | ApiError::AddressRefused { .. } => StatusCode::FORBIDDEN,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
@@ -81,6 +90,10 @@ impl IntoResponse for ApiError {
             }
             ApiError::Store(StoreError::Overloaded | StoreError::Unavailable(_)) => {
                 response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            ApiError::RateLimited { wait, .. } => {
+                let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
             }
             _ => {}
         }

@@ -1,6 +1,7 @@
 //! The HTTP side of Xiansuo: the push endpoint (`/push/{source}`), the JSON API (`/api/v1`),
 //! `/healthz` and the OpenAPI document, plus start-up ([`startup`]).
 
+pub mod access;
 mod api;
 mod auth;
 mod console;
@@ -27,11 +28,14 @@ use xiansuo_store::Store;
 pub use error::ApiError;
 
 /// A source as the running service knows it: its token is resolved (configured or generated).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Source {
     pub name: String,
+    /// The token to give the vendor now (printed at start).
     pub token: String,
     pub rules: SourceRules,
+    /// Every token it accepts, the addresses it accepts pushes from, its rate limit.
+    pub access: Arc<access::SourceAccess>,
 }
 
 /// What every handler shares.
@@ -42,6 +46,8 @@ pub struct AppState {
     pub tags: Arc<xiansuo_domain::TagDictionary>,
     pub sources: Arc<HashMap<String, Source>>,
     pub admin_token: Arc<str>,
+    /// Reverse proxies whose X-Forwarded-For names the client (`trusted_proxies`).
+    pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
     pub max_body_bytes: usize,
     /// Ids of leads just created, for the console's live inbox (this process's pushes).
     pub new_leads: tokio::sync::broadcast::Sender<i64>,

@@ -9,7 +9,12 @@ use serde_json::json;
 use xiansuo_push::{DecodeError, decode_push};
 use xiansuo_store::{NewPush, PushRecorded, PushResult, StoreError};
 
-use crate::auth::{bearer, token_matches};
+use std::net::SocketAddr;
+
+use axum::extract::ConnectInfo;
+
+use crate::access::client_ip;
+use crate::auth::bearer;
 use crate::{ApiError, AppState, Source};
 
 #[derive(Debug, Deserialize)]
@@ -71,6 +76,7 @@ fn presented_token<'a>(params: &'a PushParams, headers: &'a HeaderMap) -> impl I
 
 pub async fn receive_push(
     State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(source_name): Path<String>,
     Query(params): Query<PushParams>,
     headers: HeaderMap,
@@ -81,14 +87,22 @@ pub async fn receive_push(
         .sources
         .get(&source_name)
         .ok_or_else(|| ApiError::NotFound(format!("no source named \"{source_name}\" is configured")))?;
-    let mut presented = presented_token(&params, &headers).peekable();
-    if presented.peek().is_none() {
+    let ip = client_ip(peer.ip(), &headers, &app.trusted_proxies);
+    if !source.access.allows(ip) {
+        tracing::warn!(source = %source.name, %ip, "push from an address the source does not accept");
+        return Err(ApiError::AddressRefused { ip, name: source.name.clone() });
+    }
+    let presented: Vec<&str> = presented_token(&params, &headers).collect();
+    if presented.is_empty() {
         return Err(ApiError::Unauthorized(
             "send the source's token as ?token=, Authorization: Bearer or X-Push-Token",
         ));
     }
-    if !presented.any(|t| token_matches(t, &source.token)) {
+    if !source.access.accepts(app.store.as_ref(), &presented).await? {
         return Err(ApiError::Unauthorized("the token is not this source's token"));
+    }
+    if let Err(wait) = source.access.take() {
+        return Err(ApiError::RateLimited { name: source.name.clone(), wait });
     }
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
 

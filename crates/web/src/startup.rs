@@ -98,9 +98,25 @@ pub async fn prepare(config: &Config) -> Result<Prepared, StartError> {
     let admin_token = resolve_token(store.as_ref(), config.admin_token.as_deref(), "admin_token").await?;
     let mut sources = Vec::new();
     for source in config.sources.values() {
-        let token =
-            resolve_token(store.as_ref(), source.token.as_deref(), &format!("source_token.{}", source.name)).await?;
-        sources.push(Source { name: source.name.clone(), token, rules: source.rules.clone() });
+        let token_key = crate::access::token_setting(&source.name);
+        let token = resolve_token(store.as_ref(), source.token.as_deref(), &token_key).await?;
+        let tokens = match &source.token {
+            Some(_) => std::iter::once(token.clone()).chain(source.previous_tokens.iter().cloned()).collect(),
+            None => crate::access::generated_tokens(store.as_ref(), &source.name).await?,
+        };
+        let access = crate::access::SourceAccess::new(
+            &source.name,
+            source.token.is_some(),
+            tokens,
+            source.allow_ips.clone(),
+            source.rate_limit,
+        );
+        sources.push(Source {
+            name: source.name.clone(),
+            token,
+            rules: source.rules.clone(),
+            access: Arc::new(access),
+        });
     }
     let initial_admin = create_first_admin(store.as_ref()).await?;
     let by_name: HashMap<String, Source> = sources.iter().map(|s| (s.name.clone(), s.clone())).collect();
@@ -109,6 +125,7 @@ pub async fn prepare(config: &Config) -> Result<Prepared, StartError> {
         tags: Arc::new(config.tags.clone()),
         sources: Arc::new(by_name),
         admin_token: Arc::from(admin_token.as_str()),
+        trusted_proxies: Arc::new(config.trusted_proxies.clone()),
         max_body_bytes: config.max_body_bytes,
         new_leads: tokio::sync::broadcast::channel(1024).0,
         login_limiter: Arc::default(),

@@ -407,6 +407,17 @@ impl Store for PostgresStore {
         self.submit(Write::Setting { key: key.to_string(), value: value.to_string() }).await?.into_setting()
     }
 
+    async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached("SELECT value FROM settings WHERE key = $1").await?;
+        Ok(client.query_opt(&stmt, &[&key]).await?.map(|r| r.try_get(0)).transpose()?)
+    }
+
+    async fn set_setting(&self, key: &str, value: Option<&str>) -> Result<(), StoreError> {
+        let write = Write::SetSetting { key: key.to_string(), value: value.map(str::to_string) };
+        self.submit(write).await.map(|_| ())
+    }
+
     async fn schema_version(&self) -> Result<i64, StoreError> {
         let client = self.client().await?;
         Ok(client.query_one("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[]).await?.get(0))

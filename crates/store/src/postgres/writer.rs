@@ -160,6 +160,18 @@ async fn apply(tx: &Transaction<'_>, write: &Write, scoring: &Scoring) -> Result
             let row = tx.query_one("SELECT value FROM settings WHERE key = $1", &[key]).await?;
             Ok(Written::Setting(row.try_get(0)?))
         }
+        Write::SetSetting { key, value: Some(value) } => {
+            tx.execute(
+                "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                &[key, value],
+            )
+            .await?;
+            Ok(Written::Done)
+        }
+        Write::SetSetting { key, value: None } => {
+            tx.execute("DELETE FROM settings WHERE key = $1", &[key]).await?;
+            Ok(Written::Done)
+        }
         // `copy_in` writes directly in a transaction of its own (nothing else writes during a copy).
         Write::Import { .. } => {
             Err(Failure::Refused(StoreError::Unavailable("imports do not go through the PostgreSQL writer".into())))

@@ -420,6 +420,22 @@ impl Store for SqliteStore {
         self.submit(Write::Setting { key: key.to_string(), value: value.to_string() }).await?.into_setting()
     }
 
+    async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let key = key.to_string();
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached("SELECT value FROM settings WHERE key = ?1")?
+                .query_row([key], |r| r.get(0))
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn set_setting(&self, key: &str, value: Option<&str>) -> Result<(), StoreError> {
+        let write = Write::SetSetting { key: key.to_string(), value: value.map(str::to_string) };
+        self.submit(write).await.map(|_| ())
+    }
+
     async fn schema_version(&self) -> Result<i64, StoreError> {
         self.read(|conn| {
             Ok(conn.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0))?)

@@ -93,6 +93,17 @@ fn apply(conn: &Connection, write: &Write, scoring: &Scoring) -> Result<Written,
             Ok(Written::Done)
         }
         Write::Setting { key, value } => setting_or_insert(conn, key, value).map(Written::Setting),
+        Write::SetSetting { key, value: Some(value) } => {
+            conn.prepare_cached(
+                "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            )?
+            .execute(params![key, value])?;
+            Ok(Written::Done)
+        }
+        Write::SetSetting { key, value: None } => {
+            conn.prepare_cached("DELETE FROM settings WHERE key = ?1")?.execute([key])?;
+            Ok(Written::Done)
+        }
         Write::Import { table, rows } => import_rows(conn, table, rows).map(|()| Written::Imported),
         Write::CreateUser { name, role, password_hash, at } => {
             let inserted = conn

@@ -70,19 +70,9 @@ pub struct LoginForm {
 /// The client address for rate limiting: the peer's address; behind a reverse proxy on this
 /// machine (a loopback peer), the hop that proxy appended to X-Forwarded-For (the last one:
 /// earlier hops are whatever the client claimed).
-fn client_key(peer: SocketAddr, headers: &HeaderMap) -> String {
-    let forwarded = || {
-        headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.rsplit(',').next())
-            .map(str::trim)
-            .filter(|v| v.parse::<std::net::IpAddr>().is_ok())
-    };
-    match forwarded().filter(|_| peer.ip().is_loopback()) {
-        Some(ip) => format!("ip:{ip}"),
-        None => format!("ip:{}", peer.ip()),
-    }
+/// The sign-in limiter's key of a client: its address, read through trusted proxies.
+fn client_key(app: &AppState, peer: SocketAddr, headers: &HeaderMap) -> String {
+    format!("ip:{}", crate::access::client_ip(peer.ip(), headers, &app.trusted_proxies))
 }
 
 pub async fn login(
@@ -99,7 +89,7 @@ pub async fn login(
             });
         Ok((axum::http::StatusCode::UNAUTHORIZED, page(page_html)).into_response())
     };
-    let ip_key = client_key(peer, &headers);
+    let ip_key = client_key(&app, peer, &headers);
     // A name that cannot exist is refused before anything is looked up, hashed or logged.
     let Ok(name) = valid_user_name(&form.name).map(str::to_string) else {
         app.login_limiter.failed(&ip_key);
