@@ -146,3 +146,57 @@ allow_ips = ["10.0.0.0/8"]
     // The peer (loopback) is no trusted proxy now: its X-Forwarded-For is ignored.
     assert_eq!(push_with(&server, "easyliao", common::PUSH_TOKEN, Some("10.1.1.1")).await.0, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn secrets_and_mobiles_never_reach_the_log() {
+    let options = Options { env: vec![("RUST_LOG".into(), "debug".into())], fixed_tokens: false, ..Options::default() };
+    let server = Server::start_with(options).await;
+    let push_token = banner_token(&server, "easyliao");
+    let admin_token = server.banner.split("Bearer ").nth(1).and_then(|s| s.split('\'').next()).unwrap().to_string();
+    let password = server.admin_password();
+    let mobile = "13355556666";
+
+    assert_eq!(push_with(&server, "easyliao", &push_token, None).await.0, StatusCode::OK);
+    // Refused bodies and tokens: the 400 quotes the body to the sender, never to the log.
+    let res = server
+        .client
+        .post(format!("{}/push/easyliao?token={push_token}", server.base))
+        .header("content-type", "application/json")
+        .body(format!("{{\"mobile\": \"{mobile}\", oops"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        push_with(&server, "easyliao", &format!("{mobile}-not-a-token"), None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    // Searches for the number, in the API and the console.
+    let res =
+        server.client.get(format!("{}/api/v1/leads?q={mobile}", server.base)).bearer_auth(&admin_token).send().await;
+    assert_eq!(res.unwrap().status(), StatusCode::OK);
+    let session = common::console::sign_in(&server, "admin", &password).await;
+    let (status, page) = common::console::get(&server, &session, &format!("/?q={mobile}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains(mobile), "the console shows it to the signed-in admin");
+    let failed = common::console::client()
+        .post(format!("{}/login", server.base))
+        .form(&[("name", "admin"), ("password", &format!("{mobile}-wrong")), ("next", "/")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(failed.status(), StatusCode::UNAUTHORIZED);
+
+    let log = server.log();
+    assert!(log.contains("signed in") && log.contains("DEBUG"), "the log is written at debug level: {log}");
+    let cookie_value = session.split('=').nth(1).unwrap();
+    for (what, secret) in [
+        ("push token", push_token.as_str()),
+        ("admin token", admin_token.as_str()),
+        ("first admin password", password.as_str()),
+        ("session cookie", cookie_value),
+        ("mobile number", mobile),
+    ] {
+        assert!(!log.contains(secret), "the {what} is in the log:\n{log}");
+    }
+}

@@ -10,7 +10,10 @@ use xiansuo_config::Config;
 pub fn run(config_file: Option<&Path>) -> Result<ExitCode, String> {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-        .with_writer(std::io::stderr)
+        // Mobile numbers are masked in every log line, whoever writes it.
+        .with_writer(|| xiansuo_web::security::MaskingWriter(std::io::stderr()))
+        // Colours only on a terminal, not in a log file or the journal.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let config = Config::load(config_file, |k| std::env::var(k).ok()).map_err(|e| e.to_string())?;
     super::runtime()?.block_on(serve(config))

@@ -137,3 +137,77 @@ mod tests {
         assert!(limiter.locked("u").is_none());
     }
 }
+
+/// Masks Chinese mobile numbers in a log line (`15804892563` → `158****2563`, also written with
+/// `+86`/`86`): logs are read by more people than the console, and a mobile is personal data.
+/// Runs of digits longer than a mobile (ids, timestamps) are left alone.
+pub fn mask_mobiles(text: &str) -> std::borrow::Cow<'_, str> {
+    let bytes = text.as_bytes();
+    let mut out: Option<String> = None;
+    let mut i = 0;
+    let mut copied = 0;
+    while i < bytes.len() {
+        if !bytes[i].is_ascii_digit() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < bytes.len() && bytes[i].is_ascii_digit() {
+            i += 1;
+        }
+        let run = &text[start..i];
+        let mobile_at = match run.len() {
+            11 => Some(start),
+            13 if run.starts_with("86") => Some(start + 2),
+            _ => None,
+        };
+        if let Some(m) = mobile_at
+            && bytes[m] == b'1'
+            && (b'3'..=b'9').contains(&bytes[m + 1])
+        {
+            let o = out.get_or_insert_with(|| String::with_capacity(text.len()));
+            o.push_str(&text[copied..m + 3]);
+            o.push_str("****");
+            copied = m + 7;
+        }
+    }
+    match out {
+        None => std::borrow::Cow::Borrowed(text),
+        Some(mut o) => {
+            o.push_str(&text[copied..]);
+            std::borrow::Cow::Owned(o)
+        }
+    }
+}
+
+/// A log writer that masks mobiles on their way out (every event, whoever logs it).
+pub struct MaskingWriter<W>(pub W);
+
+impl<W: std::io::Write> std::io::Write for MaskingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match std::str::from_utf8(buf) {
+            Ok(text) => self.0.write_all(mask_mobiles(text).as_bytes())?,
+            Err(_) => self.0.write_all(buf)?,
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+#[cfg(test)]
+mod masking_tests {
+    use super::mask_mobiles;
+
+    #[test]
+    fn mobiles_are_masked_and_other_numbers_kept() {
+        assert_eq!(mask_mobiles("call 15804892563 now"), "call 158****2563 now");
+        assert_eq!(mask_mobiles("+8613812345678,13900001111"), "+86138****5678,139****1111");
+        assert_eq!(mask_mobiles("id 1854094590123 and 12345678901"), "id 1854094590123 and 12345678901");
+        assert_eq!(mask_mobiles("01000000013100635537156211197954"), "01000000013100635537156211197954");
+        assert_eq!(mask_mobiles("手机号：13355556666。"), "手机号：133****6666。");
+        assert!(matches!(mask_mobiles("nothing here"), std::borrow::Cow::Borrowed(_)));
+    }
+}
