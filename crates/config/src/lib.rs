@@ -25,6 +25,10 @@ use serde::Deserialize;
 use toml::Spanned;
 use xiansuo_push::SourceRules;
 
+// Issue #6: assignment rules, sinks and delivery (their own module).
+pub mod routing;
+pub use routing::{DeliveryConfig, SinkConfig, SinkKind};
+
 /// The source every installation has when the configuration names none.
 pub const DEFAULT_SOURCE: &str = "easyliao";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -122,6 +126,13 @@ pub struct Config {
     /// Most connections to PostgreSQL this process opens (unused with SQLite).
     pub pool_size: usize,
     pub sources: BTreeMap<String, SourceConfig>,
+    /// The console's address as people reach it (links in notifications), without a trailing `/`.
+    pub public_url: Option<String>,
+    /// Assignment rules and the sinks' filters, as the store applies them.
+    pub routing: xiansuo_domain::routing::Routing,
+    /// Where outbound events go.
+    pub sinks: Vec<SinkConfig>,
+    pub delivery: DeliveryConfig,
 }
 
 #[derive(Debug, Deserialize)]
@@ -135,6 +146,17 @@ struct FileConfig {
     pool_size: Option<Spanned<i64>>,
     #[serde(default)]
     sources: BTreeMap<String, Spanned<FileSource>>,
+    // Issue #6 (routing.rs).
+    public_url: Option<Spanned<String>>,
+    #[serde(default)]
+    rules: Vec<Spanned<routing::FileRule>>,
+    #[serde(default)]
+    groups: BTreeMap<String, Spanned<Vec<String>>>,
+    #[serde(default)]
+    owner_map: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    sinks: Vec<Spanned<routing::FileSink>>,
+    delivery: Option<Spanned<routing::FileDelivery>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -296,7 +318,31 @@ impl Config {
                 env::PUSH_TOKEN
             )));
         }
-        Ok(Config { listen, database_url, admin_token, max_body_bytes, write_queue, pool_size, sources })
+        let built = routing::build(
+            routing::FileRouting {
+                public_url: file.public_url,
+                rules: file.rules,
+                groups: file.groups,
+                owner_map: file.owner_map,
+                sinks: file.sinks,
+                delivery: file.delivery,
+            },
+            &at,
+            &var,
+        )?;
+        Ok(Config {
+            listen,
+            database_url,
+            admin_token,
+            max_body_bytes,
+            write_queue,
+            pool_size,
+            sources,
+            public_url: built.public_url,
+            routing: built.routing,
+            sinks: built.sinks,
+            delivery: built.delivery,
+        })
     }
 }
 

@@ -7,6 +7,7 @@ mod card;
 mod event;
 mod fields;
 mod lead;
+pub mod routing;
 mod text;
 mod user;
 
