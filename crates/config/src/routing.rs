@@ -272,7 +272,9 @@ pub(crate) fn build(
         let name = r.name.as_deref().map(str::trim).unwrap_or("").to_string();
         let here = format!("rules[{i}] \"{name}\" ({where_})");
         if name.is_empty() {
-            return Err(err(format!("rules[{i}] ({where_}): every rule needs a name (it is recorded with each assignment)")));
+            return Err(err(format!(
+                "rules[{i}] ({where_}): every rule needs a name (it is recorded with each assignment)"
+            )));
         }
         if !rule_names.insert(name.clone()) {
             return Err(err(format!("{here}: another rule has this name")));
@@ -327,9 +329,8 @@ pub(crate) fn build(
                 if r.strategy.is_some() {
                     return Err(err(format!("{here}: strategy goes with group, not with assign_to")));
                 }
-                let u = xiansuo_domain::valid_user_name(user.get_ref()).map_err(|e| {
-                    err(format!("rules[{i}] \"{name}\".assign_to ({}): {e}", at(user.span())))
-                })?;
+                let u = xiansuo_domain::valid_user_name(user.get_ref())
+                    .map_err(|e| err(format!("rules[{i}] \"{name}\".assign_to ({}): {e}", at(user.span()))))?;
                 Target::User(u.to_string())
             }
             (None, Some(group)) => {
@@ -386,7 +387,9 @@ pub(crate) fn build(
                     k.get_ref()
                 ))
             })?,
-            None => return Err(err(format!("{here} ({where_}): kind is missing (webhook, wecom, dingtalk or feishu)"))),
+            None => {
+                return Err(err(format!("{here} ({where_}): kind is missing (webhook, wecom, dingtalk or feishu)")));
+            }
         };
         let url = match &s.url {
             Some(u) if valid_http_url(u.get_ref().trim()) => u.get_ref().trim().to_string(),

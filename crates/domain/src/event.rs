@@ -19,6 +19,12 @@ pub enum LeadChange {
     Note {
         text: String,
     },
+    /// Issue #6: an assignment rule (or the vendor's owner map) gave a new lead its owner.
+    AutoAssigned {
+        to: i64,
+        /// The rule's name, or `owner_map`.
+        rule: String,
+    },
 }
 
 impl LeadChange {
@@ -27,6 +33,7 @@ impl LeadChange {
             LeadChange::Status { .. } => "status",
             LeadChange::Owner { .. } => "owner",
             LeadChange::Note { .. } => "note",
+            LeadChange::AutoAssigned { .. } => "auto_assign",
         }
     }
 }

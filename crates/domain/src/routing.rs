@@ -122,7 +122,8 @@ impl Condition {
                 let prefix = matches!(field, MatchField::Province | MatchField::City);
                 field.values(source, card).iter().any(|have| {
                     values.iter().any(|want| {
-                        have.eq_ignore_ascii_case(want) || (prefix && !want.is_empty() && have.starts_with(want.as_str()))
+                        have.eq_ignore_ascii_case(want)
+                            || (prefix && !want.is_empty() && have.starts_with(want.as_str()))
                     })
                 })
             }

@@ -53,6 +53,8 @@ pub enum Write {
         update: LeadUpdate,
         at: Instant,
     },
+    /// Issue #6: the delivery worker's claims and outcomes (`crate::outbox`).
+    Outbox(crate::outbox::OutboxWrite),
 }
 
 pub enum Written {
@@ -61,6 +63,7 @@ pub enum Written {
     Imported,
     User(User),
     Event(LeadEvent),
+    Outbox(crate::outbox::OutboxWritten),
     Done,
 }
 
@@ -120,6 +123,7 @@ pub fn change_detail(change: &LeadChange) -> serde_json::Value {
         }
         LeadChange::Owner { from, to, claimed } => serde_json::json!({ "from": from, "to": to, "claimed": claimed }),
         LeadChange::Note { text } => serde_json::json!({ "text": text }),
+        LeadChange::AutoAssigned { to, rule } => serde_json::json!({ "to": to, "rule": rule }),
     }
 }
 
@@ -136,6 +140,7 @@ pub fn change_from_detail(kind: &str, detail: &serde_json::Value) -> Option<Lead
             claimed: detail.get("claimed").and_then(serde_json::Value::as_bool).unwrap_or(false),
         },
         "note" => LeadChange::Note { text: text("text")? },
+        "auto_assign" => LeadChange::AutoAssigned { to: id("to")?, rule: text("rule")? },
         _ => return None,
     })
 }

@@ -6,6 +6,8 @@
 //! key's `INSERT … ON CONFLICT` makes concurrent pushes for one visitor end as one lead; a batch
 //! that loses a deadlock against another process is retried whole.
 
+/// Issue #6: assignment and the outbox.
+pub mod outbox;
 mod writer;
 
 use std::str::FromStr;
@@ -36,6 +38,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "chat_order", include_str!("migrations/0002_chat_order.sql")),
     (3, "console", include_str!("migrations/0003_console.sql")),
     (4, "found_in_chat", include_str!("migrations/0004_found_in_chat.sql")),
+    (6, "outbox", include_str!("migrations/0006_outbox.sql")),
 ];
 
 /// Any number: the advisory lock that serializes migrations of processes starting together.
@@ -44,6 +47,8 @@ const MIGRATION_LOCK: i64 = 0x0078_6961_6e73_756f;
 pub struct PostgresStore {
     pool: Pool,
     jobs: mpsc::Sender<Job>,
+    /// Issue #6: the rules and sinks the writer applies.
+    routing: std::sync::Arc<crate::outbox::RoutingCell>,
 }
 
 /// The error with its cause: `tokio_postgres::Error` alone displays as "db error", the server's
@@ -82,8 +87,9 @@ impl PostgresStore {
             .map_err(|e| StoreError::Setup(format!("cannot set up the connection pool: {e}")))?;
         migrate(&pool).await?;
         let (jobs, queue) = mpsc::channel(write_queue.max(1));
-        tokio::spawn(writer::run(pool.clone(), queue));
-        Ok(PostgresStore { pool, jobs })
+        let routing = std::sync::Arc::new(crate::outbox::RoutingCell::default());
+        tokio::spawn(outbox::scope(std::sync::Arc::clone(&routing), writer::run(pool.clone(), queue)));
+        Ok(PostgresStore { pool, jobs, routing })
     }
 
     async fn submit(&self, write: Write) -> Result<write::Written, StoreError> {

@@ -191,6 +191,7 @@ async fn apply(tx: &Transaction<'_>, write: &Write) -> Result<Written, Failure> 
             Ok(Written::Done)
         }
         Write::UpdateLead { lead_id, by, update, at } => update_lead(tx, *lead_id, *by, update, millis(*at)).await,
+        Write::Outbox(w) => Ok(super::outbox::apply(tx, w).await?),
     }
 }
 
@@ -220,7 +221,7 @@ async fn update_lead(
         LeadChange::Owner { to, .. } => {
             tx.execute("UPDATE leads SET owner_id = $2 WHERE id = $1", &[&lead_id, to]).await?;
         }
-        LeadChange::Note { .. } => {}
+        LeadChange::Note { .. } | LeadChange::AutoAssigned { .. } => {}
     }
     let detail = change_detail(&change);
     let row = tx
@@ -229,6 +230,7 @@ async fn update_lead(
             &[&lead_id, &at, &by.user_id, &change.kind(), &detail],
         )
         .await?;
+    super::outbox::lead_changed(tx, lead_id, by, &change, at).await?; // issue #6: outbound event
     Ok(Written::Event(LeadEvent { id: row.try_get(0)?, lead_id, at, user_id: Some(by.user_id), change }))
 }
 
@@ -447,5 +449,6 @@ async fn store_card(tx: &Transaction<'_>, how: &Apply<'_>, card: &Card) -> Resul
             tx.execute(&stmt, &[&lead_id, &(inserted.len() as i64), &by_visitor]).await?;
         }
     }
+    super::outbox::card_stored(tx, how, lead_id, created, card).await?; // issue #6: assignment, outbound events
     Ok(LeadWritten { id: lead_id, created })
 }

@@ -3,6 +3,8 @@
 //!
 //! Durability: WAL with `synchronous=FULL`, so a commit is on disk before a push is answered.
 
+/// Issue #6: assignment and the outbox.
+pub mod outbox;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -33,6 +35,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "chat_order", include_str!("migrations/0002_chat_order.sql")),
     (3, "console", include_str!("migrations/0003_console.sql")),
     (4, "found_in_chat", include_str!("migrations/0004_found_in_chat.sql")),
+    (6, "outbox", include_str!("migrations/0006_outbox.sql")),
 ];
 
 /// Read connections kept open between requests.
@@ -43,6 +46,8 @@ pub struct SqliteStore {
     /// False once the writer thread has ended (by a panic, say): /healthz then fails.
     writer_alive: Arc<std::sync::atomic::AtomicBool>,
     readers: Arc<ReadPool>,
+    /// Issue #6: the rules and sinks the writer applies.
+    routing: Arc<crate::outbox::RoutingCell>,
 }
 
 impl SqliteStore {
@@ -68,15 +73,18 @@ impl SqliteStore {
         let (jobs, queue) = sync_channel(write_queue);
         let writer_alive = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let alive_guard = AliveGuard(Arc::clone(&writer_alive));
+        let routing = Arc::new(crate::outbox::RoutingCell::default());
+        let writer_routing = Arc::clone(&routing);
         std::thread::Builder::new()
             .name("xiansuo-writer".into())
             .spawn(move || {
                 let _alive = alive_guard;
+                outbox::install(writer_routing);
                 writer::run(conn, queue)
             })
             .map_err(|e| StoreError::Setup(format!("cannot start the writer thread: {e}")))?;
         let readers = Arc::new(ReadPool { path: path.to_path_buf(), idle: Mutex::new(Vec::new()) });
-        Ok(SqliteStore { jobs, writer_alive, readers })
+        Ok(SqliteStore { jobs, writer_alive, readers, routing })
     }
 
     /// Queues a write for the writer and waits for its answer, which comes after the commit.

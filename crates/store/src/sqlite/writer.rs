@@ -134,6 +134,7 @@ fn apply(conn: &Connection, write: &Write) -> Result<Written, StoreError> {
         Write::UpdateLead { lead_id, by, update, at } => {
             update_lead(conn, *lead_id, *by, update, *at).map(Written::Event)
         }
+        Write::Outbox(w) => super::outbox::apply(conn, w),
     }
 }
 
@@ -162,11 +163,13 @@ fn update_lead(
         LeadChange::Owner { to, .. } => {
             conn.prepare_cached("UPDATE leads SET owner_id = ?2 WHERE id = ?1")?.execute(params![lead_id, to])?;
         }
-        LeadChange::Note { .. } => {}
+        LeadChange::Note { .. } | LeadChange::AutoAssigned { .. } => {}
     }
     conn.prepare_cached("INSERT INTO lead_events (lead_id, at, user_id, kind, detail) VALUES (?1, ?2, ?3, ?4, ?5)")?
         .execute(params![lead_id, ms(at), by.user_id, change.kind(), change_detail(&change).to_string()])?;
-    Ok(LeadEvent { id: conn.last_insert_rowid(), lead_id, at, user_id: Some(by.user_id), change })
+    let event_id = conn.last_insert_rowid();
+    super::outbox::lead_changed(conn, lead_id, by, &change, at)?; // issue #6: outbound event
+    Ok(LeadEvent { id: event_id, lead_id, at, user_id: Some(by.user_id), change })
 }
 
 fn import_rows(conn: &Connection, table: &TableDef, rows: &[Vec<Cell>]) -> Result<(), StoreError> {
@@ -439,6 +442,7 @@ fn store_card(conn: &Connection, how: &Apply, card: &Card) -> Result<LeadWritten
         )?
         .execute(params![lead_id, added, added_by_visitor])?;
     }
+    super::outbox::card_stored(conn, how, lead_id, created, card)?; // issue #6: assignment, outbound events
     Ok(LeadWritten { id: lead_id, created })
 }
 

@@ -514,6 +514,13 @@ pub async fn lead_page(
                     ("owner", format!("把负责人从「{}」改为「{}」", name_of(*from), name_of(*to)))
                 }
                 LeadChange::Note { text } => ("note", format!("备注：{text}")),
+                // Issue #6: the rule that assigned a new lead.
+                LeadChange::AutoAssigned { to, rule } if rule == xiansuo_domain::routing::OWNER_MAP_RULE => {
+                    ("owner", format!("按易聊所属者自动分配给「{}」", name_of(Some(*to))))
+                }
+                LeadChange::AutoAssigned { to, rule } => {
+                    ("owner", format!("按规则「{rule}」自动分配给「{}」", name_of(Some(*to))))
+                }
             };
             (e.at, view::TimelineItem { time: view::full_time(e.at), who, text, kind })
         })
