@@ -17,6 +17,9 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error("cannot generate a token: {0}")]
     Random(String),
+    /// The configuration names something the database does not hold (a user in a rule).
+    #[error("{0}")]
+    Config(String),
 }
 
 /// The state to serve, and the sources with their resolved tokens (to print the push URLs).
@@ -73,6 +76,26 @@ async fn create_first_admin(store: &dyn Store) -> Result<Option<(String, String)
     }
 }
 
+/// Issue #6: every user the rules and the owner map name must exist (disabled ones are skipped
+/// when assigning, but a typo is refused here); then the writer applies the routing.
+pub async fn apply_routing(store: &dyn Store, config: &Config) -> Result<(), StartError> {
+    let mut missing = Vec::new();
+    for (name, place) in config.routing.user_names() {
+        if store.user_by_name(&name).await?.is_none() && !missing.iter().any(|(n, _): &(String, String)| *n == name) {
+            missing.push((name, place));
+        }
+    }
+    if let Some((name, place)) = missing.first() {
+        let all: Vec<&str> = missing.iter().map(|(n, _)| n.as_str()).collect();
+        return Err(StartError::Config(format!(
+            "{place} names the user \"{name}\", who does not exist (unknown users: {}): add them first, e.g. `xiansuo user add {name} --role agent`, or fix the configuration",
+            all.join(", ")
+        )));
+    }
+    store.set_routing(config.routing.clone());
+    Ok(())
+}
+
 /// Builds the application state for a configuration.
 pub async fn prepare(config: &Config) -> Result<Prepared, StartError> {
     let store = open_store(&config.database_url, config).await?;
@@ -84,6 +107,7 @@ pub async fn prepare(config: &Config) -> Result<Prepared, StartError> {
         sources.push(Source { name: source.name.clone(), token, rules: source.rules.clone() });
     }
     let initial_admin = create_first_admin(store.as_ref()).await?;
+    apply_routing(store.as_ref(), config).await?;
     let by_name: HashMap<String, Source> = sources.iter().map(|s| (s.name.clone(), s.clone())).collect();
     let state = AppState {
         store,
