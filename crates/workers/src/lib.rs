@@ -74,7 +74,8 @@ impl Worker {
 
     /// How long a claimed delivery is this worker's: past it, another worker may take it up.
     fn lease(&self) -> chrono::Duration {
-        chrono::Duration::from_std(self.delivery.timeout + Duration::from_secs(30))
+        // Twice an attempt's limit, and some: the outcome is recorded well within it.
+        chrono::Duration::from_std(self.delivery.timeout * 2 + Duration::from_secs(5))
             .unwrap_or_else(|_| chrono::Duration::seconds(60))
     }
 
