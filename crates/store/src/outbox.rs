@@ -292,12 +292,12 @@ pub fn event_data(snapshot: &Snapshot, change: Value) -> Value {
 
 /// The enabled member a group's strategy picks. `members` are the group's enabled users in
 /// the group's order (id, name); `last` the round-robin cursor; `load` a user's open leads.
-pub fn pick_member<'a>(
+pub fn pick_member(
     strategy: Strategy,
-    members: &'a [(i64, String)],
+    members: &[(i64, String)],
     last: Option<i64>,
     load: impl Fn(i64) -> i64,
-) -> Option<&'a (i64, String)> {
+) -> Option<&(i64, String)> {
     match strategy {
         Strategy::RoundRobin => {
             let after = last.and_then(|l| members.iter().position(|(id, _)| *id == l));
