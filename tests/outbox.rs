@@ -553,3 +553,48 @@ assign_to = "admin"
     let li = sign_in(&server, "li", "agent-password-123").await;
     assert_eq!(page(&server, &li, &format!("/leads/{a}")).await.0, reqwest::StatusCode::OK);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_on_one_postgresql_share_the_deliveries() {
+    // Always PostgreSQL: several instances need it.
+    let backend = common::Backend::postgres().await;
+    let hook = Receiver::start(Script { fail_next: 3, ..Default::default() }).await;
+    let delivery = "timeout_ms = 5000\nmax_attempts = 60\nbackoff_ms = 50\nmax_backoff_ms = 400\npoll_ms = 100";
+    let config = sinks_config(&hook, None, delivery);
+    let a = Server::start_with(Options {
+        backend: Some(backend.clone()),
+        config: Some(config.clone()),
+        ..Default::default()
+    })
+    .await;
+    let b = Server::start_with(Options { backend: Some(backend), config: Some(config), ..Default::default() }).await;
+    let mut leads = BTreeSet::new();
+    for round in 0..3 {
+        for v in 0..6 {
+            let server = if (round + v) % 2 == 0 { &a } else { &b };
+            let id =
+                push_card(server, &format!("0500000001310063553715621119{v:04}"), &[("note", &format!("{round}"))])
+                    .await;
+            leads.insert(id);
+        }
+    }
+    assert_eq!(leads.len(), 6);
+    wait_until(&a, "every event from both instances", || {
+        hook.hits("/hook").iter().filter(|h| h.status == 200).map(|h| h.body.clone()).collect::<BTreeSet<_>>().len()
+            >= 18
+    })
+    .await;
+    let delivered = delivered_in_order(&hook.hits("/hook"));
+    assert_eq!(delivered.len(), 18, "6 created + 12 updated");
+    for lead in &leads {
+        let kinds: Vec<&str> =
+            delivered.iter().filter(|d| d.0 == *lead).map(|d| d.2["type"].as_str().unwrap()).collect();
+        assert_eq!(kinds, vec!["lead.created", "lead.updated", "lead.updated"], "lead {lead}");
+    }
+    // Claims are exclusive: an event is sent twice only after an attempt ran out of time.
+    let successes = hook.hits("/hook").iter().filter(|h| h.status == 200).count();
+    if successes > 18 {
+        let logs = format!("{}{}", a.log(), b.log());
+        assert!(logs.contains("no answer within"), "{successes} successful deliveries of 18 events");
+    }
+}

@@ -276,6 +276,11 @@ pub(crate) fn build(
                 "rules[{i}] ({where_}): every rule needs a name (it is recorded with each assignment)"
             )));
         }
+        if name == xiansuo_domain::routing::OWNER_MAP_RULE {
+            return Err(err(format!(
+                "{here}: \"owner_map\" names assignments by the vendor's owner; choose another name"
+            )));
+        }
         if !rule_names.insert(name.clone()) {
             return Err(err(format!("{here}: another rule has this name")));
         }
@@ -564,6 +569,8 @@ backoff_ms = 50
         assert!(e.contains("kind (x.toml line 3)"), "{e}");
         let e = error("[[sinks]]\nname = \"a\"\nkind = \"wecom\"\nurl = \"http://x/\"\nevents = [\"lead.deleted\"]\n");
         assert!(e.contains("events (x.toml line 5)") && e.contains("lead.deleted"), "{e}");
+        let e = error("[[rules]]\nname = \"owner_map\"\nassign_to = \"li\"\n");
+        assert!(e.contains("choose another name"), "{e}");
         let e = error("public_url = \"leads.example.com\"\n");
         assert!(e.contains("public_url (x.toml line 1)"), "{e}");
         let e = error("[delivery]\nmax_attempts = 0\n");
