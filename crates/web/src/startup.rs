@@ -77,10 +77,18 @@ async fn create_first_admin(store: &dyn Store) -> Result<Option<(String, String)
 }
 
 /// Issue #6: every user the rules and the owner map name must exist (disabled ones are skipped
-/// when assigning, but a typo is refused here); then the writer applies the routing.
-pub async fn apply_routing(store: &dyn Store, config: &Config) -> Result<(), StartError> {
+/// when assigning, but a typo is refused here). `to_be_created`: a user this start is about to
+/// create (the first admin), checked before it is, so that a refused start creates nothing.
+pub async fn check_routing_users(
+    store: &dyn Store,
+    config: &Config,
+    to_be_created: Option<&str>,
+) -> Result<(), StartError> {
     let mut missing = Vec::new();
     for (name, place) in config.routing.user_names() {
+        if Some(name.as_str()) == to_be_created {
+            continue;
+        }
         if store.user_by_name(&name).await?.is_none() && !missing.iter().any(|(n, _): &(String, String)| *n == name) {
             missing.push((name, place));
         }
@@ -92,7 +100,6 @@ pub async fn apply_routing(store: &dyn Store, config: &Config) -> Result<(), Sta
             all.join(", ")
         )));
     }
-    store.set_routing(config.routing.clone());
     Ok(())
 }
 
@@ -106,8 +113,12 @@ pub async fn prepare(config: &Config) -> Result<Prepared, StartError> {
             resolve_token(store.as_ref(), source.token.as_deref(), &format!("source_token.{}", source.name)).await?;
         sources.push(Source { name: source.name.clone(), token, rules: source.rules.clone() });
     }
+    // Issue #6: the rules' users are checked before anything is created; then the writer
+    // applies the routing (before the first push is served).
+    let first_start = store.users().await?.is_empty();
+    check_routing_users(store.as_ref(), config, first_start.then_some("admin")).await?;
     let initial_admin = create_first_admin(store.as_ref()).await?;
-    apply_routing(store.as_ref(), config).await?;
+    store.set_routing(config.routing.clone());
     let by_name: HashMap<String, Source> = sources.iter().map(|s| (s.name.clone(), s.clone())).collect();
     let state = AppState {
         store,
