@@ -598,3 +598,36 @@ async fn two_instances_on_one_postgresql_share_the_deliveries() {
         assert!(logs.contains("no answer within"), "{successes} successful deliveries of 18 events");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_start_may_assign_to_its_admin_and_a_refused_start_creates_nobody() {
+    // A refused first start (a rule names an unknown user) leaves no admin behind whose
+    // one-time password nobody saw.
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("x.db").display());
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[[rules]]\nname = \"all\"\nassign_to = \"nobody\"\n").unwrap();
+    let xiansuo = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_xiansuo"))
+            .args(args)
+            .env("XIANSUO_DATABASE_URL", &url)
+            .env("XIANSUO_LISTEN", "127.0.0.1:0")
+            .env_remove("XIANSUO_CONFIG")
+            .output()
+            .unwrap()
+    };
+    let out = xiansuo(&["serve", "--config", bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("rule \"all\" (assign_to) names the user \"nobody\""));
+    let users = xiansuo(&["user", "list"]);
+    assert!(users.status.success());
+    assert!(String::from_utf8_lossy(&users.stdout).trim().is_empty(), "no user was created");
+
+    // The admin a first start creates may be named by the rules.
+    let config = "[[rules]]\nname = \"all\"\nassign_to = \"admin\"\n".to_string();
+    let server = Server::start_with(Options { config: Some(config), ..Default::default() }).await;
+    assert!(server.banner.contains("First start"));
+    let id = push_card(&server, "06000000013100635537156211190001", &[]).await;
+    let (_, lead) = server.get(&format!("/api/v1/leads/{id}")).await;
+    assert!(lead["owner_id"].as_i64().is_some(), "{lead}");
+}
