@@ -248,13 +248,19 @@ fn describe(e: &reqwest::Error, timeout: Duration) -> String {
     if e.is_timeout() {
         return format!("no answer within {} ms", timeout.as_millis());
     }
-    let kind = if e.is_connect() { "cannot connect" } else { "request failed" };
-    let mut text = format!("{kind}: {}", e.to_string().split(" for url").next().unwrap_or(""));
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(&format!(": {s}"));
-        source = s.source();
+    // The innermost cause says it best ("Connection refused (os error 111)").
+    let mut cause: &dyn std::error::Error = e;
+    while let Some(s) = cause.source() {
+        cause = s;
     }
+    let kind = if e.is_connect() { "cannot connect" } else { "request failed" };
+    let outer = e.to_string();
+    let outer = outer.split(" for url").next().unwrap_or("");
+    let text = if std::ptr::addr_eq(cause, e as &dyn std::error::Error) {
+        format!("{kind}: {outer}")
+    } else {
+        format!("{kind}: {cause}")
+    };
     excerpt(&text)
 }
 
