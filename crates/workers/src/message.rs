@@ -31,9 +31,17 @@ pub fn envelope(d: &ClaimedDelivery, public_url: Option<&str>) -> Value {
     })
 }
 
+/// Longest value a chat message shows (robots limit a message's size).
+const MAX_VALUE_CHARS: usize = 80;
+
 /// Text from a visitor or the vendor made inert in Markdown: no links, emphasis, headings or
-/// line breaks of its own.
+/// line breaks of its own; at most [`MAX_VALUE_CHARS`] characters.
 pub fn inert(text: &str) -> String {
+    let text: String = if text.chars().count() > MAX_VALUE_CHARS {
+        text.chars().take(MAX_VALUE_CHARS).chain(['…']).collect()
+    } else {
+        text.to_string()
+    };
     text.chars()
         .map(|c| match c {
             '[' => '［',
@@ -144,6 +152,9 @@ mod tests {
         assert!(text.contains("- 负责人：li"), "{text}");
         assert!(text.contains("- 分配规则：山西"), "{text}");
         assert!(text.ends_with("[查看线索](https://leads.example.com/leads/42)"), "{text}");
+        let long = "长".repeat(500);
+        let (_, text) = markdown(&delivery(EventKind::Created, json!({"lead": {"id": 42, "keyword": long}})), None);
+        assert!(text.contains(&format!("- 关键词：{}…", "长".repeat(80))), "{text}");
         let (_, pool) = markdown(&delivery(EventKind::Created, json!({"lead": {"id": 42}})), None);
         assert!(pool.contains("线索 #42") && pool.contains("待分配") && !pool.contains("查看线索"), "{pool}");
     }
