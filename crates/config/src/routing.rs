@@ -73,11 +73,12 @@ impl SinkKind {
         [SinkKind::Webhook, SinkKind::Wecom, SinkKind::Dingtalk, SinkKind::Feishu].into_iter().find(|k| k.as_str() == s)
     }
 
-    /// Chat robots get a message per event: by default only new and assigned leads.
+    /// Chat robots get a message per event: by default only new leads (the message names the
+    /// owner the rules gave it).
     fn default_events(self) -> Vec<EventKind> {
         match self {
             SinkKind::Webhook => EventKind::ALL.to_vec(),
-            _ => vec![EventKind::Created, EventKind::Assigned],
+            _ => vec![EventKind::Created],
         }
     }
 }

@@ -165,6 +165,7 @@ async fn rules_assign_new_leads_and_the_timeline_names_the_rule(env: Env) {
     let claimed = s.claim_deliveries(now(), now() + chrono::Duration::seconds(60), 100).await.expect("claim");
     let assigned = claimed.iter().find(|c| c.lead_id == a && c.kind == EventKind::Created).expect("created of a");
     assert_eq!(assigned.payload["lead"]["province"], json!("山西省"));
+    assert_eq!(assigned.payload["lead"]["owner"]["name"], json!("li"), "created after the rules assigned it");
     assert_eq!(assigned.payload["lead"]["id"], json!(a));
 }
 

@@ -38,8 +38,9 @@ fn current() -> Arc<Routing> {
 
 type PgResult<T> = Result<T, tokio_postgres::Error>;
 
-/// Hook of `store_card`: a new lead is assigned (owner map, then rules) and announced
-/// (`lead.created`, then `lead.assigned`); an updated one is announced (`lead.updated`).
+/// Hook of `store_card`: a new lead is assigned (owner map, then rules), then announced
+/// (`lead.created`, already with its owner, then `lead.assigned`); an updated one is announced
+/// (`lead.updated`).
 pub async fn card_stored(
     tx: &Transaction<'_>,
     how: &Apply<'_>,
@@ -55,8 +56,8 @@ pub async fn card_stored(
         let change = json!({ "push_id": how.push_id, "replay": how.fill_only });
         return enqueue_with(tx, &routing, EventKind::Updated, lead_id, change, how.at).await;
     }
-    enqueue_with(tx, &routing, EventKind::Created, lead_id, json!({ "push_id": how.push_id }), how.at).await?;
     let decisions = routing.decisions(how.source, card, how.received);
+    let mut assigned = None;
     for decision in &decisions {
         let Some((user_id, user_name)) = resolve(tx, decision, true).await? else { continue };
         tx.execute("UPDATE leads SET owner_id = $2 WHERE id = $1", &[&lead_id, &user_id]).await?;
@@ -67,10 +68,14 @@ pub async fn card_stored(
             &[&lead_id, &millis(how.at), &change.kind(), &detail],
         )
         .await?;
-        let change = assigned_change(None, Some((user_id, &user_name)), Some(decision.rule), false, None);
-        return enqueue_with(tx, &routing, EventKind::Assigned, lead_id, change, how.at).await;
+        assigned = Some(assigned_change(None, Some((user_id, &user_name)), Some(decision.rule), false, None));
+        break;
     }
-    Ok(())
+    enqueue_with(tx, &routing, EventKind::Created, lead_id, json!({ "push_id": how.push_id }), how.at).await?;
+    match assigned {
+        Some(change) => enqueue_with(tx, &routing, EventKind::Assigned, lead_id, change, how.at).await,
+        None => Ok(()),
+    }
 }
 
 /// Hook of `update_lead`: a status change or a new owner is announced.

@@ -37,8 +37,9 @@ fn ms(t: Instant) -> i64 {
     t.timestamp_millis()
 }
 
-/// Hook of `store_card`: a new lead is assigned (owner map, then rules) and announced
-/// (`lead.created`, then `lead.assigned`); an updated one is announced (`lead.updated`).
+/// Hook of `store_card`: a new lead is assigned (owner map, then rules), then announced
+/// (`lead.created`, already with its owner, then `lead.assigned`); an updated one is announced
+/// (`lead.updated`).
 pub fn card_stored(conn: &Connection, how: &Apply, lead_id: i64, created: bool, card: &Card) -> Result<(), StoreError> {
     let routing = current();
     if routing.is_empty() {
@@ -48,8 +49,8 @@ pub fn card_stored(conn: &Connection, how: &Apply, lead_id: i64, created: bool, 
         let change = json!({ "push_id": how.push_id, "replay": how.fill_only });
         return enqueue_with(conn, &routing, EventKind::Updated, lead_id, change, how.at);
     }
-    enqueue_with(conn, &routing, EventKind::Created, lead_id, json!({ "push_id": how.push_id }), how.at)?;
     let decisions = routing.decisions(how.source, card, how.received);
+    let mut assigned = None;
     for decision in &decisions {
         let Some((user_id, user_name)) = resolve(conn, decision, true)? else { continue };
         conn.prepare_cached("UPDATE leads SET owner_id = ?2 WHERE id = ?1")?.execute(params![lead_id, user_id])?;
@@ -63,10 +64,14 @@ pub fn card_stored(conn: &Connection, how: &Apply, lead_id: i64, created: bool, 
             change.kind(),
             crate::write::change_detail(&change).to_string()
         ])?;
-        let change = assigned_change(None, Some((user_id, &user_name)), Some(decision.rule), false, None);
-        return enqueue_with(conn, &routing, EventKind::Assigned, lead_id, change, how.at);
+        assigned = Some(assigned_change(None, Some((user_id, &user_name)), Some(decision.rule), false, None));
+        break;
     }
-    Ok(())
+    enqueue_with(conn, &routing, EventKind::Created, lead_id, json!({ "push_id": how.push_id }), how.at)?;
+    match assigned {
+        Some(change) => enqueue_with(conn, &routing, EventKind::Assigned, lead_id, change, how.at),
+        None => Ok(()),
+    }
 }
 
 /// Hook of `update_lead`: a status change or a new owner is announced.
