@@ -1,6 +1,7 @@
 //! Command-line interface.
 
 mod copy;
+mod rules;
 mod send;
 mod serve;
 mod token;
@@ -64,7 +65,8 @@ enum Command {
     /// ./xiansuo-data/ and one source, `easyliao`, whose token is generated on first start.
     /// Every key of the file can be set by an environment variable (XIANSUO_LISTEN,
     /// XIANSUO_DATABASE_URL, XIANSUO_ADMIN_TOKEN, XIANSUO_PUSH_TOKEN, XIANSUO_MAX_BODY_BYTES,
-    /// XIANSUO_WRITE_QUEUE, XIANSUO_POOL_SIZE), which wins over the file. Log level: RUST_LOG (default info).
+    /// XIANSUO_WRITE_QUEUE, XIANSUO_POOL_SIZE, XIANSUO_PUBLIC_URL, XIANSUO_DELIVERY_TIMEOUT_MS,
+    /// XIANSUO_DELIVERY_MAX_ATTEMPTS, XIANSUO_DELIVERY_BACKOFF_MS), which wins over the file. Log level: RUST_LOG (default info).
     Serve {
         /// TOML configuration file (see README.md, "Configuration").
         #[arg(long, short, env = "XIANSUO_CONFIG", value_name = "FILE")]
@@ -138,8 +140,36 @@ enum Command {
         #[arg(long)]
         content_type: Option<String>,
     },
+    /// Assignment rules (issue #6).
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
     /// Print the version.
     Version,
+}
+
+#[derive(Debug, Subcommand)]
+enum RulesCommand {
+    /// Show which rule each card of a push body would hit and who would get the lead; stores
+    /// nothing. Example: xiansuo rules test card.json --config xiansuo.toml
+    Test {
+        /// A push body as the vendor sends it ("-" reads standard input).
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// The source the body is pushed to.
+        #[arg(long, default_value = "easyliao")]
+        source: String,
+        /// The body's Content-Type (default: sniffed, as the push endpoint does).
+        #[arg(long)]
+        content_type: Option<String>,
+        /// When the lead arrives, for rules with hours: "YYYY-MM-DD HH:MM:SS" China time (default: now).
+        #[arg(long)]
+        at: Option<String>,
+        /// TOML configuration file with the rules (XIANSUO_* variables apply too).
+        #[arg(long, short, env = "XIANSUO_CONFIG", value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
 }
 
 pub fn run(cli: Cli) -> Result<ExitCode, String> {
@@ -151,6 +181,9 @@ pub fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::User { command, config } => user::run(command, config.as_deref()),
         Command::Token { command, config } => token::run(command, config.as_deref()),
         Command::Send { files, url, token, content_type } => send::run(&files, &url, &token, content_type.as_deref()),
+        Command::Rules { command: RulesCommand::Test { file, source, content_type, at, config } } => {
+            rules::run(rules::TestArgs { file, source, content_type, at, config })
+        }
         Command::Version => {
             println!("xiansuo {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)

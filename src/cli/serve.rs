@@ -39,6 +39,10 @@ async fn serve(config: Config) -> Result<ExitCode, String> {
         ));
     }
     out.push_str(&format!("Console: {base}/\n"));
+    if !config.sinks.is_empty() {
+        let sinks: Vec<String> = config.sinks.iter().map(|s| format!("{} ({})", s.name, s.kind.as_str())).collect();
+        out.push_str(&format!("Outbound events to: {}\n", sinks.join(", ")));
+    }
     if let Some((name, password)) = &prepared.initial_admin {
         out.push_str(&format!(
             "First start: sign in as \"{name}\" with the password {password} (shown once; add users and reset passwords under 用户)\n"
@@ -56,6 +60,8 @@ async fn serve(config: Config) -> Result<ExitCode, String> {
     xiansuo_web::startup::index_older_leads(prepared.state.store.clone(), config.scoring.clone())
         .await
         .map_err(|e| e.to_string())?;
+    // Issue #6: the outbox's delivery worker (when sinks are configured).
+    xiansuo_workers::start(prepared.state.store.clone(), &config, prepared.state.new_leads.subscribe())?;
     let app = xiansuo_web::router(prepared.state);
     // The peer's address reaches handlers (sign-in limits per client).
     axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())

@@ -28,6 +28,9 @@ use xiansuo_domain::{Scoring, TagDictionary};
 use xiansuo_push::SourceRules;
 
 mod scoring;
+// Issue #6: assignment rules, sinks and delivery (their own module).
+pub mod routing;
+pub use routing::{DeliveryConfig, SinkConfig, SinkKind};
 
 /// The source every installation has when the configuration names none.
 pub const DEFAULT_SOURCE: &str = "easyliao";
@@ -139,6 +142,13 @@ pub struct Config {
     /// Reverse proxies whose `X-Forwarded-For` names the client (for `allow_ips` and sign-in
     /// limits); from any other peer the header is ignored.
     pub trusted_proxies: Vec<IpNet>,
+    /// The console's address as people reach it (links in notifications), without a trailing `/`.
+    pub public_url: Option<String>,
+    /// Assignment rules and the sinks' filters, as the store applies them.
+    pub routing: xiansuo_domain::routing::Routing,
+    /// Where outbound events go.
+    pub sinks: Vec<SinkConfig>,
+    pub delivery: DeliveryConfig,
 }
 
 #[derive(Debug, Deserialize)]
@@ -157,6 +167,17 @@ struct FileConfig {
     score: Option<Spanned<Scoring>>,
     #[serde(default)]
     trusted_proxies: Vec<Spanned<String>>,
+    // Issue #6 (routing.rs).
+    public_url: Option<Spanned<String>>,
+    #[serde(default)]
+    rules: Vec<Spanned<routing::FileRule>>,
+    #[serde(default)]
+    groups: BTreeMap<String, Spanned<Vec<String>>>,
+    #[serde(default)]
+    owner_map: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    sinks: Vec<Spanned<routing::FileSink>>,
+    delivery: Option<Spanned<routing::FileDelivery>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -369,6 +390,18 @@ impl Config {
             .collect::<Result<Vec<_>, _>>()?;
         let tags = scoring::tags(&file.tags, &at)?;
         let scoring = scoring::scoring(file.score.as_ref(), &tags, &at)?;
+        let built = routing::build(
+            routing::FileRouting {
+                public_url: file.public_url,
+                rules: file.rules,
+                groups: file.groups,
+                owner_map: file.owner_map,
+                sinks: file.sinks,
+                delivery: file.delivery,
+            },
+            &at,
+            &var,
+        )?;
         Ok(Config {
             listen,
             database_url,
@@ -380,6 +413,10 @@ impl Config {
             tags,
             scoring,
             trusted_proxies,
+            public_url: built.public_url,
+            routing: built.routing,
+            sinks: built.sinks,
+            delivery: built.delivery,
         })
     }
 }

@@ -44,6 +44,12 @@ pub enum LeadChange {
     Dismissed {
         other: i64,
     },
+    /// Issue #6: an assignment rule (or the vendor's owner map) gave a new lead its owner.
+    AutoAssigned {
+        to: i64,
+        /// The rule's name, or `owner_map`.
+        rule: String,
+    },
 }
 
 impl LeadChange {
@@ -57,6 +63,7 @@ impl LeadChange {
             LeadChange::MergedInto { .. } => "merged_into",
             LeadChange::Unmerged { .. } => "unmerged",
             LeadChange::Dismissed { .. } => "dismissed",
+            LeadChange::AutoAssigned { .. } => "auto_assign",
         }
     }
 }

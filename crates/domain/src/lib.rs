@@ -9,6 +9,7 @@ mod fields;
 mod lead;
 mod score;
 mod tags;
+pub mod routing;
 mod text;
 mod user;
 

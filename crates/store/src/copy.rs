@@ -151,6 +151,38 @@ pub fn tables() -> Vec<TableDef> {
             columns: vec![("lead_a", Int), ("lead_b", Int), ("user_id", Int), ("at", Time)],
         },
         TableDef { name: "settings", range_key: None, order_by: "key", columns: vec![("key", Text), ("value", Text)] },
+        // Issue #6: the outbox, its deliveries, and the round-robin cursors.
+        TableDef {
+            name: "outbox_events",
+            range_key: Some("id"),
+            order_by: "id",
+            columns: vec![("id", Int), ("lead_id", Int), ("kind", Text), ("created_at", Time), ("payload", Json)],
+        },
+        TableDef {
+            name: "deliveries",
+            range_key: Some("id"),
+            order_by: "id",
+            columns: vec![
+                ("id", Int),
+                ("event_id", Int),
+                ("sink", Text),
+                ("lead_id", Int),
+                ("status", Text),
+                ("attempts", Int),
+                ("next_at", Time),
+                ("lease_until", Time),
+                ("last_error", Text),
+                ("last_status", Int),
+                ("delivered_at", Time),
+                ("updated_at", Time),
+            ],
+        },
+        TableDef {
+            name: "assignment_cursors",
+            range_key: None,
+            order_by: "group_name",
+            columns: vec![("group_name", Text), ("last_user_id", Int)],
+        },
     ]
 }
 

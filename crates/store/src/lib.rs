@@ -5,6 +5,7 @@
 //! synced) when it returns `Ok`: the push endpoint answers 2xx only after that.
 
 pub mod copy;
+pub mod outbox;
 pub mod postgres;
 mod query;
 pub mod sqlite;
@@ -287,7 +288,7 @@ pub struct Page<T> {
 /// The storage interface. SQLite implements it; a PostgreSQL implementation must need no
 /// change elsewhere.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: outbox::Outbox + Send + Sync + 'static {
     /// Keeps a push verbatim with its outcome and stores its cards; returns after the commit.
     async fn record_push(&self, push: NewPush) -> Result<PushRecorded, StoreError>;
 

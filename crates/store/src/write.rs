@@ -85,6 +85,8 @@ pub enum Write {
         contact_keys: Vec<(&'static str, String)>,
         intent_words: Vec<String>,
     },
+    /// Issue #6: the delivery worker's claims and outcomes (`crate::outbox`).
+    Outbox(crate::outbox::OutboxWrite),
 }
 
 pub enum Written {
@@ -93,6 +95,7 @@ pub enum Written {
     Imported,
     User(User),
     Event(LeadEvent),
+    Outbox(crate::outbox::OutboxWritten),
     Done,
 }
 
@@ -160,6 +163,7 @@ pub fn change_detail(change: &LeadChange) -> serde_json::Value {
         LeadChange::MergedInto { into } => serde_json::json!({ "into": into }),
         LeadChange::Unmerged { other } => serde_json::json!({ "other": other }),
         LeadChange::Dismissed { other } => serde_json::json!({ "other": other }),
+        LeadChange::AutoAssigned { to, rule } => serde_json::json!({ "to": to, "rule": rule }),
     }
 }
 
@@ -196,6 +200,7 @@ pub fn change_from_detail(kind: &str, detail: &serde_json::Value) -> Option<Lead
         "merged_into" => LeadChange::MergedInto { into: id("into")? },
         "unmerged" => LeadChange::Unmerged { other: id("other")? },
         "dismissed" => LeadChange::Dismissed { other: id("other")? },
+        "auto_assign" => LeadChange::AutoAssigned { to: id("to")?, rule: text("rule")? },
         _ => return None,
     })
 }

@@ -17,6 +17,9 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error("cannot generate a token: {0}")]
     Random(String),
+    /// The configuration names something the database does not hold (a user in a rule).
+    #[error("{0}")]
+    Config(String),
 }
 
 /// The state to serve, and the sources with their resolved tokens (to print the push URLs).
@@ -92,6 +95,33 @@ async fn create_first_admin(store: &dyn Store) -> Result<Option<(String, String)
     }
 }
 
+/// Issue #6: every user the rules and the owner map name must exist (disabled ones are skipped
+/// when assigning, but a typo is refused here). `to_be_created`: a user this start is about to
+/// create (the first admin), checked before it is, so that a refused start creates nothing.
+pub async fn check_routing_users(
+    store: &dyn Store,
+    config: &Config,
+    to_be_created: Option<&str>,
+) -> Result<(), StartError> {
+    let mut missing = Vec::new();
+    for (name, place) in config.routing.user_names() {
+        if Some(name.as_str()) == to_be_created {
+            continue;
+        }
+        if store.user_by_name(&name).await?.is_none() && !missing.iter().any(|(n, _): &(String, String)| *n == name) {
+            missing.push((name, place));
+        }
+    }
+    if let Some((name, place)) = missing.first() {
+        let all: Vec<&str> = missing.iter().map(|(n, _)| n.as_str()).collect();
+        return Err(StartError::Config(format!(
+            "{place} names the user \"{name}\", who does not exist (unknown users: {}): add them first, e.g. `xiansuo user add {name} --role agent`, or fix the configuration",
+            all.join(", ")
+        )));
+    }
+    Ok(())
+}
+
 /// Builds the application state for a configuration.
 pub async fn prepare(config: &Config) -> Result<Prepared, StartError> {
     let store = open_store(&config.database_url, config).await?;
@@ -118,7 +148,12 @@ pub async fn prepare(config: &Config) -> Result<Prepared, StartError> {
             access: Arc::new(access),
         });
     }
+    // Issue #6: the rules' users are checked before anything is created; then the writer
+    // applies the routing (before the first push is served).
+    let first_start = store.users().await?.is_empty();
+    check_routing_users(store.as_ref(), config, first_start.then_some("admin")).await?;
     let initial_admin = create_first_admin(store.as_ref()).await?;
+    store.set_routing(config.routing.clone());
     let by_name: HashMap<String, Source> = sources.iter().map(|s| (s.name.clone(), s.clone())).collect();
     let state = AppState {
         store,

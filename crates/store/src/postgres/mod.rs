@@ -6,6 +6,8 @@
 //! key's `INSERT … ON CONFLICT` makes concurrent pushes for one visitor end as one lead; a batch
 //! that loses a deadlock against another process is retried whole.
 
+/// Issue #6: assignment and the outbox.
+pub mod outbox;
 mod writer;
 
 use std::str::FromStr;
@@ -37,6 +39,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "console", include_str!("migrations/0003_console.sql")),
     (4, "found_in_chat", include_str!("migrations/0004_found_in_chat.sql")),
     (5, "contacts", include_str!("migrations/0005_contacts.sql")),
+    (6, "outbox", include_str!("migrations/0006_outbox.sql")),
 ];
 
 /// Any number: the advisory lock that serializes migrations of processes starting together.
@@ -46,6 +49,8 @@ pub struct PostgresStore {
     pool: Pool,
     jobs: mpsc::Sender<Job>,
     scoring: ScoringCell,
+    /// Issue #6: the rules and sinks the writer applies.
+    routing: std::sync::Arc<crate::outbox::RoutingCell>,
 }
 
 /// The error with its cause: `tokio_postgres::Error` alone displays as "db error", the server's
@@ -85,8 +90,9 @@ impl PostgresStore {
         migrate(&pool).await?;
         let (jobs, queue) = mpsc::channel(write_queue.max(1));
         let scoring = ScoringCell::default();
-        tokio::spawn(writer::run(pool.clone(), queue, scoring.clone()));
-        Ok(PostgresStore { pool, jobs, scoring })
+        let routing = std::sync::Arc::new(crate::outbox::RoutingCell::default());
+        tokio::spawn(outbox::scope(std::sync::Arc::clone(&routing), writer::run(pool.clone(), queue, scoring.clone())));
+        Ok(PostgresStore { pool, jobs, scoring, routing })
     }
 
     async fn submit(&self, write: Write) -> Result<write::Written, StoreError> {

@@ -230,6 +230,7 @@ async fn apply(tx: &Transaction<'_>, write: &Write, scoring: &Scoring) -> Result
             Ok(Written::Done)
         }
         Write::UpdateLead { lead_id, by, update, at } => update_lead(tx, *lead_id, *by, update, millis(*at)).await,
+        Write::Outbox(w) => Ok(super::outbox::apply(tx, w).await?),
     }
 }
 
@@ -268,6 +269,7 @@ async fn update_lead(
             &[&lead_id, &at, &by.user_id, &change.kind(), &detail],
         )
         .await?;
+    super::outbox::lead_changed(tx, lead_id, by, &change, at).await?; // issue #6: outbound event
     Ok(Written::Event(LeadEvent { id: row.try_get(0)?, lead_id, at, user_id: Some(by.user_id), change }))
 }
 
@@ -506,6 +508,7 @@ async fn store_card(
     }
     let duplicates = index_contacts(tx, lead_id, &card.contact_keys, Some(at)).await?;
     rescore_lead(tx, lead_id, scoring.intent_words_in(&card.messages), scoring).await?;
+    super::outbox::card_stored(tx, how, lead_id, created, card).await?; // issue #6: assignment, outbound events
     Ok(LeadWritten { id: lead_id, created, duplicates })
 }
 
@@ -705,8 +708,11 @@ async fn merge_leads(
     tx.execute("UPDATE leads SET merged_into = $2 WHERE id = $1", &[&merge, &keep]).await?;
     let filled = filled.iter().map(|f| f.to_string()).collect();
     record_event(tx, merge, Some(by.user_id), &LeadChange::MergedInto { into: keep }, at).await?;
+    let change = serde_json::json!({ "merged_lead_id": merge, "filled": filled, "by_user_id": by.user_id });
     let event = record_event(tx, keep, Some(by.user_id), &LeadChange::Merged { other: merge, filled }, at).await?;
     rescore_lead(tx, keep, Vec::new(), scoring).await?;
+    // Issue #6: `lead.merged` goes out through the outbox, in this transaction.
+    super::outbox::enqueue(tx, crate::outbox::EventKind::Merged, keep, change).await?;
     Ok(event)
 }
 

@@ -3,6 +3,8 @@
 //!
 //! Durability: WAL with `synchronous=FULL`, so a commit is on disk before a push is answered.
 
+/// Issue #6: assignment and the outbox.
+pub mod outbox;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -34,6 +36,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "console", include_str!("migrations/0003_console.sql")),
     (4, "found_in_chat", include_str!("migrations/0004_found_in_chat.sql")),
     (5, "contacts", include_str!("migrations/0005_contacts.sql")),
+    (6, "outbox", include_str!("migrations/0006_outbox.sql")),
 ];
 
 /// Read connections kept open between requests.
@@ -45,6 +48,8 @@ pub struct SqliteStore {
     writer_alive: Arc<std::sync::atomic::AtomicBool>,
     readers: Arc<ReadPool>,
     scoring: ScoringCell,
+    /// Issue #6: the rules and sinks the writer applies.
+    routing: Arc<crate::outbox::RoutingCell>,
 }
 
 impl SqliteStore {
@@ -72,15 +77,18 @@ impl SqliteStore {
         let alive_guard = AliveGuard(Arc::clone(&writer_alive));
         let scoring = ScoringCell::default();
         let writer_scoring = scoring.clone();
+        let routing = Arc::new(crate::outbox::RoutingCell::default());
+        let writer_routing = Arc::clone(&routing);
         std::thread::Builder::new()
             .name("xiansuo-writer".into())
             .spawn(move || {
                 let _alive = alive_guard;
+                outbox::install(writer_routing);
                 writer::run(conn, queue, writer_scoring)
             })
             .map_err(|e| StoreError::Setup(format!("cannot start the writer thread: {e}")))?;
         let readers = Arc::new(ReadPool { path: path.to_path_buf(), idle: Mutex::new(Vec::new()) });
-        Ok(SqliteStore { jobs, writer_alive, readers, scoring })
+        Ok(SqliteStore { jobs, writer_alive, readers, scoring, routing })
     }
 
     /// Queues a write for the writer and waits for its answer, which comes after the commit.

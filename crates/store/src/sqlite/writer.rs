@@ -161,6 +161,7 @@ fn apply(conn: &Connection, write: &Write, scoring: &Scoring) -> Result<Written,
         Write::UpdateLead { lead_id, by, update, at } => {
             update_lead(conn, *lead_id, *by, update, *at).map(Written::Event)
         }
+        Write::Outbox(w) => super::outbox::apply(conn, w),
     }
 }
 
@@ -193,7 +194,9 @@ fn update_lead(
     }
     conn.prepare_cached("INSERT INTO lead_events (lead_id, at, user_id, kind, detail) VALUES (?1, ?2, ?3, ?4, ?5)")?
         .execute(params![lead_id, ms(at), by.user_id, change.kind(), change_detail(&change).to_string()])?;
-    Ok(LeadEvent { id: conn.last_insert_rowid(), lead_id, at, user_id: Some(by.user_id), change })
+    let event_id = conn.last_insert_rowid();
+    super::outbox::lead_changed(conn, lead_id, by, &change, at)?; // issue #6: outbound event
+    Ok(LeadEvent { id: event_id, lead_id, at, user_id: Some(by.user_id), change })
 }
 
 fn import_rows(conn: &Connection, table: &TableDef, rows: &[Vec<Cell>]) -> Result<(), StoreError> {
@@ -493,6 +496,7 @@ fn store_card(conn: &Connection, how: &Apply, card: &Card, scoring: &Scoring) ->
     }
     let duplicates = index_contacts(conn, lead_id, &card.contact_keys, Some(at))?;
     rescore_lead(conn, lead_id, scoring.intent_words_in(&card.messages), scoring)?;
+    super::outbox::card_stored(conn, how, lead_id, created, card)?; // issue #6: assignment, outbound events
     Ok(LeadWritten { id: lead_id, created, duplicates })
 }
 
@@ -669,8 +673,11 @@ fn merge_leads(
     conn.prepare_cached("UPDATE leads SET merged_into = ?2 WHERE id = ?1")?.execute([merge, keep])?;
     let filled = filled.iter().map(|f| f.to_string()).collect();
     record_event(conn, merge, Some(by.user_id), &LeadChange::MergedInto { into: keep }, at)?;
+    let change = serde_json::json!({ "merged_lead_id": merge, "filled": filled, "by_user_id": by.user_id });
     let event = record_event(conn, keep, Some(by.user_id), &LeadChange::Merged { other: merge, filled }, at)?;
     rescore_lead(conn, keep, Vec::new(), scoring)?;
+    // Issue #6: `lead.merged` goes out through the outbox, in this transaction.
+    super::outbox::enqueue(conn, crate::outbox::EventKind::Merged, keep, change)?;
     Ok(event)
 }
 

@@ -1,6 +1,7 @@
 //! The sales console: server-rendered pages (templates compiled into the binary, assets
 //! embedded), signed-in sessions in an HttpOnly cookie, a CSRF token on every form.
 
+mod deliveries;
 mod pages;
 mod view;
 
@@ -38,6 +39,9 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/pushes/{id}/replay", post(pages::replay))
         .route("/admin/users", get(pages::users).post(pages::add_user))
         .route("/admin/users/{id}/{action}", post(pages::user_action))
+        // Issue #6: outbound deliveries.
+        .route("/admin/deliveries", get(deliveries::list))
+        .route("/admin/deliveries/{id}/redeliver", post(deliveries::redeliver))
         .route("/assets/{file}", get(asset))
 }
 

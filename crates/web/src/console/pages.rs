@@ -554,6 +554,13 @@ pub async fn lead_page(
                 LeadChange::MergedInto { into } => ("merge", format!("合并到了线索 #{into}")),
                 LeadChange::Unmerged { other } => ("merge", format!("撤销了与线索 #{other} 的合并")),
                 LeadChange::Dismissed { other } => ("merge", format!("确认与线索 #{other} 不是同一人")),
+                // Issue #6: the rule that assigned a new lead.
+                LeadChange::AutoAssigned { to, rule } if rule == xiansuo_domain::routing::OWNER_MAP_RULE => {
+                    ("owner", format!("按易聊所属者自动分配给「{}」", name_of(Some(*to))))
+                }
+                LeadChange::AutoAssigned { to, rule } => {
+                    ("owner", format!("按规则「{rule}」自动分配给「{}」", name_of(Some(*to))))
+                }
             };
             let link = match &e.change {
                 LeadChange::Duplicate { leads, .. } => leads.first().copied(),
