@@ -712,7 +712,7 @@ async fn merge_leads(
     let event = record_event(tx, keep, Some(by.user_id), &LeadChange::Merged { other: merge, filled }, at).await?;
     rescore_lead(tx, keep, Vec::new(), scoring).await?;
     // Issue #6: `lead.merged` goes out through the outbox, in this transaction.
-    super::outbox::enqueue(tx, crate::outbox::EventKind::Merged, keep, change).await?;
+    super::outbox::enqueue(tx, xiansuo_domain::routing::EventKind::Merged, keep, change).await?;
     Ok(event)
 }
 

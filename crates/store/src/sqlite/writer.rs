@@ -677,7 +677,7 @@ fn merge_leads(
     let event = record_event(conn, keep, Some(by.user_id), &LeadChange::Merged { other: merge, filled }, at)?;
     rescore_lead(conn, keep, Vec::new(), scoring)?;
     // Issue #6: `lead.merged` goes out through the outbox, in this transaction.
-    super::outbox::enqueue(conn, crate::outbox::EventKind::Merged, keep, change)?;
+    super::outbox::enqueue(conn, xiansuo_domain::routing::EventKind::Merged, keep, change)?;
     Ok(event)
 }
 
