@@ -1,6 +1,7 @@
 //! Command-line interface.
 
 mod copy;
+mod export;
 mod send;
 mod serve;
 mod user;
@@ -106,6 +107,27 @@ enum Command {
         #[arg(long)]
         content_type: Option<String>,
     },
+    /// Export the leads of a filter to a CSV (UTF-8 with BOM) or XLSX file, read from the
+    /// database directly; recorded in the export log.
+    ///
+    /// Filters are the API's (see README.md, "Export"). Example:
+    /// xiansuo export --format xlsx --out leads.xlsx --from 2026-11-01 --search-engine 百度
+    Export {
+        /// csv or xlsx.
+        #[arg(long, default_value = "csv")]
+        format: String,
+        /// The file to write.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Comma-separated column keys (default: the usual set; see README.md).
+        #[arg(long)]
+        columns: Option<String>,
+        #[command(flatten)]
+        filters: export::Filters,
+        /// TOML configuration file; only database_url is used (XIANSUO_DATABASE_URL wins).
+        #[arg(long, short, env = "XIANSUO_CONFIG", value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
     /// Print the version.
     Version,
 }
@@ -117,6 +139,9 @@ pub fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Copy { from, to } => copy::run(&from, &to),
         Command::User { command, config } => user::run(command, config.as_deref()),
         Command::Send { files, url, token, content_type } => send::run(&files, &url, &token, content_type.as_deref()),
+        Command::Export { format, out, columns, filters, config } => {
+            export::run(&format, &out, columns.as_deref(), &filters, config.as_deref())
+        }
         Command::Version => {
             println!("xiansuo {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)

@@ -134,6 +134,23 @@ pub fn tables() -> Vec<TableDef> {
                 ("detail", Json),
             ],
         },
+        TableDef {
+            name: "exports",
+            range_key: Some("id"),
+            order_by: "id",
+            columns: vec![
+                ("id", Int),
+                ("at", Time),
+                ("user_id", Int),
+                ("actor", Text),
+                ("via", Text),
+                ("format", Text),
+                ("columns", Json),
+                ("filter", Json),
+                ("rows", Int),
+                ("completed", Bool),
+            ],
+        },
         TableDef { name: "settings", range_key: None, order_by: "key", columns: vec![("key", Text), ("value", Text)] },
     ]
 }

@@ -53,6 +53,8 @@ pub enum Write {
         update: LeadUpdate,
         at: Instant,
     },
+    /// An entry of the export log.
+    Export(crate::NewExport),
 }
 
 pub enum Written {
@@ -61,6 +63,8 @@ pub enum Written {
     Imported,
     User(User),
     Event(LeadEvent),
+    /// The id of a row written.
+    Id(i64),
     Done,
 }
 
@@ -83,6 +87,13 @@ impl Written {
         match self {
             Written::Event(e) => Ok(e),
             _ => Err(StoreError::Unavailable("the writer answered a lead change with something else".into())),
+        }
+    }
+
+    pub fn into_id(self) -> Result<i64, StoreError> {
+        match self {
+            Written::Id(id) => Ok(id),
+            _ => Err(StoreError::Unavailable("the writer answered an insert with something else".into())),
         }
     }
 

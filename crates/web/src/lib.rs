@@ -5,6 +5,7 @@ mod api;
 mod auth;
 mod console;
 mod error;
+pub mod export;
 mod openapi;
 mod push;
 mod repr;
@@ -51,7 +52,9 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/leads", get(api::list_leads))
+        .route("/leads/export", get(export::api_export))
         .route("/leads/{id}", get(api::get_lead))
+        .route("/exports", get(export::api_exports))
         .route("/pushes", get(api::list_pushes))
         .route("/pushes/{id}/replay", post(api::replay_push))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));

@@ -53,6 +53,22 @@ fn lead_schema() -> Value {
     json!({ "type": "object", "required": required, "properties": props })
 }
 
+/// The lead filters the dashboard's segments link to (exact matches unless said otherwise).
+fn attribution_params() -> Vec<Value> {
+    let q = |name: &str, description: &str| json!({ "name": name, "in": "query", "required": false, "schema": { "type": "string" }, "description": description });
+    vec![
+        q("keyword", "exact search keyword (搜索词)"),
+        q("bidding_word", "exact bidding word (关键词)"),
+        q("promotion_id", "exact promotion id"),
+        q("site_name", "exact site name"),
+        q("device_type", "exact device type"),
+        q("subject_name", "exact subject (项目)"),
+        q("school_name", "exact campus (校区)"),
+        q("search_host", "exact search host"),
+        q("landing", "landing page: first_url without its query string and fragment"),
+    ]
+}
+
 fn document_value() -> Value {
     let error = json!({ "$ref": "#/components/schemas/Error" });
     let err = |description: &str| json!({ "description": description, "content": { "application/json": { "schema": error.clone() } } });
@@ -86,7 +102,15 @@ fn document_value() -> Value {
         time_param("to", "received before (a date includes that whole day)"),
         json!({ "name": "sort", "in": "query", "required": false, "schema": { "type": "string", "enum": ["-received_at", "received_at", "-updated_at", "updated_at", "-create_time", "create_time"] } }),
     ];
+    lead_params.extend(attribution_params());
+    let filter_params = lead_params.clone();
     lead_params.extend(page_params.clone());
+    let mut export_params = vec![
+        json!({ "name": "format", "in": "query", "required": false, "schema": { "type": "string", "enum": ["csv", "xlsx"] }, "description": "csv (UTF-8 with BOM, the default) or xlsx" }),
+        json!({ "name": "columns", "in": "query", "required": false, "schema": { "type": "string" }, "description": "comma-separated column keys (lead keys such as id, status, owner, received_at, landing, or canonical card keys); the default set when absent" }),
+    ];
+    export_params.extend(filter_params.clone());
+    let export_log_params = page_params.clone();
     let mut push_params = vec![
         json!({ "name": "outcome", "in": "query", "required": false, "schema": { "type": "string", "enum": ["accepted", "ignored", "rejected"] } }),
         q("source", "source name"),
@@ -153,6 +177,14 @@ fn document_value() -> Value {
                     "replayed_at": { "type": ["string", "null"], "format": "date-time" }, "replay_count": { "type": "integer" },
                     "body": { "type": ["string", "null"], "description": "the body verbatim, when it is UTF-8" },
                     "body_base64": { "type": ["string", "null"], "description": "the body in base64, when it is not UTF-8" } } },
+                "Export": { "type": "object", "required": ["id", "at", "user_id", "actor", "via", "format", "columns", "filter", "rows", "completed"], "properties": {
+                    "id": { "type": "integer" }, "at": { "type": "string", "format": "date-time" },
+                    "user_id": { "type": ["integer", "null"], "description": "null: the admin token or the command line" },
+                    "actor": { "type": "string" }, "via": { "type": "string", "enum": ["api", "console", "cli"] },
+                    "format": { "type": "string", "enum": ["csv", "xlsx"] }, "columns": { "type": "array", "items": { "type": "string" } },
+                    "filter": { "type": "object", "additionalProperties": { "type": "string" } },
+                    "rows": { "type": "integer" }, "completed": { "type": "boolean", "description": "false when the download was cut short" } } },
+                "ExportPage": page_of("Export"),
                 "LeadPage": page_of("Lead"),
                 "PushPage": page_of("Push"),
             }
@@ -181,6 +213,14 @@ fn document_value() -> Value {
             "/api/openapi.json": { "get": { "summary": "This document", "responses": { "200": { "description": "OpenAPI 3.1", "content": { "application/json": { "schema": { "type": "object" } } } } } } },
             "/api/v1/leads": { "get": { "summary": "List leads, newest first", "security": [{ "admin": [] }], "parameters": lead_params,
                 "responses": { "200": ok("a page of leads", "LeadPage"), "400": err("a parameter is invalid"), "401": err("missing or wrong admin token") } } },
+            "/api/v1/leads/export": { "get": { "summary": "Export the leads of a filter (the lead list's filters) as CSV or XLSX, with Chinese headers; recorded in the export log", "security": [{ "admin": [] }], "parameters": export_params,
+                "responses": {
+                    "200": { "description": "the file, streamed", "content": {
+                        "text/csv": { "schema": { "type": "string" } },
+                        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": { "schema": { "type": "string", "contentEncoding": "binary" } } } },
+                    "400": err("a parameter is invalid"), "401": err("missing or wrong token"), "503": err("database unavailable") } } },
+            "/api/v1/exports": { "get": { "summary": "The export log, newest first", "security": [{ "admin": [] }], "parameters": export_log_params,
+                "responses": { "200": ok("a page of exports", "ExportPage"), "400": err("a parameter is invalid"), "401": err("missing or wrong token"), "403": err("an agent's token") } } },
             "/api/v1/leads/{id}": { "get": { "summary": "One lead with its transcript and pushes", "security": [{ "admin": [] }], "parameters": [id_param("lead")],
                 "responses": { "200": ok("the lead", "LeadDetail"), "401": err("missing or wrong admin token"), "404": err("no such lead") } } },
             "/api/v1/pushes": { "get": { "summary": "The push log, newest first, bodies verbatim", "security": [{ "admin": [] }], "parameters": push_params,

@@ -2,6 +2,7 @@
 //! embedded), signed-in sessions in an HttpOnly cookie, a CSRF token on every form.
 
 mod pages;
+mod reports;
 mod view;
 
 use axum::Router;
@@ -35,6 +36,8 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/pushes/{id}/replay", post(pages::replay))
         .route("/admin/users", get(pages::users).post(pages::add_user))
         .route("/admin/users/{id}/{action}", post(pages::user_action))
+        .route("/export", get(reports::export))
+        .route("/admin/exports", get(reports::exports))
         .route("/assets/{file}", get(asset))
 }
 
