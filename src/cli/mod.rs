@@ -2,6 +2,7 @@
 
 mod copy;
 mod export;
+mod import;
 mod send;
 mod serve;
 mod user;
@@ -128,6 +129,26 @@ enum Command {
         #[arg(long, short, env = "XIANSUO_CONFIG", value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// Load cards from a file through the push endpoint's decoder, recorded like pushes.
+    ///
+    /// FILE is JSON (one card, an array, or {"data": [...]}), NDJSON (one body per line) or CSV
+    /// with a header row (Chinese field labels, canonical keys and vendor keys are recognized;
+    /// --mapping overrides). Prints accepted, ignored and rejected cards with their line; exits
+    /// 1 when a card was rejected. Example: xiansuo import leads.csv --mapping columns.toml
+    Import {
+        /// The file to load.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// The configured source the cards are recorded under (needed when there are several).
+        #[arg(long)]
+        source: Option<String>,
+        /// CSV only: a TOML table (or JSON object) of "header" = "canonical key"; "" drops a column.
+        #[arg(long, value_name = "FILE")]
+        mapping: Option<PathBuf>,
+        /// TOML configuration file: database_url and the sources' rules (XIANSUO_* win).
+        #[arg(long, short, env = "XIANSUO_CONFIG", value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
     /// Print the version.
     Version,
 }
@@ -141,6 +162,9 @@ pub fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Send { files, url, token, content_type } => send::run(&files, &url, &token, content_type.as_deref()),
         Command::Export { format, out, columns, filters, config } => {
             export::run(&format, &out, columns.as_deref(), &filters, config.as_deref())
+        }
+        Command::Import { file, source, mapping, config } => {
+            import::run(&file, source.as_deref(), mapping.as_deref(), config.as_deref())
         }
         Command::Version => {
             println!("xiansuo {}", env!("CARGO_PKG_VERSION"));
