@@ -1,6 +1,7 @@
 //! Command-line interface.
 
 mod copy;
+mod demo;
 mod export;
 mod import;
 mod send;
@@ -149,6 +150,21 @@ enum Command {
         #[arg(long, short, env = "XIANSUO_CONFIG", value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// Fill the configured database with realistic generated leads, to try the console and the
+    /// reports: names, cities, keywords, landing pages and transcripts, spread over the last six
+    /// months, claimed and worked by a few generated agents (printed with their passwords).
+    ///
+    /// The same --seed gives the same leads; running it again adds nothing twice.
+    Demo {
+        /// How many leads.
+        #[arg(long, default_value_t = 1000)]
+        leads: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// TOML configuration file: database_url and the source (XIANSUO_* win).
+        #[arg(long, short, env = "XIANSUO_CONFIG", value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
     /// Print the version.
     Version,
 }
@@ -166,6 +182,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Import { file, source, mapping, config } => {
             import::run(&file, source.as_deref(), mapping.as_deref(), config.as_deref())
         }
+        Command::Demo { leads, seed, config } => demo::run(leads, seed, config.as_deref()),
         Command::Version => {
             println!("xiansuo {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)
