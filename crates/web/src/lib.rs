@@ -11,6 +11,7 @@ mod push;
 mod repr;
 pub mod security;
 pub mod startup;
+pub mod stats;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -55,6 +56,7 @@ pub fn router(state: AppState) -> Router {
         .route("/leads/export", get(export::api_export))
         .route("/leads/{id}", get(api::get_lead))
         .route("/exports", get(export::api_exports))
+        .route("/stats", get(stats::api_stats))
         .route("/pushes", get(api::list_pushes))
         .route("/pushes/{id}/replay", post(api::replay_push))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));

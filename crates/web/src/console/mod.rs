@@ -1,6 +1,7 @@
 //! The sales console: server-rendered pages (templates compiled into the binary, assets
 //! embedded), signed-in sessions in an HttpOnly cookie, a CSRF token on every form.
 
+mod dashboard;
 mod pages;
 mod reports;
 mod view;
@@ -37,6 +38,7 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/users", get(pages::users).post(pages::add_user))
         .route("/admin/users/{id}/{action}", post(pages::user_action))
         .route("/export", get(reports::export))
+        .route("/dashboard", get(dashboard::dashboard))
         .route("/admin/exports", get(reports::exports))
         .route("/assets/{file}", get(asset))
 }
