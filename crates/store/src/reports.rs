@@ -100,6 +100,12 @@ pub fn fact_select() -> String {
         .join(", ")
 }
 
+/// Whether the covering index `leads_report` holds every column a filter reads (the search
+/// `q`, `source` and the vendor's `user_id` are not in it).
+pub fn covered(q: &crate::LeadQuery) -> bool {
+    q.q.as_deref().is_none_or(|t| t.trim().is_empty()) && q.source.is_none() && q.user_id.is_none()
+}
+
 /// How many columns precede the dimensions in a fact row.
 pub const FACT_FIXED: usize = 5;
 
@@ -219,6 +225,10 @@ pub struct FactRow<'a> {
     pub values: Vec<Option<&'a str>>,
 }
 
+/// Segments by value. (The default hasher: the values come from pushes, so a cheaper hash
+/// would let someone who sends crafted keywords slow the report down.)
+type Groups = HashMap<String, Group>;
+
 #[derive(Default)]
 struct Group {
     label: Option<String>,
@@ -228,9 +238,10 @@ struct Group {
 /// Accumulates fact rows into [`LeadStats`].
 pub struct Aggregator {
     counts: Counts,
-    days: BTreeMap<chrono::NaiveDate, Counts>,
+    /// By day number since the epoch, China time.
+    days: BTreeMap<i64, Counts>,
     hours: [u64; 24],
-    groups: Vec<HashMap<String, Group>>,
+    groups: Vec<Groups>,
     follow: HashMap<Option<i64>, Vec<i64>>,
 }
 
@@ -240,7 +251,7 @@ impl Default for Aggregator {
             counts: Counts::default(),
             days: BTreeMap::new(),
             hours: [0; 24],
-            groups: DIMENSIONS.iter().map(|_| HashMap::new()).collect(),
+            groups: DIMENSIONS.iter().map(|_| Groups::default()).collect(),
             follow: HashMap::new(),
         }
     }
@@ -251,23 +262,35 @@ impl Aggregator {
         let status = LeadStatus::ALL.iter().position(|s| s.as_str() == row.status).unwrap_or(0);
         let contact = row.mobile.is_some_and(valid_mobile);
         self.counts.add(status, contact);
-        let local = row.received_at.with_timezone(&CHINA_TIME);
-        self.days.entry(local.date_naive()).or_default().add(status, contact);
-        self.hours[chrono::Timelike::hour(&local) as usize % 24] += 1;
+        // China time is UTC+8 all year: the day and hour come from the epoch seconds.
+        let secs = row.received_at.timestamp() + i64::from(CHINA_TIME.local_minus_utc());
+        let (day, hour) = (secs.div_euclid(86_400), secs.rem_euclid(86_400) / 3600);
+        self.days.entry(day).or_default().add(status, contact);
+        self.hours[hour as usize] += 1;
         let mut values = row.values.iter();
+        let mut owner = String::new();
         for (d, groups) in DIMENSIONS.iter().zip(self.groups.iter_mut()) {
-            let (value, label) = match d.column {
-                None => (row.owner_id.map(|o| o.to_string()).unwrap_or_default(), None),
+            let (value, label): (&str, Option<&str>) = match d.column {
+                None => {
+                    if let Some(o) = row.owner_id {
+                        owner = o.to_string();
+                    }
+                    (owner.as_str(), None)
+                }
                 Some(_) => {
                     let v = values.next().copied().flatten().unwrap_or("").trim();
                     match d.key {
-                        "landing" => (landing_page(v).to_string(), None),
-                        "tag" => (v.to_string(), row.tag_name.filter(|n| !n.trim().is_empty())),
-                        _ => (v.to_string(), None),
+                        "landing" => (landing_page(v), None),
+                        "tag" => (v, row.tag_name.filter(|n| !n.trim().is_empty())),
+                        _ => (v, None),
                     }
                 }
             };
-            let group = groups.entry(value).or_default();
+            // Looked up by reference: a value is copied only the first time it is seen.
+            let group = match groups.get_mut(value) {
+                Some(g) => g,
+                None => groups.entry(value.to_string()).or_default(),
+            };
             if group.label.is_none()
                 && let Some(l) = label
             {
@@ -329,9 +352,10 @@ impl Aggregator {
             })
             .collect();
         follow_up.sort_by_key(|f| (f.owner_id.is_none(), f.owner_id));
+        let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
         LeadStats {
             counts: self.counts,
-            days: self.days.into_iter().collect(),
+            days: self.days.into_iter().map(|(d, c)| (epoch + chrono::Duration::days(d), c)).collect(),
             hours: self.hours,
             dimensions,
             follow_up,

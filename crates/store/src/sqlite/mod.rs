@@ -637,7 +637,10 @@ impl Store for SqliteStore {
             let (where_, params) = lead_where(&query, &DIALECT);
             let params = sql_params(params);
             let mut agg = Aggregator::default();
-            let mut stmt = conn.prepare_cached(&format!("SELECT {} FROM leads l {where_}", fact_select()))?;
+            // The covering index answers the report alone unless the filter reads other columns
+            // (then a plain scan beats an index scan that looks up every row).
+            let hint = if crate::reports::covered(&query) { "INDEXED BY leads_report" } else { "" };
+            let mut stmt = conn.prepare_cached(&format!("SELECT {} FROM leads l {hint} {where_}", fact_select()))?;
             let mut rows = stmt.query(params_from_iter(params.iter()))?;
             let dims = crate::reports::DIMENSIONS.iter().filter(|d| d.column.is_some()).count();
             while let Some(r) = rows.next()? {
@@ -660,7 +663,7 @@ impl Store for SqliteStore {
             let sql = format!(
                 "SELECT l.owner_id, l.received_at, (SELECT MIN(e.at) FROM lead_events e
                      WHERE e.kind IN ('status', 'note') AND e.lead_id = l.id) AS first
-                 FROM leads l {where_}"
+                 FROM leads l {hint} {where_}"
             );
             let mut stmt = conn.prepare_cached(&sql)?;
             let mut rows = stmt.query(params_from_iter(params.iter()))?;
