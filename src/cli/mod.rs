@@ -2,6 +2,9 @@
 
 mod copy;
 mod rules;
+mod demo;
+mod export;
+mod import;
 mod send;
 mod serve;
 mod token;
@@ -145,6 +148,62 @@ enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
+    /// Export the leads of a filter to a CSV (UTF-8 with BOM) or XLSX file, read from the
+    /// database directly; recorded in the export log.
+    ///
+    /// Filters are the API's (see README.md, "Export"). Example:
+    /// xiansuo export --format xlsx --out leads.xlsx --from 2026-11-01 --search-engine 百度
+    Export {
+        /// csv or xlsx.
+        #[arg(long, default_value = "csv")]
+        format: String,
+        /// The file to write.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Comma-separated column keys (default: the usual set; see README.md).
+        #[arg(long)]
+        columns: Option<String>,
+        #[command(flatten)]
+        filters: export::Filters,
+        /// TOML configuration file; only database_url is used (XIANSUO_DATABASE_URL wins).
+        #[arg(long, short, env = "XIANSUO_CONFIG", value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Load cards from a file through the push endpoint's decoder, recorded like pushes.
+    ///
+    /// FILE is JSON (one card, an array, or {"data": [...]}), NDJSON (one body per line) or CSV
+    /// with a header row (Chinese field labels, canonical keys and vendor keys are recognized;
+    /// --mapping overrides). Prints accepted, ignored and rejected cards with their line; exits
+    /// 1 when a card was rejected. Example: xiansuo import leads.csv --mapping columns.toml
+    Import {
+        /// The file to load.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// The configured source the cards are recorded under (needed when there are several).
+        #[arg(long)]
+        source: Option<String>,
+        /// CSV only: a TOML table (or JSON object) of "header" = "canonical key"; "" drops a column.
+        #[arg(long, value_name = "FILE")]
+        mapping: Option<PathBuf>,
+        /// TOML configuration file: database_url and the sources' rules (XIANSUO_* win).
+        #[arg(long, short, env = "XIANSUO_CONFIG", value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Fill the configured database with realistic generated leads, to try the console and the
+    /// reports: names, cities, keywords, landing pages and transcripts, spread over the last six
+    /// months, claimed and worked by a few generated agents (printed with their passwords).
+    ///
+    /// The same --seed gives the same leads; running it again adds nothing twice.
+    Demo {
+        /// How many leads.
+        #[arg(long, default_value_t = 1000)]
+        leads: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// TOML configuration file: database_url and the source (XIANSUO_* win).
+        #[arg(long, short, env = "XIANSUO_CONFIG", value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
     /// Print the version.
     Version,
 }
@@ -184,6 +243,13 @@ pub fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Rules { command: RulesCommand::Test { file, source, content_type, at, config } } => {
             rules::run(rules::TestArgs { file, source, content_type, at, config })
         }
+        Command::Export { format, out, columns, filters, config } => {
+            export::run(&format, &out, columns.as_deref(), &filters, config.as_deref())
+        }
+        Command::Import { file, source, mapping, config } => {
+            import::run(&file, source.as_deref(), mapping.as_deref(), config.as_deref())
+        }
+        Command::Demo { leads, seed, config } => demo::run(leads, seed, config.as_deref()),
         Command::Version => {
             println!("xiansuo {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)

@@ -150,6 +150,23 @@ pub fn tables() -> Vec<TableDef> {
             order_by: "lead_a, lead_b",
             columns: vec![("lead_a", Int), ("lead_b", Int), ("user_id", Int), ("at", Time)],
         },
+        TableDef {
+            name: "exports",
+            range_key: Some("id"),
+            order_by: "id",
+            columns: vec![
+                ("id", Int),
+                ("at", Time),
+                ("user_id", Int),
+                ("actor", Text),
+                ("via", Text),
+                ("format", Text),
+                ("columns", Json),
+                ("filter", Json),
+                ("rows", Int),
+                ("completed", Bool),
+            ],
+        },
         TableDef { name: "settings", range_key: None, order_by: "key", columns: vec![("key", Text), ("value", Text)] },
         // Issue #6: the outbox, its deliveries, and the round-robin cursors.
         TableDef {

@@ -8,6 +8,7 @@ pub mod copy;
 pub mod outbox;
 pub mod postgres;
 mod query;
+pub mod reports;
 pub mod sqlite;
 #[cfg(feature = "test-support")]
 pub mod testing;
@@ -15,6 +16,7 @@ mod write;
 
 use async_trait::async_trait;
 use copy::{Cell, TableDef};
+pub use reports::{ExportEntry, LeadCursor, LeadStats, NewExport};
 use xiansuo_domain::{Card, Instant, Lead, LeadEvent, LeadStatus, Message, PushOutcomeKind, Role, Scoring, User};
 
 /// Why a storage call failed.
@@ -199,6 +201,12 @@ pub struct LeadQuery {
     pub from: Option<Instant>,
     /// Received before.
     pub to: Option<Instant>,
+    /// Exact matches on canonical columns named in [`reports::FILTER_FIELDS`] (others are
+    /// ignored): keyword, bidding_word, promotion_id, site_name, device_type, subject_name,
+    /// school_name, search_host.
+    pub fields: Vec<(&'static str, String)>,
+    /// A landing page: `first_url` equal to it, or to it followed by a query or fragment.
+    pub landing: Option<String>,
     pub page: u32,
     pub per_page: u32,
     pub sort: LeadSort,
@@ -398,4 +406,23 @@ pub trait Store: outbox::Outbox + Send + Sync + 'static {
 
     /// After `copy_in`: makes new rows get ids after the copied ones.
     async fn after_copy(&self) -> Result<(), StoreError>;
+
+    /// Records an export in the export log; returns its id.
+    async fn record_export(&self, export: NewExport) -> Result<i64, StoreError>;
+
+    /// The export log, newest first.
+    async fn list_exports(&self, page: u32, per_page: u32) -> Result<Page<ExportEntry>, StoreError>;
+
+    /// Up to `limit` leads of a filter after `after`, by `received_at` then id: oldest first
+    /// when the query's sort is `received_at`, newest first otherwise. Streamed exports read the
+    /// filter batch by batch this way (keyset paging: each batch costs the same however far in).
+    async fn lead_batch(
+        &self,
+        query: &LeadQuery,
+        after: Option<LeadCursor>,
+        limit: u32,
+    ) -> Result<Vec<Lead>, StoreError>;
+
+    /// The dashboard's figures for a filter, with the `top` largest segments per dimension.
+    async fn lead_stats(&self, query: &LeadQuery, top: usize) -> Result<LeadStats, StoreError>;
 }

@@ -101,6 +101,19 @@ pub fn lead_where(q: &LeadQuery, dialect: &Dialect) -> (String, Vec<Param>) {
         let ph = c.bind(Param::Time(millis(to)));
         c.clauses.push(format!("l.received_at < {ph}"));
     }
+    for (column, value) in &q.fields {
+        if crate::reports::FILTER_FIELDS.contains(column) {
+            c.eq(&format!("l.{column}"), Some(value));
+        }
+    }
+    if let Some(page) = q.landing.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
+        let n = page.chars().count();
+        let ph = c.bind(Param::Text(page.to_string()));
+        c.clauses.push(format!(
+            "(l.first_url = {ph} OR (substr(l.first_url, 1, {n}) = {ph} AND substr(l.first_url, {}, 1) IN ('?', '#')))",
+            n + 1
+        ));
+    }
     if let Some(text) = q.q.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
         let ph = c.bind(Param::Text(like_pattern(text)));
         let like = dialect.like;
@@ -108,6 +121,27 @@ pub fn lead_where(q: &LeadQuery, dialect: &Dialect) -> (String, Vec<Param>) {
         c.clauses.push(format!("({})", any.join(" OR ")));
     }
     c.finish()
+}
+
+/// A lead query's `WHERE …` continued after a cursor, and the `ORDER BY` of [`crate::Store::lead_batch`]:
+/// by `received_at` then id, ascending when the query's sort is `received_at`.
+pub fn lead_batch_where(
+    q: &LeadQuery,
+    after: Option<crate::LeadCursor>,
+    dialect: &Dialect,
+) -> (String, Vec<Param>, &'static str) {
+    let (where_, mut params) = lead_where(q, dialect);
+    let asc = q.sort == LeadSort::ReceivedAsc;
+    let order = if asc { "l.received_at ASC, l.id ASC" } else { "l.received_at DESC, l.id DESC" };
+    let Some(cursor) = after else { return (where_, params, order) };
+    params.push(Param::Time(millis(cursor.received_at)));
+    let at = (dialect.placeholder)(params.len());
+    params.push(Param::Int(cursor.id));
+    let id = (dialect.placeholder)(params.len());
+    let op = if asc { ">" } else { "<" };
+    let cond = format!("(l.received_at {op} {at} OR (l.received_at = {at} AND l.id {op} {id}))");
+    let where_ = if where_.is_empty() { format!("WHERE {cond}") } else { format!("{where_} AND {cond}") };
+    (where_, params, order)
 }
 
 /// `WHERE …` over `pushes p` for a push log query, and its parameters.

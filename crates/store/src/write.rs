@@ -87,6 +87,8 @@ pub enum Write {
     },
     /// Issue #6: the delivery worker's claims and outcomes (`crate::outbox`).
     Outbox(crate::outbox::OutboxWrite),
+    /// An entry of the export log.
+    Export(crate::NewExport),
 }
 
 pub enum Written {
@@ -96,6 +98,8 @@ pub enum Written {
     User(User),
     Event(LeadEvent),
     Outbox(crate::outbox::OutboxWritten),
+    /// The id of a row written.
+    Id(i64),
     Done,
 }
 
@@ -118,6 +122,13 @@ impl Written {
         match self {
             Written::Event(e) => Ok(e),
             _ => Err(StoreError::Unavailable("the writer answered a lead change with something else".into())),
+        }
+    }
+
+    pub fn into_id(self) -> Result<i64, StoreError> {
+        match self {
+            Written::Id(id) => Ok(id),
+            _ => Err(StoreError::Unavailable("the writer answered an insert with something else".into())),
         }
     }
 

@@ -31,6 +31,71 @@ pub struct LeadParams {
     page: Option<String>,
     per_page: Option<String>,
     sort: Option<String>,
+    // Attribution filters (the dashboard's segments link to them).
+    keyword: Option<String>,
+    bidding_word: Option<String>,
+    promotion_id: Option<String>,
+    site_name: Option<String>,
+    device_type: Option<String>,
+    subject_name: Option<String>,
+    school_name: Option<String>,
+    search_host: Option<String>,
+    landing: Option<String>,
+}
+
+impl LeadParams {
+    /// The attribution filters given, as (column, value).
+    fn field_filters(&mut self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        for (column, value) in [
+            ("keyword", self.keyword.take()),
+            ("bidding_word", self.bidding_word.take()),
+            ("promotion_id", self.promotion_id.take()),
+            ("site_name", self.site_name.take()),
+            ("device_type", self.device_type.take()),
+            ("subject_name", self.subject_name.take()),
+            ("school_name", self.school_name.take()),
+            ("search_host", self.search_host.take()),
+        ] {
+            if let Some(v) = non_empty(value) {
+                out.push((column, v));
+            }
+        }
+        out
+    }
+
+    /// The filter's parameters as given (for the export log), paging left out.
+    pub fn filter_json(&self) -> Value {
+        let mut m = serde_json::Map::new();
+        for (k, v) in [
+            ("q", &self.q),
+            ("status", &self.status),
+            ("source", &self.source),
+            ("province", &self.province),
+            ("city", &self.city),
+            ("search_engine", &self.search_engine),
+            ("ntag_id", &self.ntag_id),
+            ("user_id", &self.user_id),
+            ("owner", &self.owner),
+            ("from", &self.from),
+            ("to", &self.to),
+            ("sort", &self.sort),
+            ("keyword", &self.keyword),
+            ("bidding_word", &self.bidding_word),
+            ("promotion_id", &self.promotion_id),
+            ("site_name", &self.site_name),
+            ("device_type", &self.device_type),
+            ("subject_name", &self.subject_name),
+            ("school_name", &self.school_name),
+            ("search_host", &self.search_host),
+            ("landing", &self.landing),
+        ] {
+            if let Some(v) = v.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
+                m.insert(k.into(), json!(v));
+            }
+        }
+        Value::Object(m)
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -110,15 +175,25 @@ fn owner_filter(value: Option<String>) -> Result<Option<OwnerFilter>, ApiError> 
     }
 }
 
+/// `page`: from 1.
+pub fn page_number(value: Option<String>) -> Result<u32, ApiError> {
+    number("page", value, 1, u32::MAX / MAX_PER_PAGE)
+}
+
+/// `per_page`: 1 to 200, 50 by default.
+pub fn per_page_number(value: Option<String>) -> Result<u32, ApiError> {
+    number("per_page", value, DEFAULT_PER_PAGE, MAX_PER_PAGE)
+}
+
 fn page_json(page: &Page<Value>) -> Value {
     json!({ "total": page.total, "page": page.page, "per_page": page.per_page, "items": page.items })
 }
 
-pub async fn list_leads(
-    State(app): State<AppState>,
-    Extension(principal): Extension<Principal>,
-    ApiQuery(p): ApiQuery<LeadParams>,
-) -> Result<Json<Value>, ApiError> {
+/// The lead filter of API parameters, with the caller's visibility: the one filter of the lead
+/// list, the export and the stats.
+pub fn lead_query(mut p: LeadParams, principal: &Principal) -> Result<LeadQuery, ApiError> {
+    let fields = p.field_filters();
+    let landing = non_empty(p.landing.take());
     let status = match given("status", p.status)? {
         None => None,
         Some(s) => Some(LeadStatus::parse(&s).ok_or_else(|| {
@@ -152,7 +227,18 @@ pub async fn list_leads(
         page: number("page", p.page, 1, u32::MAX / MAX_PER_PAGE)?,
         per_page: number("per_page", p.per_page, DEFAULT_PER_PAGE, MAX_PER_PAGE)?,
         sort,
+        fields,
+        landing,
     };
+    Ok(query)
+}
+
+pub async fn list_leads(
+    State(app): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    ApiQuery(p): ApiQuery<LeadParams>,
+) -> Result<Json<Value>, ApiError> {
+    let query = lead_query(p, &principal)?;
     let page = app.store.list_leads(&query).await?;
     let page = Page {
         total: page.total,

@@ -6,12 +6,14 @@ mod api;
 mod auth;
 mod console;
 mod error;
+pub mod export;
 mod openapi;
 mod push;
 pub mod reindex;
 mod repr;
 pub mod security;
 pub mod startup;
+pub mod stats;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -60,11 +62,14 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/leads", get(api::list_leads))
+        .route("/leads/export", get(export::api_export))
         .route("/leads/{id}", get(api::get_lead))
         .route("/leads/{id}/duplicates", get(api::lead_duplicates))
         .route("/leads/{id}/merge", post(api::merge_lead))
         .route("/leads/{id}/unmerge", post(api::unmerge_lead))
         .route("/leads/{id}/dismiss-duplicate", post(api::dismiss_duplicate))
+        .route("/exports", get(export::api_exports))
+        .route("/stats", get(stats::api_stats))
         .route("/pushes", get(api::list_pushes))
         .route("/pushes/{id}/replay", post(api::replay_push))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));

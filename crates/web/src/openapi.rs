@@ -72,6 +72,70 @@ fn lead_schema() -> Value {
     json!({ "type": "object", "required": required, "properties": props })
 }
 
+/// Leads of a segment counted by status, with the shares of the funnel.
+fn counts_schema() -> Value {
+    let share = json!({ "type": "number", "minimum": 0, "maximum": 1 });
+    let mut by_status = Map::new();
+    for s in statuses() {
+        by_status.insert(s.into(), json!({ "type": "integer", "minimum": 0 }));
+    }
+    json!({ "type": "object", "required": ["leads", "by_status", "contact", "contact_rate", "contacted_rate", "interested_rate", "won_rate", "invalid_rate"], "properties": {
+        "leads": { "type": "integer", "minimum": 0 },
+        "by_status": { "type": "object", "required": statuses(), "properties": by_status },
+        "contact": { "type": "integer", "minimum": 0, "description": "leads with a valid Chinese mobile" },
+        "contact_rate": share, "contacted_rate": share, "interested_rate": share, "won_rate": share, "invalid_rate": share } })
+}
+
+fn stats_schema(counts: &Value) -> Value {
+    let mut schema = counts.clone();
+    let props = &mut schema["properties"];
+    props["from"] = json!({ "type": ["string", "null"], "format": "date-time" });
+    props["to"] = json!({ "type": ["string", "null"], "format": "date-time" });
+    props["funnel"] = json!({ "type": "array", "items": { "type": "object", "required": ["status", "label", "leads", "rate"], "properties": {
+        "status": { "type": "string", "enum": ["new", "contacted", "interested", "won"] }, "label": { "type": "string" },
+        "leads": { "type": "integer" }, "rate": { "type": "number" } } } });
+    props["days"] = json!({ "type": "array", "items": { "type": "object", "required": ["date", "leads", "won", "contact"], "properties": {
+        "date": { "type": "string", "format": "date" }, "leads": { "type": "integer" }, "won": { "type": "integer" }, "contact": { "type": "integer" } } } });
+    props["hours"] = json!({ "type": "array", "minItems": 24, "maxItems": 24, "items": { "type": "integer" }, "description": "leads per hour of day, China time" });
+    let mut segment = counts.clone();
+    segment["properties"]["value"] =
+        json!({ "type": "string", "description": "the filter's value (empty: never sent)" });
+    segment["properties"]["label"] = json!({ "type": "string" });
+    if let Some(r) = segment["required"].as_array_mut() {
+        r.push(json!("value"));
+        r.push(json!("label"));
+    }
+    props["dimensions"] = json!({ "type": "array", "items": { "type": "object", "required": ["key", "label", "filter", "distinct", "segments", "others"], "properties": {
+        "key": { "type": "string" }, "label": { "type": "string" },
+        "filter": { "type": "string", "description": "the lead list parameter that selects a segment" },
+        "distinct": { "type": "integer" }, "segments": { "type": "array", "items": segment }, "others": counts } } });
+    props["follow_up"] = json!({ "type": "array", "items": { "type": "object", "required": ["owner_id", "owner", "followed", "mean_seconds", "median_seconds"], "properties": {
+        "owner_id": { "type": ["integer", "null"] }, "owner": { "type": ["string", "null"] }, "followed": { "type": "integer" },
+        "mean_seconds": { "type": "integer" }, "median_seconds": { "type": "integer" } } } });
+    if let Some(r) = schema["required"].as_array_mut() {
+        for k in ["from", "to", "funnel", "days", "hours", "dimensions", "follow_up"] {
+            r.push(json!(k));
+        }
+    }
+    schema
+}
+
+/// The lead filters the dashboard's segments link to (exact matches unless said otherwise).
+fn attribution_params() -> Vec<Value> {
+    let q = |name: &str, description: &str| json!({ "name": name, "in": "query", "required": false, "schema": { "type": "string" }, "description": description });
+    vec![
+        q("keyword", "exact search keyword (搜索词)"),
+        q("bidding_word", "exact bidding word (关键词)"),
+        q("promotion_id", "exact promotion id"),
+        q("site_name", "exact site name"),
+        q("device_type", "exact device type"),
+        q("subject_name", "exact subject (项目)"),
+        q("school_name", "exact campus (校区)"),
+        q("search_host", "exact search host"),
+        q("landing", "landing page: first_url without its query string and fragment"),
+    ]
+}
+
 fn document_value() -> Value {
     let error = json!({ "$ref": "#/components/schemas/Error" });
     let err = |description: &str| json!({ "description": description, "content": { "application/json": { "schema": error.clone() } } });
@@ -106,7 +170,16 @@ fn document_value() -> Value {
         time_param("to", "received before (a date includes that whole day)"),
         json!({ "name": "sort", "in": "query", "required": false, "schema": { "type": "string", "enum": xiansuo_store::LeadSort::NAMES } }),
     ];
+    lead_params.extend(attribution_params());
+    let filter_params = lead_params.clone();
     lead_params.extend(page_params.clone());
+    let mut export_params = vec![
+        json!({ "name": "format", "in": "query", "required": false, "schema": { "type": "string", "enum": ["csv", "xlsx"] }, "description": "csv (UTF-8 with BOM, the default) or xlsx" }),
+        json!({ "name": "columns", "in": "query", "required": false, "schema": { "type": "string" }, "description": "comma-separated column keys (lead keys such as id, status, owner, received_at, landing, or canonical card keys); the default set when absent" }),
+    ];
+    export_params.extend(filter_params.clone());
+    let export_log_params = page_params.clone();
+    let counts = counts_schema();
     let mut push_params = vec![
         json!({ "name": "outcome", "in": "query", "required": false, "schema": { "type": "string", "enum": ["accepted", "ignored", "rejected"] } }),
         q("source", "source name"),
@@ -186,6 +259,16 @@ fn document_value() -> Value {
                     "id": { "type": "integer" }, "lead_id": { "type": "integer" }, "at": { "type": "string", "format": "date-time" },
                     "kind": { "type": "string" } } },
                 "OtherLead": { "type": "object", "required": ["lead_id"], "properties": { "lead_id": { "type": "integer" } } },
+                "Export": { "type": "object", "required": ["id", "at", "user_id", "actor", "via", "format", "columns", "filter", "rows", "completed"], "properties": {
+                    "id": { "type": "integer" }, "at": { "type": "string", "format": "date-time" },
+                    "user_id": { "type": ["integer", "null"], "description": "null: the admin token or the command line" },
+                    "actor": { "type": "string" }, "via": { "type": "string", "enum": ["api", "console", "cli"] },
+                    "format": { "type": "string", "enum": ["csv", "xlsx"] }, "columns": { "type": "array", "items": { "type": "string" } },
+                    "filter": { "type": "object", "additionalProperties": { "type": "string" } },
+                    "rows": { "type": "integer" }, "completed": { "type": "boolean", "description": "false when the download was cut short" } } },
+                "ExportPage": page_of("Export"),
+                "Counts": counts.clone(),
+                "Stats": stats_schema(&counts),
                 "LeadPage": page_of("Lead"),
                 "PushPage": page_of("Push"),
             }
@@ -214,6 +297,16 @@ fn document_value() -> Value {
             "/api/openapi.json": { "get": { "summary": "This document", "responses": { "200": { "description": "OpenAPI 3.1", "content": { "application/json": { "schema": { "type": "object" } } } } } } },
             "/api/v1/leads": { "get": { "summary": "List leads, newest first", "security": [{ "admin": [] }], "parameters": lead_params,
                 "responses": { "200": ok("a page of leads", "LeadPage"), "400": err("a parameter is invalid"), "401": err("missing or wrong admin token") } } },
+            "/api/v1/leads/export": { "get": { "summary": "Export the leads of a filter (the lead list's filters) as CSV or XLSX, with Chinese headers; recorded in the export log", "security": [{ "admin": [] }], "parameters": export_params,
+                "responses": {
+                    "200": { "description": "the file, streamed", "content": {
+                        "text/csv": { "schema": { "type": "string" } },
+                        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": { "schema": { "type": "string", "contentEncoding": "binary" } } } },
+                    "400": err("a parameter is invalid"), "401": err("missing or wrong token"), "503": err("database unavailable") } } },
+            "/api/v1/stats": { "get": { "summary": "The attribution report of a lead filter (the lead list's filters; the last 30 days when from and to are absent): counts by status, contact rate, the funnel, leads per day and hour, the largest segments of each dimension with their conversion rates, time to first follow-up per owner", "security": [{ "admin": [] }], "parameters": filter_params,
+                "responses": { "200": ok("the report", "Stats"), "400": err("a parameter is invalid"), "401": err("missing or wrong token"), "403": err("an agent's token") } } },
+            "/api/v1/exports": { "get": { "summary": "The export log, newest first", "security": [{ "admin": [] }], "parameters": export_log_params,
+                "responses": { "200": ok("a page of exports", "ExportPage"), "400": err("a parameter is invalid"), "401": err("missing or wrong token"), "403": err("an agent's token") } } },
             "/api/v1/leads/{id}": { "get": { "summary": "One lead with its transcript and pushes", "security": [{ "admin": [] }], "parameters": [id_param("lead")],
                 "responses": { "200": ok("the lead", "LeadDetail"), "401": err("missing or wrong admin token"), "404": err("no such lead") } } },
             "/api/v1/leads/{id}/duplicates": { "get": { "summary": "Leads sharing a normalized contact with this one", "security": [{ "admin": [] }], "parameters": [id_param("lead")],

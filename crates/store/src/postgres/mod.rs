@@ -24,7 +24,8 @@ use xiansuo_domain::{
 };
 
 use crate::copy::{Cell, ColumnKind, TableDef};
-use crate::query::{Dialect, Param, group_cte, lead_order, lead_where, limit_offset, push_where};
+use crate::query::{Dialect, Param, group_cte, lead_batch_where, lead_order, lead_where, limit_offset, push_where};
+use crate::reports::{Aggregator, ExportEntry, FACT_FIXED, FactRow, LeadCursor, LeadStats, NewExport, fact_select};
 use crate::write::{self, Job, ScoringCell, Write, change_from_detail};
 use crate::{Actor, LeadUpdate, NewSession, Session, UserChange};
 use crate::{
@@ -40,6 +41,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "found_in_chat", include_str!("migrations/0004_found_in_chat.sql")),
     (5, "contacts", include_str!("migrations/0005_contacts.sql")),
     (6, "outbox", include_str!("migrations/0006_outbox.sql")),
+    (7, "reports", include_str!("migrations/0007_reports.sql")),
 ];
 
 /// Any number: the advisory lock that serializes migrations of processes starting together.
@@ -676,6 +678,94 @@ impl Store for PostgresStore {
                 .await?;
         }
         Ok(())
+    }
+
+    async fn record_export(&self, export: NewExport) -> Result<i64, StoreError> {
+        self.submit(Write::Export(export)).await?.into_id()
+    }
+
+    async fn list_exports(&self, page: u32, per_page: u32) -> Result<Page<ExportEntry>, StoreError> {
+        let client = self.client().await?;
+        let total: i64 = client.query_one("SELECT count(*) FROM exports", &[]).await?.try_get(0)?;
+        let sql = format!(
+            "SELECT id, at, user_id, actor, via, format, columns, filter, rows, completed FROM exports
+             ORDER BY id DESC {}",
+            limit_offset(page, per_page)
+        );
+        let items = client
+            .query(&sql, &[])
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(ExportEntry {
+                    id: r.try_get(0)?,
+                    export: NewExport {
+                        at: r.try_get(1)?,
+                        user_id: r.try_get(2)?,
+                        actor: r.try_get(3)?,
+                        via: r.try_get(4)?,
+                        format: r.try_get(5)?,
+                        columns: serde_json::from_value(r.try_get(6)?).unwrap_or_default(),
+                        filter: r.try_get(7)?,
+                        rows: r.try_get(8)?,
+                        completed: r.try_get(9)?,
+                    },
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(Page { total: total as u64, page, per_page, items })
+    }
+
+    async fn lead_batch(
+        &self,
+        query: &LeadQuery,
+        after: Option<LeadCursor>,
+        limit: u32,
+    ) -> Result<Vec<Lead>, StoreError> {
+        let client = self.client().await?;
+        let (where_, params, order) = lead_batch_where(query, after, &DIALECT);
+        let sql = format!("SELECT {} FROM leads l {where_} ORDER BY {order} LIMIT {limit}", lead_select());
+        client.query(&sql, &sql_params(&params)).await?.iter().map(lead_from_row).collect()
+    }
+
+    async fn lead_stats(&self, query: &LeadQuery, top: usize) -> Result<LeadStats, StoreError> {
+        use futures_util::TryStreamExt;
+        let client = self.client().await?;
+        let (where_, params) = lead_where(query, &DIALECT);
+        let params = sql_params(&params);
+        let mut agg = Aggregator::default();
+        let dims = crate::reports::DIMENSIONS.iter().filter(|d| d.column.is_some()).count();
+        // Streamed: the rows are folded in as they arrive, never all held at once.
+        let sql = format!("SELECT {} FROM leads l {where_}", fact_select());
+        let rows = client.query_raw(&sql, params.iter().copied()).await?;
+        futures_util::pin_mut!(rows);
+        while let Some(r) = rows.try_next().await? {
+            let mut values = Vec::with_capacity(dims);
+            for i in 0..dims {
+                values.push(r.try_get::<_, Option<&str>>(FACT_FIXED + i)?);
+            }
+            agg.add(&FactRow {
+                received_at: r.try_get(0)?,
+                status: r.try_get(1)?,
+                owner_id: r.try_get(2)?,
+                mobile: r.try_get(3)?,
+                tag_name: r.try_get(4)?,
+                values,
+            });
+        }
+        let sql = format!(
+            "SELECT l.owner_id, EXTRACT(EPOCH FROM (SELECT MIN(e.at) FROM lead_events e
+                 WHERE e.kind IN ('status', 'note') AND e.lead_id = l.id) - l.received_at)::BIGINT
+             FROM leads l {where_}"
+        );
+        let rows = client.query_raw(&sql, params.iter().copied()).await?;
+        futures_util::pin_mut!(rows);
+        while let Some(r) = rows.try_next().await? {
+            if let Some(secs) = r.try_get::<_, Option<i64>>(1)? {
+                agg.follow_up(r.try_get(0)?, secs);
+            }
+        }
+        Ok(agg.finish(top))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

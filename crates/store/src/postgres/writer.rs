@@ -231,6 +231,27 @@ async fn apply(tx: &Transaction<'_>, write: &Write, scoring: &Scoring) -> Result
         }
         Write::UpdateLead { lead_id, by, update, at } => update_lead(tx, *lead_id, *by, update, millis(*at)).await,
         Write::Outbox(w) => Ok(super::outbox::apply(tx, w).await?),
+        Write::Export(e) => {
+            let columns = serde_json::json!(e.columns);
+            let row = tx
+                .query_one(
+                    "INSERT INTO exports (at, user_id, actor, via, format, columns, filter, rows, completed)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+                    &[
+                        &millis(e.at),
+                        &e.user_id,
+                        &e.actor,
+                        &e.via,
+                        &e.format,
+                        &columns,
+                        &e.filter,
+                        &e.rows,
+                        &e.completed,
+                    ],
+                )
+                .await?;
+            Ok(Written::Id(row.try_get(0)?))
+        }
     }
 }
 

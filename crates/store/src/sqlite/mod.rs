@@ -21,7 +21,8 @@ use xiansuo_domain::{
 };
 
 use crate::copy::{Cell, ColumnKind, TableDef};
-use crate::query::{Dialect, Param, group_cte, lead_order, lead_where, limit_offset, push_where};
+use crate::query::{Dialect, Param, group_cte, lead_batch_where, lead_order, lead_where, limit_offset, push_where};
+use crate::reports::{Aggregator, ExportEntry, FACT_FIXED, FactRow, LeadCursor, LeadStats, NewExport, fact_select};
 use crate::write::{self, Job, ScoringCell, Write, change_from_detail};
 use crate::{Actor, LeadUpdate, NewSession, Session, UserChange};
 use crate::{
@@ -37,6 +38,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "found_in_chat", include_str!("migrations/0004_found_in_chat.sql")),
     (5, "contacts", include_str!("migrations/0005_contacts.sql")),
     (6, "outbox", include_str!("migrations/0006_outbox.sql")),
+    (7, "reports", include_str!("migrations/0007_reports.sql")),
 ];
 
 /// Read connections kept open between requests.
@@ -274,6 +276,15 @@ fn sql_params(params: Vec<Param>) -> Vec<Value> {
             Param::Time(t) => Value::Integer(t.timestamp_millis()),
         })
         .collect()
+}
+
+/// A text column borrowed from its row (`None` for NULL or anything not text).
+fn text_ref<'r>(r: &'r Row, i: usize) -> rusqlite::Result<Option<&'r str>> {
+    use rusqlite::types::ValueRef;
+    Ok(match r.get_ref(i)? {
+        ValueRef::Text(t) => std::str::from_utf8(t).ok(),
+        _ => None,
+    })
 }
 
 fn cell_from_sqlite(row: &Row, i: usize, kind: ColumnKind) -> rusqlite::Result<Cell> {
@@ -692,6 +703,107 @@ impl Store for SqliteStore {
     async fn after_copy(&self) -> Result<(), StoreError> {
         // INTEGER PRIMARY KEY columns continue after the largest id by themselves.
         Ok(())
+    }
+
+    async fn record_export(&self, export: NewExport) -> Result<i64, StoreError> {
+        self.submit(Write::Export(export)).await?.into_id()
+    }
+
+    async fn list_exports(&self, page: u32, per_page: u32) -> Result<Page<ExportEntry>, StoreError> {
+        self.read(move |conn| {
+            let total: i64 = conn.query_row("SELECT count(*) FROM exports", [], |r| r.get(0))?;
+            let sql = format!(
+                "SELECT id, at, user_id, actor, via, format, columns, filter, rows, completed FROM exports
+                 ORDER BY id DESC {}",
+                limit_offset(page, per_page)
+            );
+            let items = conn
+                .prepare_cached(&sql)?
+                .query_map([], |r| {
+                    Ok(ExportEntry {
+                        id: r.get(0)?,
+                        export: NewExport {
+                            at: instant(r.get(1)?),
+                            user_id: r.get(2)?,
+                            actor: r.get(3)?,
+                            via: r.get(4)?,
+                            format: r.get(5)?,
+                            columns: serde_json::from_str(&r.get::<_, String>(6)?).unwrap_or_default(),
+                            filter: serde_json::from_str(&r.get::<_, String>(7)?).unwrap_or_default(),
+                            rows: r.get(8)?,
+                            completed: r.get(9)?,
+                        },
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(Page { total: total as u64, page, per_page, items })
+        })
+        .await
+    }
+
+    async fn lead_batch(
+        &self,
+        query: &LeadQuery,
+        after: Option<LeadCursor>,
+        limit: u32,
+    ) -> Result<Vec<Lead>, StoreError> {
+        let query = query.clone();
+        self.read(move |conn| {
+            let (where_, params, order) = lead_batch_where(&query, after, &DIALECT);
+            let sql = format!("SELECT {} FROM leads l {where_} ORDER BY {order} LIMIT {limit}", lead_select());
+            Ok(conn
+                .prepare_cached(&sql)?
+                .query_map(params_from_iter(sql_params(params).iter()), lead_from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn lead_stats(&self, query: &LeadQuery, top: usize) -> Result<LeadStats, StoreError> {
+        let query = query.clone();
+        self.read(move |conn| {
+            let (where_, params) = lead_where(&query, &DIALECT);
+            let params = sql_params(params);
+            let mut agg = Aggregator::default();
+            // The covering index answers the report alone unless the filter reads other columns
+            // (then a plain scan beats an index scan that looks up every row).
+            let hint = if crate::reports::covered(&query) { "INDEXED BY leads_report" } else { "" };
+            let mut stmt = conn.prepare_cached(&format!("SELECT {} FROM leads l {hint} {where_}", fact_select()))?;
+            let mut rows = stmt.query(params_from_iter(params.iter()))?;
+            let dims = crate::reports::DIMENSIONS.iter().filter(|d| d.column.is_some()).count();
+            while let Some(r) = rows.next()? {
+                let status = text_ref(r, 1)?.unwrap_or("new");
+                let mut values = Vec::with_capacity(dims);
+                for i in 0..dims {
+                    values.push(text_ref(r, FACT_FIXED + i)?);
+                }
+                agg.add(&FactRow {
+                    received_at: instant(r.get(0)?),
+                    status,
+                    owner_id: r.get(2)?,
+                    mobile: text_ref(r, 3)?,
+                    tag_name: text_ref(r, 4)?,
+                    values,
+                });
+            }
+            drop(rows);
+            drop(stmt);
+            let sql = format!(
+                "SELECT l.owner_id, l.received_at, (SELECT MIN(e.at) FROM lead_events e
+                     WHERE e.kind IN ('status', 'note') AND e.lead_id = l.id) AS first
+                 FROM leads l {hint} {where_}"
+            );
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let mut rows = stmt.query(params_from_iter(params.iter()))?;
+            while let Some(r) = rows.next()? {
+                if let Some(first) = r.get::<_, Option<i64>>(2)? {
+                    let received: i64 = r.get(1)?;
+                    agg.follow_up(r.get(0)?, (first - received) / 1000);
+                }
+            }
+            Ok(agg.finish(top))
+        })
+        .await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -162,6 +162,25 @@ fn apply(conn: &Connection, write: &Write, scoring: &Scoring) -> Result<Written,
             update_lead(conn, *lead_id, *by, update, *at).map(Written::Event)
         }
         Write::Outbox(w) => super::outbox::apply(conn, w),
+        Write::Export(e) => {
+            let columns = serde_json::to_string(&e.columns).unwrap_or_else(|_| "[]".into());
+            conn.prepare_cached(
+                "INSERT INTO exports (at, user_id, actor, via, format, columns, filter, rows, completed)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?
+            .execute(params![
+                ms(e.at),
+                e.user_id,
+                e.actor,
+                e.via,
+                e.format,
+                columns,
+                e.filter.to_string(),
+                e.rows,
+                e.completed
+            ])?;
+            Ok(Written::Id(conn.last_insert_rowid()))
+        }
     }
 }
 

@@ -2,7 +2,9 @@
 //! embedded), signed-in sessions in an HttpOnly cookie, a CSRF token on every form.
 
 mod deliveries;
+mod dashboard;
 mod pages;
+mod reports;
 mod view;
 
 use axum::Router;
@@ -42,6 +44,9 @@ pub fn routes() -> Router<AppState> {
         // Issue #6: outbound deliveries.
         .route("/admin/deliveries", get(deliveries::list))
         .route("/admin/deliveries/{id}/redeliver", post(deliveries::redeliver))
+        .route("/export", get(reports::export))
+        .route("/dashboard", get(dashboard::dashboard))
+        .route("/admin/exports", get(reports::exports))
         .route("/assets/{file}", get(asset))
 }
 

@@ -186,14 +186,40 @@ pub struct InboxQuery {
     sort: Option<String>,
     page: Option<u32>,
     fragment: Option<String>,
+    // Attribution filters: the dashboard's segments link here with them.
+    ntag_id: Option<String>,
+    keyword: Option<String>,
+    bidding_word: Option<String>,
+    promotion_id: Option<String>,
+    site_name: Option<String>,
+    device_type: Option<String>,
+    subject_name: Option<String>,
+    school_name: Option<String>,
+    search_host: Option<String>,
+    landing: Option<String>,
 }
 
 /// The inbox's sort orders: (value, label).
 const SORTS: &[(&str, &str)] = &[("-received_at", "最新收到"), ("-updated_at", "最近更新"), ("-score", "评分最高")];
 
+/// The attribution filters (inbox parameter, label): shown above the rows when set, and kept
+/// by the filter form in hidden fields.
+pub const ATTRIBUTION_FILTERS: &[(&str, &str)] = &[
+    ("ntag_id", "总结标签ID"),
+    ("keyword", "搜索词"),
+    ("bidding_word", "关键词"),
+    ("promotion_id", "渠道ID"),
+    ("site_name", "子站点"),
+    ("device_type", "设备类型"),
+    ("subject_name", "项目"),
+    ("school_name", "校区"),
+    ("search_host", "搜索域名"),
+    ("landing", "落地页"),
+];
+
 impl InboxQuery {
-    /// The query string of these filters at another page.
-    fn url_at(&self, page: u32) -> String {
+    /// Every filter given, as (parameter, value), paging left out.
+    pub fn filter_pairs(&self) -> Vec<(&'static str, String)> {
         let mut pairs = Vec::new();
         for (k, v) in [
             ("q", &self.q),
@@ -207,13 +233,79 @@ impl InboxQuery {
             ("from", &self.from),
             ("to", &self.to),
             ("sort", &self.sort),
+            ("ntag_id", &self.ntag_id),
+            ("keyword", &self.keyword),
+            ("bidding_word", &self.bidding_word),
+            ("promotion_id", &self.promotion_id),
+            ("site_name", &self.site_name),
+            ("device_type", &self.device_type),
+            ("subject_name", &self.subject_name),
+            ("school_name", &self.school_name),
+            ("search_host", &self.search_host),
+            ("landing", &self.landing),
         ] {
             if let Some(v) = non_empty(v) {
-                pairs.push(format!("{k}={}", encode(&v)));
+                pairs.push((k, v));
             }
         }
+        pairs
+    }
+
+    /// The query string of these filters at another page.
+    fn url_at(&self, page: u32) -> String {
+        let mut pairs: Vec<String> = self.filter_pairs().iter().map(|(k, v)| format!("{k}={}", encode(v))).collect();
         pairs.push(format!("page={page}"));
         format!("/?{}", pairs.join("&"))
+    }
+
+    /// The lead filter of these parameters, with the user's visibility.
+    pub fn lead_query(&self, user: &User, page: u32, per_page: u32) -> Result<LeadQuery, PageError> {
+        let status = match non_empty(&self.status) {
+            None => None,
+            Some(s) => Some(LeadStatus::parse(&s).ok_or_else(|| PageError::BadRequest(format!("没有“{s}”这个状态")))?),
+        };
+        let owner = match non_empty(&self.owner).as_deref() {
+            None => None,
+            Some("none") => Some(OwnerFilter::Unassigned),
+            Some("me") => Some(OwnerFilter::User(user.id)),
+            Some(v) => Some(OwnerFilter::User(v.parse().map_err(|_| PageError::BadRequest("负责人参数无效".into()))?)),
+        };
+        let fields = [
+            ("keyword", &self.keyword),
+            ("bidding_word", &self.bidding_word),
+            ("promotion_id", &self.promotion_id),
+            ("site_name", &self.site_name),
+            ("device_type", &self.device_type),
+            ("subject_name", &self.subject_name),
+            ("school_name", &self.school_name),
+            ("search_host", &self.search_host),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| non_empty(v).map(|v| (k, v)))
+        .collect();
+        Ok(LeadQuery {
+            q: non_empty(&self.q),
+            status,
+            source: non_empty(&self.source),
+            province: non_empty(&self.province),
+            city: non_empty(&self.city),
+            search_engine: non_empty(&self.search_engine),
+            ntag_id: non_empty(&self.ntag_id),
+            tag: non_empty(&self.tag),
+            sort: match non_empty(&self.sort) {
+                None => LeadSort::default(),
+                Some(s) => LeadSort::parse(&s).ok_or_else(|| PageError::BadRequest("排序参数无效".into()))?,
+            },
+            owner,
+            visible_to: (!user.is_admin()).then_some(user.id),
+            from: date_bound(&self.from, false)?,
+            to: date_bound(&self.to, true)?,
+            fields,
+            landing: non_empty(&self.landing),
+            page,
+            per_page,
+            ..Default::default()
+        })
     }
 }
 
@@ -258,16 +350,6 @@ pub async fn inbox(
     Query(q): Query<InboxQuery>,
 ) -> Result<Response, PageError> {
     let user = &signed.0.user;
-    let status = match non_empty(&q.status) {
-        None => None,
-        Some(s) => Some(LeadStatus::parse(&s).ok_or_else(|| PageError::BadRequest(format!("没有“{s}”这个状态")))?),
-    };
-    let owner = match non_empty(&q.owner).as_deref() {
-        None => None,
-        Some("none") => Some(OwnerFilter::Unassigned),
-        Some("me") => Some(OwnerFilter::User(user.id)),
-        Some(v) => Some(OwnerFilter::User(v.parse().map_err(|_| PageError::BadRequest("负责人参数无效".into()))?)),
-    };
     let page_no = q.page.unwrap_or(1).max(1);
     let sort_value = non_empty(&q.sort).unwrap_or_else(|| SORTS[0].0.to_string());
     let sort = LeadSort::parse(&sort_value).ok_or_else(|| PageError::BadRequest("排序参数无效".into()))?;
@@ -288,6 +370,9 @@ pub async fn inbox(
         sort,
         ..Default::default()
     };
+
+    let query = q.lead_query(user, page_no, PER_PAGE)?;
+    let status = query.status;
     let (leads, users) = tokio::try_join!(app.store.list_leads(&query), app.store.users())?;
     let names = user_names(&users);
     let now = xiansuo_domain::now();
@@ -361,8 +446,32 @@ pub async fn inbox(
         pages,
         prev_url: (page_no > 1).then(|| q.url_at(page_no - 1)),
         next_url: (u64::from(page_no) < pages).then(|| q.url_at(page_no + 1)),
+        export: export_form(&q),
     };
     Ok(page(view::render(&inbox_page)))
+}
+
+fn export_form(q: &InboxQuery) -> view::ExportForm {
+    let pairs = q.filter_pairs();
+    let attribution = pairs
+        .iter()
+        .filter_map(|(k, v)| {
+            ATTRIBUTION_FILTERS.iter().find(|(p, _)| p == k).map(|(param, label)| view::ActiveFilter {
+                param: param.to_string(),
+                label: label.to_string(),
+                value: v.clone(),
+            })
+        })
+        .collect();
+    let columns = crate::export::all_columns()
+        .into_iter()
+        .map(|(key, header)| view::ColumnChoice {
+            key: key.to_string(),
+            header: header.to_string(),
+            checked: crate::export::DEFAULT_COLUMNS.contains(&key),
+        })
+        .collect();
+    view::ExportForm { filters: pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect(), attribution, columns }
 }
 
 /// Server-sent events: `lead` whenever this process stores a new lead; the inbox then reloads

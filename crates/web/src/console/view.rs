@@ -121,6 +121,31 @@ pub struct InboxPage {
     pub pages: u64,
     pub prev_url: Option<String>,
     pub next_url: Option<String>,
+    /// The export form: the current filters (hidden fields) and the columns to choose from.
+    pub export: ExportForm,
+}
+
+/// A filter of the inbox that the form has no field for (set by a dashboard link).
+pub struct ActiveFilter {
+    pub param: String,
+    pub label: String,
+    pub value: String,
+}
+
+/// A column of the export form.
+pub struct ColumnChoice {
+    pub key: String,
+    pub header: String,
+    pub checked: bool,
+}
+
+/// The inbox's export form.
+pub struct ExportForm {
+    /// Every filter of the current view, as hidden fields.
+    pub filters: Vec<(String, String)>,
+    /// Attribution filters set by a dashboard link, shown and kept by the filter form.
+    pub attribution: Vec<ActiveFilter>,
+    pub columns: Vec<ColumnChoice>,
 }
 
 #[derive(Template)]
@@ -265,4 +290,28 @@ pub struct UsersPage {
     /// A secret shown once (a new password or API token), with what it is for.
     pub secret: Option<(String, String)>,
     pub error: Option<String>,
+}
+
+/// An entry of the export log, for the admins' page.
+pub struct ExportRow {
+    pub id: i64,
+    pub at: String,
+    pub actor: String,
+    pub via: String,
+    pub format: String,
+    pub rows: i64,
+    pub completed: bool,
+    pub filter: String,
+    pub columns: String,
+}
+
+#[derive(Template)]
+#[template(path = "exports.html")]
+pub struct ExportsPage {
+    pub me: Me,
+    pub rows: Vec<ExportRow>,
+    pub total: u64,
+    pub page: u32,
+    pub prev_url: Option<String>,
+    pub next_url: Option<String>,
 }

@@ -1,0 +1,413 @@
+//! Reports: the export log, leads in batches for streamed exports, and the dashboard's figures
+//! (grouped counts, the status funnel per segment, contact rate, time to first follow-up),
+//! computed by one pass over the filtered leads that both backends feed row by row.
+
+use std::collections::{BTreeMap, HashMap};
+
+use xiansuo_domain::{CHINA_TIME, Instant, LeadStatus};
+
+/// An export to record in the export log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewExport {
+    pub at: Instant,
+    /// The signed-in user or the user whose API token was used; `None` for the admin token and
+    /// the command line.
+    pub user_id: Option<i64>,
+    /// Who, for people: the user's name, `admin token`, or `cli`.
+    pub actor: String,
+    /// `api`, `console` or `cli`.
+    pub via: String,
+    /// `csv` or `xlsx`.
+    pub format: String,
+    pub columns: Vec<String>,
+    /// The inbox filter's parameters, as given.
+    pub filter: serde_json::Value,
+    pub rows: i64,
+    /// False when the download was cut short (the client went away).
+    pub completed: bool,
+}
+
+/// An entry of the export log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportEntry {
+    pub id: i64,
+    pub export: NewExport,
+}
+
+/// Where a batch of a streamed export starts: after this lead in the export's order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeadCursor {
+    pub received_at: Instant,
+    pub id: i64,
+}
+
+/// A dimension of the dashboard: how leads are grouped, and the inbox parameter that filters
+/// to one of its segments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dimension {
+    /// The key in `GET /api/v1/stats`.
+    pub key: &'static str,
+    pub label: &'static str,
+    /// The inbox (and API) filter parameter of a segment.
+    pub filter: &'static str,
+    /// The leads column grouped by; `None` for the owner (an id).
+    pub column: Option<&'static str>,
+}
+
+const fn dim(key: &'static str, label: &'static str, filter: &'static str, column: &'static str) -> Dimension {
+    Dimension { key, label, filter, column: Some(column) }
+}
+
+/// Every dimension, in the order the dashboard shows them.
+pub const DIMENSIONS: &[Dimension] = &[
+    dim("search_engine", "搜索引擎", "search_engine", "search_engine"),
+    dim("search_host", "搜索域名", "search_host", "search_host"),
+    dim("keyword", "搜索词", "keyword", "keyword"),
+    dim("bidding_word", "关键词（竞价词）", "bidding_word", "bidding_word"),
+    dim("promotion_id", "渠道ID", "promotion_id", "promotion_id"),
+    dim("landing", "落地页（首次访问页，不含参数）", "landing", "first_url"),
+    dim("site", "子站点", "site_name", "site_name"),
+    dim("device_type", "设备类型", "device_type", "device_type"),
+    dim("province", "省", "province", "province"),
+    dim("city", "市", "city", "city"),
+    dim("subject", "项目", "subject_name", "subject_name"),
+    dim("campus", "校区", "school_name", "school_name"),
+    Dimension { key: "owner", label: "负责人", filter: "owner", column: None },
+    dim("tag", "总结标签", "ntag_id", "ntag_id"),
+];
+
+/// Canonical columns a lead list may be filtered on exactly, beyond [`crate::LeadQuery`]'s
+/// named filters (the dashboard's segments link to them).
+pub const FILTER_FIELDS: &[&str] = &[
+    "keyword",
+    "bidding_word",
+    "promotion_id",
+    "site_name",
+    "device_type",
+    "subject_name",
+    "school_name",
+    "search_host",
+];
+
+/// The `SELECT` list of a fact row, read by the backends in this order: received_at, status,
+/// owner_id, mobile, ntag_name, then each dimension's column (the owner's excepted).
+pub fn fact_select() -> String {
+    let mut cols = vec!["l.received_at", "l.status", "l.owner_id", "l.mobile", "l.ntag_name"];
+    cols.extend(DIMENSIONS.iter().filter_map(|d| d.column));
+    cols.iter()
+        .map(|c| if c.starts_with("l.") { c.to_string() } else { format!("l.{c}") })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Whether the covering index `leads_report` holds every column a filter reads (the search
+/// `q`, `source` and the vendor's `user_id` are not in it).
+pub fn covered(q: &crate::LeadQuery) -> bool {
+    q.q.as_deref().is_none_or(|t| t.trim().is_empty()) && q.source.is_none() && q.user_id.is_none()
+}
+
+/// How many columns precede the dimensions in a fact row.
+pub const FACT_FIXED: usize = 5;
+
+/// Leads counted by status, and how many have a valid mobile.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub total: u64,
+    /// By [`LeadStatus::ALL`]'s order: new, contacted, interested, won, invalid.
+    pub by_status: [u64; 5],
+    /// Leads with a valid Chinese mobile number.
+    pub contact: u64,
+}
+
+impl Counts {
+    fn add(&mut self, status: usize, contact: bool) {
+        self.total += 1;
+        self.by_status[status] += 1;
+        self.contact += u64::from(contact);
+    }
+
+    fn merge(&mut self, other: &Counts) {
+        self.total += other.total;
+        for (a, b) in self.by_status.iter_mut().zip(other.by_status) {
+            *a += b;
+        }
+        self.contact += other.contact;
+    }
+
+    fn of(&self, s: LeadStatus) -> u64 {
+        LeadStatus::ALL.iter().position(|x| *x == s).map_or(0, |i| self.by_status[i])
+    }
+
+    /// Leads that reached at least this stage of 新线索 → 已联系 → 有意向 → 已成交 (a lead's
+    /// current status counts for every stage before it; 无效 reaches none past 新线索).
+    pub fn reached(&self, s: LeadStatus) -> u64 {
+        use LeadStatus::*;
+        match s {
+            New => self.total,
+            Contacted => self.of(Contacted) + self.of(Interested) + self.of(Won),
+            Interested => self.of(Interested) + self.of(Won),
+            Won => self.of(Won),
+            Invalid => self.of(Invalid),
+        }
+    }
+}
+
+/// One value of a dimension.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segment {
+    /// The value the inbox filter takes (empty: the value was never sent).
+    pub value: String,
+    /// What people read (a tag's name, say); the value itself otherwise.
+    pub label: String,
+    pub counts: Counts,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DimensionStats {
+    pub dimension: Dimension,
+    /// The largest segments, most leads first (ties by value).
+    pub segments: Vec<Segment>,
+    /// The segments beyond the largest, counted together.
+    pub others: Counts,
+    /// How many distinct values there are in all.
+    pub distinct: usize,
+}
+
+/// Time from push to first follow-up (the first status change or note) of an owner's leads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FollowUp {
+    /// The lead's current owner; `None` for the unassigned pool.
+    pub owner_id: Option<i64>,
+    /// Leads followed up at least once.
+    pub followed: u64,
+    pub mean_secs: i64,
+    pub median_secs: i64,
+}
+
+/// The dashboard's figures for a lead filter.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LeadStats {
+    pub counts: Counts,
+    /// Leads per day received (China time), days with leads only, in date order.
+    pub days: Vec<(chrono::NaiveDate, Counts)>,
+    /// Leads per hour of day received (China time), 0 to 23.
+    pub hours: [u64; 24],
+    pub dimensions: Vec<DimensionStats>,
+    /// By owner, owners with at least one followed-up lead.
+    pub follow_up: Vec<FollowUp>,
+}
+
+/// Whether a mobile field holds a Chinese mobile number (spaces, dashes and +86 allowed).
+pub fn valid_mobile(s: &str) -> bool {
+    let digits: String = s.chars().filter(|c| !matches!(c, ' ' | '-' | '+' | '(' | ')')).collect();
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return false;
+    }
+    let national = digits.strip_prefix("0086").or_else(|| digits.strip_prefix("86")).filter(|d| d.len() == 11);
+    let n = national.unwrap_or(&digits).as_bytes();
+    n.len() == 11 && n[0] == b'1' && (b'3'..=b'9').contains(&n[1])
+}
+
+/// A landing page without its query string and fragment (the ad platforms' click ids).
+pub fn landing_page(url: &str) -> &str {
+    let end = url.find(['?', '#']).unwrap_or(url.len());
+    url[..end].trim()
+}
+
+/// One lead as the dashboard sees it.
+pub struct FactRow<'a> {
+    pub received_at: Instant,
+    pub status: &'a str,
+    pub owner_id: Option<i64>,
+    pub mobile: Option<&'a str>,
+    pub tag_name: Option<&'a str>,
+    /// The values of [`DIMENSIONS`] that have a column, in order.
+    pub values: Vec<Option<&'a str>>,
+}
+
+/// Segments by value. (The default hasher: the values come from pushes, so a cheaper hash
+/// would let someone who sends crafted keywords slow the report down.)
+type Groups = HashMap<String, Group>;
+
+#[derive(Default)]
+struct Group {
+    label: Option<String>,
+    counts: Counts,
+}
+
+/// Accumulates fact rows into [`LeadStats`].
+pub struct Aggregator {
+    counts: Counts,
+    /// By day number since the epoch, China time.
+    days: BTreeMap<i64, Counts>,
+    hours: [u64; 24],
+    groups: Vec<Groups>,
+    follow: HashMap<Option<i64>, Vec<i64>>,
+}
+
+impl Default for Aggregator {
+    fn default() -> Self {
+        Aggregator {
+            counts: Counts::default(),
+            days: BTreeMap::new(),
+            hours: [0; 24],
+            groups: DIMENSIONS.iter().map(|_| Groups::default()).collect(),
+            follow: HashMap::new(),
+        }
+    }
+}
+
+impl Aggregator {
+    pub fn add(&mut self, row: &FactRow) {
+        let status = LeadStatus::ALL.iter().position(|s| s.as_str() == row.status).unwrap_or(0);
+        let contact = row.mobile.is_some_and(valid_mobile);
+        self.counts.add(status, contact);
+        // China time is UTC+8 all year: the day and hour come from the epoch seconds.
+        let secs = row.received_at.timestamp() + i64::from(CHINA_TIME.local_minus_utc());
+        let (day, hour) = (secs.div_euclid(86_400), secs.rem_euclid(86_400) / 3600);
+        self.days.entry(day).or_default().add(status, contact);
+        self.hours[hour as usize] += 1;
+        let mut values = row.values.iter();
+        let mut owner = String::new();
+        for (d, groups) in DIMENSIONS.iter().zip(self.groups.iter_mut()) {
+            let (value, label): (&str, Option<&str>) = match d.column {
+                None => {
+                    if let Some(o) = row.owner_id {
+                        owner = o.to_string();
+                    }
+                    (owner.as_str(), None)
+                }
+                Some(_) => {
+                    let v = values.next().copied().flatten().unwrap_or("").trim();
+                    match d.key {
+                        "landing" => (landing_page(v), None),
+                        "tag" => (v, row.tag_name.filter(|n| !n.trim().is_empty())),
+                        _ => (v, None),
+                    }
+                }
+            };
+            // Looked up by reference: a value is copied only the first time it is seen.
+            let group = match groups.get_mut(value) {
+                Some(g) => g,
+                None => groups.entry(value.to_string()).or_default(),
+            };
+            if group.label.is_none()
+                && let Some(l) = label
+            {
+                group.label = Some(l.trim().to_string());
+            }
+            group.counts.add(status, contact);
+        }
+    }
+
+    /// A lead's first follow-up, `secs` after it was received.
+    pub fn follow_up(&mut self, owner_id: Option<i64>, secs: i64) {
+        self.follow.entry(owner_id).or_default().push(secs.max(0));
+    }
+
+    /// The figures, with the `top` largest segments of each dimension.
+    pub fn finish(self, top: usize) -> LeadStats {
+        let dimensions = DIMENSIONS
+            .iter()
+            .zip(self.groups)
+            .map(|(d, groups)| {
+                let distinct = groups.len();
+                let mut segments: Vec<Segment> = groups
+                    .into_iter()
+                    .map(|(value, g)| Segment {
+                        label: g.label.unwrap_or_else(|| value.clone()),
+                        value,
+                        counts: g.counts,
+                    })
+                    .collect();
+                segments.sort_by(|a, b| b.counts.total.cmp(&a.counts.total).then_with(|| a.value.cmp(&b.value)));
+                let mut others = Counts::default();
+                for s in segments.iter().skip(top) {
+                    others.merge(&s.counts);
+                }
+                segments.truncate(top);
+                DimensionStats { dimension: *d, segments, others, distinct }
+            })
+            .collect();
+        let mut follow_up: Vec<FollowUp> = self
+            .follow
+            .into_iter()
+            .map(|(owner_id, mut secs)| {
+                secs.sort_unstable();
+                let n = secs.len().max(1);
+                let mean = secs.iter().map(|s| i128::from(*s)).sum::<i128>() / n as i128;
+                let median = if secs.is_empty() {
+                    0
+                } else if secs.len() % 2 == 1 {
+                    secs[secs.len() / 2]
+                } else {
+                    (secs[secs.len() / 2 - 1] + secs[secs.len() / 2]) / 2
+                };
+                FollowUp {
+                    owner_id,
+                    followed: secs.len() as u64,
+                    mean_secs: i64::try_from(mean).unwrap_or(i64::MAX),
+                    median_secs: median,
+                }
+            })
+            .collect();
+        follow_up.sort_by_key(|f| (f.owner_id.is_none(), f.owner_id));
+        let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
+        LeadStats {
+            counts: self.counts,
+            days: self.days.into_iter().map(|(d, c)| (epoch + chrono::Duration::days(d), c)).collect(),
+            hours: self.hours,
+            dimensions,
+            follow_up,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mobiles() {
+        for ok in ["13800138000", "+86 138-0013-8000", "008613800138000", "8613800138000"] {
+            assert!(valid_mobile(ok), "{ok}");
+        }
+        for bad in ["", "12800138000", "1380013800", "0351-7654321", "138001380001", "稍后发"] {
+            assert!(!valid_mobile(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn landing_pages_lose_their_query() {
+        assert_eq!(landing_page("http://a.cn/zt/x.html?bd_vid=1#top"), "http://a.cn/zt/x.html");
+        assert_eq!(landing_page("http://a.cn/"), "http://a.cn/");
+    }
+
+    #[test]
+    fn aggregates_segments_funnel_and_follow_up() {
+        let t = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap_or_default();
+        let mut a = Aggregator::default();
+        let n = DIMENSIONS.iter().filter(|d| d.column.is_some()).count();
+        for (status, engine, mobile) in
+            [("won", "百度", "13800138000"), ("contacted", "百度", ""), ("new", "搜狗", "13900000000")]
+        {
+            let mut values = vec![None; n];
+            values[0] = Some(engine);
+            a.add(&FactRow { received_at: t, status, owner_id: Some(3), mobile: Some(mobile), tag_name: None, values });
+        }
+        a.follow_up(Some(3), 60);
+        a.follow_up(Some(3), 180);
+        let s = a.finish(1);
+        assert_eq!(s.counts.total, 3);
+        assert_eq!(s.counts.contact, 2);
+        assert_eq!(s.counts.reached(LeadStatus::Contacted), 2);
+        let engines = &s.dimensions[0];
+        assert_eq!(engines.segments.len(), 1);
+        assert_eq!(engines.segments[0].value, "百度");
+        assert_eq!(engines.segments[0].counts.reached(LeadStatus::Won), 1);
+        assert_eq!(engines.others.total, 1);
+        assert_eq!(engines.distinct, 2);
+        assert_eq!(s.follow_up, vec![FollowUp { owner_id: Some(3), followed: 2, mean_secs: 120, median_secs: 120 }]);
+        assert_eq!(s.hours.iter().sum::<u64>(), 3);
+    }
+}
