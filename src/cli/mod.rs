@@ -1,10 +1,10 @@
 //! Command-line interface.
 
 mod copy;
-mod rules;
 mod demo;
 mod export;
 mod import;
+mod rules;
 mod send;
 mod serve;
 mod token;
@@ -60,6 +60,8 @@ enum UserCommand {
     List,
 }
 
+// Parsed once at start: the size of the largest variant (export's filters) does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Start the service: the push endpoint, the API and the database (created on first start).

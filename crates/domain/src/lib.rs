@@ -7,9 +7,9 @@ mod card;
 mod event;
 mod fields;
 mod lead;
+pub mod routing;
 mod score;
 mod tags;
-pub mod routing;
 mod text;
 mod user;
 

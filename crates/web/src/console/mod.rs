@@ -1,8 +1,8 @@
 //! The sales console: server-rendered pages (templates compiled into the binary, assets
 //! embedded), signed-in sessions in an HttpOnly cookie, a CSRF token on every form.
 
-mod deliveries;
 mod dashboard;
+mod deliveries;
 mod pages;
 mod reports;
 mod view;

@@ -352,25 +352,6 @@ pub async fn inbox(
     let user = &signed.0.user;
     let page_no = q.page.unwrap_or(1).max(1);
     let sort_value = non_empty(&q.sort).unwrap_or_else(|| SORTS[0].0.to_string());
-    let sort = LeadSort::parse(&sort_value).ok_or_else(|| PageError::BadRequest("排序参数无效".into()))?;
-    let query = LeadQuery {
-        q: non_empty(&q.q),
-        status,
-        source: non_empty(&q.source),
-        province: non_empty(&q.province),
-        city: non_empty(&q.city),
-        search_engine: non_empty(&q.search_engine),
-        tag: non_empty(&q.tag),
-        owner,
-        visible_to: (!user.is_admin()).then_some(user.id),
-        from: date_bound(&q.from, false)?,
-        to: date_bound(&q.to, true)?,
-        page: page_no,
-        per_page: PER_PAGE,
-        sort,
-        ..Default::default()
-    };
-
     let query = q.lead_query(user, page_no, PER_PAGE)?;
     let status = query.status;
     let (leads, users) = tokio::try_join!(app.store.list_leads(&query), app.store.users())?;
