@@ -156,3 +156,111 @@ async fn an_unreachable_database_gets_503_and_the_service_recovers_by_itself() {
         .collect();
     assert_eq!(visitors, ["before", "after"]);
 }
+
+/// A server whose database URL goes through a proxy the test can cut, with a spool folder.
+async fn spooled_server() -> (Server, Proxy, Backend, std::path::PathBuf, tempfile::TempDir) {
+    let backend = Backend::postgres().await;
+    let Backend::Postgres(db) = &backend else { unreachable!() };
+    let config: tokio_postgres::Config = db.url.parse().unwrap();
+    let host = match &config.get_hosts()[0] {
+        tokio_postgres::config::Host::Tcp(h) => h.clone(),
+        other => panic!("the test server must be reached over TCP, not {other:?}"),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let proxy = Proxy::start(format!("{host}:{port}")).await;
+    let via_proxy = db.url.replacen(&format!("{host}:{port}"), &format!("127.0.0.1:{}", proxy.port), 1);
+    let spool_parent = tempfile::tempdir().unwrap();
+    let spool = spool_parent.path().join("spool");
+    let server = Server::start_with(Options {
+        backend: Some(backend.clone()),
+        env: vec![
+            ("XIANSUO_DATABASE_URL".into(), via_proxy),
+            ("XIANSUO_SPOOL_DIR".into(), spool.display().to_string()),
+        ],
+        ..Default::default()
+    })
+    .await;
+    (server, proxy, backend, spool, spool_parent)
+}
+
+fn spool_entries(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".push"))
+        .count()
+}
+
+async fn wait_for_leads(server: &Server, total: u64) {
+    for _ in 0..200 {
+        if server.get("/api/v1/leads?per_page=1").await.1["total"].as_u64() == Some(total) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the spool was not drained: {}", server.get("/api/v1/leads?per_page=1").await.1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_spool_an_outage_costs_no_push_and_keeps_their_order() {
+    let (server, proxy, backend, spool, _keep) = spooled_server().await;
+    let Backend::Postgres(db) = &backend else { unreachable!() };
+    assert_eq!(server.push_json(&card("before")).await.0, StatusCode::OK);
+
+    proxy.cut().await;
+    let mut spooled = 0;
+    for i in 0..8 {
+        let (status, answer) = server.push_json(&card(&format!("during-{i}"))).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+        assert_eq!(answer["outcome"], "spooled");
+        spooled += 1;
+    }
+    // The same visitor three times: the last card must win once stored.
+    for name in ["第一次", "第二次", "第三次"] {
+        let mut c = card("same-visitor");
+        c["name"] = serde_json::json!(name);
+        assert_eq!(server.push_json(&c).await.0, StatusCode::ACCEPTED);
+        spooled += 1;
+    }
+    // A body that does not decode is answered 400 and kept (as rejected once stored).
+    let (status, _) = server.push("{\"visitorStaticId\": oops".to_string(), Some("application/json")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    spooled += 1;
+    assert_eq!(spool_entries(&spool), spooled, "every answered push is on disk");
+
+    // A graceful restart while the database is still down; it comes back before the start.
+    let server = server.restart_after(|| proxy.restore());
+    wait_for_leads(&server, 1 + 8 + 1).await;
+    for _ in 0..100 {
+        if spool_entries(&spool) == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(spool_entries(&spool), 0, "the spool is empty once stored");
+
+    let client = pg(&db.url).await;
+    let rows = client.query("SELECT outcome, spool_id IS NOT NULL FROM pushes ORDER BY id", &[]).await.unwrap();
+    let outcomes: Vec<(String, bool)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(outcomes.len(), 1 + spooled, "each push stored exactly once: {outcomes:?}");
+    assert_eq!(outcomes.iter().filter(|(_, s)| *s).count(), spooled);
+    assert_eq!(outcomes.last().unwrap().0, "rejected", "the malformed body, last as it came");
+    let names: Vec<String> = client
+        .query("SELECT name FROM leads WHERE visitor_static_id = 'same-visitor'", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(names, ["第三次"], "stored in the order they came");
+    let order: Vec<String> = client
+        .query("SELECT visitor_static_id FROM leads WHERE visitor_static_id LIKE 'during-%' ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(order, (0..8).map(|i| format!("during-{i}")).collect::<Vec<_>>());
+
+    // Back to normal: answered 200 again.
+    assert_eq!(server.push_json(&card("after")).await.0, StatusCode::OK);
+}

@@ -62,6 +62,12 @@ async fn serve(config: Config) -> Result<ExitCode, String> {
         .map_err(|e| e.to_string())?;
     // Issue #6: the outbox's delivery worker (when sinks are configured).
     xiansuo_workers::start(prepared.state.store.clone(), &config, prepared.state.new_leads.subscribe())?;
+    if let Some(spool) = &prepared.state.spool {
+        if spool.waiting() > 0 {
+            tracing::info!(waiting = spool.waiting(), "pushes wait in the spool; storing them");
+        }
+        spool.clone().start(prepared.state.clone());
+    }
     let app = xiansuo_web::router(prepared.state);
     // The peer's address reaches handlers (sign-in limits per client).
     axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())

@@ -208,6 +208,16 @@ impl Server {
         Server::launch(self.tmp.clone(), self.backend.clone(), config, std::mem::take(&mut self.env))
     }
 
+    /// Stops the server, runs `between` (while nothing runs), and starts it again on the same
+    /// data.
+    pub fn restart_after(mut self, between: impl FnOnce()) -> Server {
+        let status = self.stop();
+        assert!(status.is_some_and(|s| s.success()), "the server did not exit cleanly: {status:?}");
+        between();
+        let config = self.config.take();
+        Server::launch(self.tmp.clone(), self.backend.clone(), config, std::mem::take(&mut self.env))
+    }
+
     /// Stops the server and starts it again on the same data, optionally with a new config.
     pub fn restart(mut self, config: Option<String>) -> Server {
         let status = self.stop();

@@ -142,6 +142,9 @@ pub struct Config {
     /// Reverse proxies whose `X-Forwarded-For` names the client (for `allow_ips` and sign-in
     /// limits); from any other peer the header is ignored.
     pub trusted_proxies: Vec<IpNet>,
+    /// A folder where pushes that cannot reach the database are kept (fsynced) and answered 202,
+    /// then stored in order once it is back. `None`: such pushes get 503.
+    pub spool_dir: Option<PathBuf>,
     /// The console's address as people reach it (links in notifications), without a trailing `/`.
     pub public_url: Option<String>,
     /// Assignment rules and the sinks' filters, as the store applies them.
@@ -167,6 +170,7 @@ struct FileConfig {
     score: Option<Spanned<Scoring>>,
     #[serde(default)]
     trusted_proxies: Vec<Spanned<String>>,
+    spool_dir: Option<Spanned<String>>,
     // Issue #6 (routing.rs).
     public_url: Option<Spanned<String>>,
     #[serde(default)]
@@ -204,6 +208,7 @@ pub mod env {
     pub const MAX_BODY_BYTES: &str = "XIANSUO_MAX_BODY_BYTES";
     pub const WRITE_QUEUE: &str = "XIANSUO_WRITE_QUEUE";
     pub const POOL_SIZE: &str = "XIANSUO_POOL_SIZE";
+    pub const SPOOL_DIR: &str = "XIANSUO_SPOOL_DIR";
 }
 
 impl Config {
@@ -388,6 +393,11 @@ impl Config {
                 ip_net(a.get_ref()).map_err(|e| ConfigError::new(format!("trusted_proxies ({}): {e}", at(a.span()))))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let spool_dir = var(env::SPOOL_DIR)
+            .or_else(|| file.spool_dir.as_ref().map(|s| s.get_ref().clone()))
+            .map(|d| d.trim().to_string())
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from);
         let tags = scoring::tags(&file.tags, &at)?;
         let scoring = scoring::scoring(file.score.as_ref(), &tags, &at)?;
         let built = routing::build(
@@ -417,6 +427,7 @@ impl Config {
             routing: built.routing,
             sinks: built.sinks,
             delivery: built.delivery,
+            spool_dir,
         })
     }
 }

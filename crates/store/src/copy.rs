@@ -117,6 +117,7 @@ pub fn tables() -> Vec<TableDef> {
                 ("ignored", Int),
                 ("replayed_at", Time),
                 ("replay_count", Int),
+                ("spool_id", Text),
             ],
         },
         TableDef {

@@ -300,6 +300,10 @@ pub trait Store: outbox::Outbox + Send + Sync + 'static {
     /// Keeps a push verbatim with its outcome and stores its cards; returns after the commit.
     async fn record_push(&self, push: NewPush) -> Result<PushRecorded, StoreError>;
 
+    /// [`Store::record_push`] for an entry of the local spool: a second call with the same
+    /// `spool_id` stores nothing and answers what the first one stored.
+    async fn record_spooled_push(&self, spool_id: &str, push: NewPush) -> Result<PushRecorded, StoreError>;
+
     /// Applies a stored push again with a new decoding (after a configuration change) and
     /// updates its outcome; returns after the commit.
     async fn replay_push(&self, push_id: i64, result: PushResult, at: Instant) -> Result<PushRecorded, StoreError>;

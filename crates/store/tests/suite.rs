@@ -72,6 +72,7 @@ suite!(
     merge_keeps_everything_and_undo_restores_it,
     score_and_its_reasons_follow_each_push,
     tag_filter_by_id_or_name,
+    a_spool_entry_is_stored_once,
 );
 
 /// Write queue of the stores under test: large enough for the concurrency tests.
@@ -1534,4 +1535,18 @@ async fn tag_filter_by_id_or_name(env: Env) {
     assert_eq!(ids(leads(s, &by("101")).await), [a]);
     assert_eq!(ids(leads(s, &by("回访")).await), [b], "a card with only a name is found by it");
     assert!(ids(leads(s, &by("高意向")).await).is_empty(), "a tag with an id is filtered by its id");
+}
+
+async fn a_spool_entry_is_stored_once(env: Env) {
+    let s = &env.store;
+    let push = || cards_push("easyliao", hour(0), vec![card("c1", "spooled")]);
+    let first = s.record_spooled_push("0001-entry", push()).await.unwrap();
+    assert!(first.leads[0].created);
+    // Drained again after a crash that kept the file: nothing new is stored.
+    let again = s.record_spooled_push("0001-entry", push()).await.unwrap();
+    assert_eq!((again.push_id, again.accepted, again.leads[0].id), (first.push_id, 1, first.leads[0].id));
+    assert_eq!(s.list_pushes(&PushQuery { per_page: 10, ..Default::default() }).await.unwrap().total, 1);
+    assert_eq!(detail(s, first.leads[0].id).await.lead.push_count, 1);
+    let other = s.record_spooled_push("0002-entry", push()).await.unwrap();
+    assert_ne!(other.push_id, first.push_id);
 }

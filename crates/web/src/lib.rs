@@ -12,6 +12,7 @@ mod push;
 pub mod reindex;
 mod repr;
 pub mod security;
+pub mod spool;
 pub mod startup;
 pub mod stats;
 
@@ -44,6 +45,8 @@ pub struct Source {
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
+    /// `spool_dir`: where pushes wait while the database is unavailable.
+    pub spool: Option<Arc<spool::Spool>>,
     /// The summary-tag dictionary (`[tags.ID]`), for names and colours.
     pub tags: Arc<xiansuo_domain::TagDictionary>,
     pub sources: Arc<HashMap<String, Source>>,

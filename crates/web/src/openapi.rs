@@ -284,6 +284,10 @@ fn document_value() -> Value {
                     "multipart/form-data": { "schema": { "type": "object" } } } },
                 "responses": {
                     "200": ok("stored durably (or ignored by the type filter)", "PushAnswer"),
+                    "202": { "description": "with spool_dir: the database is unavailable (or pushes wait before this one); kept on disk (fsynced) and stored in order once it is back",
+                        "content": { "application/json": { "schema": { "type": "object", "required": ["code", "msg", "outcome", "spool_id", "warnings"], "properties": {
+                            "code": { "type": "integer", "enum": [0] }, "msg": { "type": "string" }, "outcome": { "type": "string", "enum": ["spooled"] },
+                            "spool_id": { "type": "string" }, "warnings": { "type": "array", "items": { "type": "string" } } } } } } },
                     "400": err("the body is not JSON or a form; the message says where"),
                     "401": err("missing or wrong token"),
                     "404": err("no such source"),

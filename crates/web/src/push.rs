@@ -127,6 +127,10 @@ pub async fn receive_push(
     };
 
     let (result, decoded) = decode_for_store(source, &body, content_type.as_deref());
+    // Entries wait in the spool: this push queues behind them, so that cards land in order.
+    if let Some(spool) = app.spool.as_ref().filter(|s| s.has_waiting()) {
+        return spooled(spool, source, received_at, content_type.as_deref(), &body, decoded).await;
+    }
     let push = NewPush {
         source: source.name.clone(),
         received_at,
@@ -151,6 +155,12 @@ pub async fn receive_push(
             let recorded = app.store.record_push(rejected).await?;
             return Err(ApiError::Refused { error, push_id: recorded.push_id });
         }
+        // The database cannot be reached: with a spool, the push waits on disk.
+        Err(StoreError::Unavailable(reason)) if app.spool.is_some() => {
+            tracing::warn!(error = %reason, "database unavailable: the push goes to the spool");
+            let spool = app.spool.as_ref().ok_or(ApiError::Store(StoreError::Unavailable(reason)))?;
+            return spooled(spool, source, received_at, content_type.as_deref(), &body, decoded).await;
+        }
         Err(e) => return Err(e.into()),
     };
     for lead in recorded.leads.iter().filter(|l| l.created) {
@@ -160,6 +170,36 @@ pub async fn receive_push(
     match decoded {
         Ok(warnings) => Ok(axum::Json(push_answer(&recorded, &warnings)).into_response()),
         Err(error) => Err(ApiError::Decode { error, push_id: Some(recorded.push_id) }),
+    }
+}
+
+/// Keeps a push in the spool (on disk, fsynced) and answers 202; a body that does not decode is
+/// kept too (to be stored as rejected) and answered with its error.
+async fn spooled(
+    spool: &crate::spool::Spool,
+    source: &Source,
+    received_at: xiansuo_domain::Instant,
+    content_type: Option<&str>,
+    body: &[u8],
+    decoded: Result<Vec<String>, DecodeError>,
+) -> Result<Response, ApiError> {
+    let id = spool.append(&source.name, received_at, content_type, body).await.map_err(|e| {
+        tracing::error!(error = %e, "the spool cannot be written");
+        ApiError::Store(StoreError::Unavailable(e))
+    })?;
+    match decoded {
+        Ok(warnings) => Ok((
+            axum::http::StatusCode::ACCEPTED,
+            axum::Json(json!({
+                "code": 0,
+                "msg": "accepted: kept on disk while the database is unavailable, and stored in order once it is back",
+                "outcome": "spooled",
+                "spool_id": id,
+                "warnings": warnings,
+            })),
+        )
+            .into_response()),
+        Err(error) => Err(ApiError::Decode { error, push_id: None }),
     }
 }
 

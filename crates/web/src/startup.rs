@@ -20,6 +20,8 @@ pub enum StartError {
     /// The configuration names something the database does not hold (a user in a rule).
     #[error("{0}")]
     Config(String),
+    #[error("{0}")]
+    Spool(String),
 }
 
 /// The state to serve, and the sources with their resolved tokens (to print the push URLs).
@@ -155,7 +157,12 @@ pub async fn prepare(config: &Config) -> Result<Prepared, StartError> {
     let initial_admin = create_first_admin(store.as_ref()).await?;
     store.set_routing(config.routing.clone());
     let by_name: HashMap<String, Source> = sources.iter().map(|s| (s.name.clone(), s.clone())).collect();
+    let spool = match &config.spool_dir {
+        Some(dir) => Some(Arc::new(crate::spool::Spool::open(dir).map_err(StartError::Spool)?)),
+        None => None,
+    };
     let state = AppState {
+        spool,
         store,
         tags: Arc::new(config.tags.clone()),
         sources: Arc::new(by_name),

@@ -42,6 +42,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (5, "contacts", include_str!("migrations/0005_contacts.sql")),
     (6, "outbox", include_str!("migrations/0006_outbox.sql")),
     (7, "reports", include_str!("migrations/0007_reports.sql")),
+    (8, "spool", include_str!("migrations/0008_spool.sql")),
 ];
 
 /// Any number: the advisory lock that serializes migrations of processes starting together.
@@ -337,6 +338,10 @@ impl PgCell {
 impl Store for PostgresStore {
     async fn record_push(&self, push: NewPush) -> Result<PushRecorded, StoreError> {
         self.submit(Write::Push(push)).await?.into_push()
+    }
+
+    async fn record_spooled_push(&self, spool_id: &str, push: NewPush) -> Result<PushRecorded, StoreError> {
+        self.submit(Write::SpooledPush { spool_id: spool_id.to_string(), push }).await?.into_push()
     }
 
     async fn replay_push(&self, push_id: i64, result: PushResult, at: Instant) -> Result<PushRecorded, StoreError> {

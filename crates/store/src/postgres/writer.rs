@@ -135,6 +135,14 @@ async fn try_batch(
 async fn apply(tx: &Transaction<'_>, write: &Write, scoring: &Scoring) -> Result<Written, Failure> {
     match write {
         Write::Push(push) => record_push(tx, push, scoring).await.map(Written::Push),
+        Write::SpooledPush { spool_id, push } => {
+            if let Some(row) = tx.query_opt("SELECT id FROM pushes WHERE spool_id = $1", &[spool_id]).await? {
+                return stored_push(tx, row.try_get(0)?).await.map(Written::Push);
+            }
+            let recorded = record_push(tx, push, scoring).await?;
+            tx.execute("UPDATE pushes SET spool_id = $2 WHERE id = $1", &[&recorded.push_id, spool_id]).await?;
+            Ok(Written::Push(recorded))
+        }
         Write::Replay { push_id, result, at } => {
             replay_push(tx, *push_id, result, *at, scoring).await.map(Written::Push)
         }
@@ -322,6 +330,25 @@ async fn record_push(tx: &Transaction<'_>, push: &NewPush, scoring: &Scoring) ->
     let how = Apply { push_id, source: &push.source, received: received_at, at: received_at, fill_only: false };
     let leads = store_cards(tx, &how, &push.result, scoring).await?;
     Ok(PushRecorded { push_id, outcome, accepted, ignored, leads })
+}
+
+/// What a push stored, read back (a spool entry drained a second time).
+async fn stored_push(tx: &Transaction<'_>, push_id: i64) -> Result<PushRecorded, Failure> {
+    let row = tx.query_one("SELECT outcome, accepted, ignored FROM pushes WHERE id = $1", &[&push_id]).await?;
+    let (outcome, accepted, ignored): (String, i64, i64) = (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+    let mut leads = Vec::new();
+    for r in
+        tx.query("SELECT lead_id, created FROM push_leads WHERE push_id = $1 ORDER BY lead_id", &[&push_id]).await?
+    {
+        leads.push(LeadWritten { id: r.try_get(0)?, created: r.try_get(1)?, duplicates: Vec::new() });
+    }
+    Ok(PushRecorded {
+        push_id,
+        outcome: xiansuo_domain::PushOutcomeKind::parse(&outcome).unwrap_or(xiansuo_domain::PushOutcomeKind::Accepted),
+        accepted: usize::try_from(accepted).unwrap_or(0),
+        ignored: usize::try_from(ignored).unwrap_or(0),
+        leads,
+    })
 }
 
 async fn replay_push(

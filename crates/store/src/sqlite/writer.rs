@@ -79,6 +79,19 @@ fn commit_batch(conn: &mut Connection, batch: Vec<Job>, scoring: &Scoring) {
 fn apply(conn: &Connection, write: &Write, scoring: &Scoring) -> Result<Written, StoreError> {
     match write {
         Write::Push(push) => record_push(conn, push, scoring).map(Written::Push),
+        Write::SpooledPush { spool_id, push } => {
+            let stored: Option<i64> = conn
+                .prepare_cached("SELECT id FROM pushes WHERE spool_id = ?1")?
+                .query_row([spool_id], |r| r.get(0))
+                .optional()?;
+            if let Some(push_id) = stored {
+                return stored_push(conn, push_id).map(Written::Push);
+            }
+            let recorded = record_push(conn, push, scoring)?;
+            conn.prepare_cached("UPDATE pushes SET spool_id = ?2 WHERE id = ?1")?
+                .execute(params![recorded.push_id, spool_id])?;
+            Ok(Written::Push(recorded))
+        }
         Write::Replay { push_id, result, at } => replay_push(conn, *push_id, result, *at, scoring).map(Written::Push),
         Write::MergeLeads { keep, merge, by, at } => {
             merge_leads(conn, *keep, *merge, *by, *at, scoring).map(Written::Event)
@@ -285,6 +298,24 @@ fn record_push(conn: &Connection, push: &NewPush, scoring: &Scoring) -> Result<P
         Apply { push_id, source: &push.source, received: push.received_at, at: push.received_at, fill_only: false };
     let leads = store_cards(conn, &how, &push.result, scoring)?;
     Ok(PushRecorded { push_id, outcome, accepted, ignored, leads })
+}
+
+/// What a push stored, read back (a spool entry drained a second time).
+fn stored_push(conn: &Connection, push_id: i64) -> Result<PushRecorded, StoreError> {
+    let (outcome, accepted, ignored): (String, i64, i64) = conn
+        .prepare_cached("SELECT outcome, accepted, ignored FROM pushes WHERE id = ?1")?
+        .query_row([push_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    let leads = conn
+        .prepare_cached("SELECT lead_id, created FROM push_leads WHERE push_id = ?1 ORDER BY lead_id")?
+        .query_map([push_id], |r| Ok(LeadWritten { id: r.get(0)?, created: r.get(1)?, duplicates: Vec::new() }))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(PushRecorded {
+        push_id,
+        outcome: xiansuo_domain::PushOutcomeKind::parse(&outcome).unwrap_or(xiansuo_domain::PushOutcomeKind::Accepted),
+        accepted: usize::try_from(accepted).unwrap_or(0),
+        ignored: usize::try_from(ignored).unwrap_or(0),
+        leads,
+    })
 }
 
 fn replay_push(
