@@ -150,7 +150,13 @@ async fn health_and_a_truthful_openapi_document() {
             let req = server.client.request(method.to_uppercase().parse().unwrap(), url);
             let req = if is_push { req.body(card("doc").to_string()) } else { req.bearer_auth(common::ADMIN_TOKEN) };
             let res = req.send().await.unwrap();
-            assert!(res.status().is_success(), "{method} {path} answered {}", res.status());
+            // Merges are recorded under a person: the installation's admin token gets 403.
+            let person_only = ["/merge", "/unmerge", "/dismiss-duplicate"].iter().any(|p| path.ends_with(p));
+            if person_only {
+                assert_eq!(res.status(), StatusCode::FORBIDDEN, "{method} {path}");
+            } else {
+                assert!(res.status().is_success(), "{method} {path} answered {}", res.status());
+            }
         }
     }
     // Every lead key the API returns is documented, and every documented required key is there.
