@@ -200,3 +200,60 @@ async fn secrets_and_mobiles_never_reach_the_log() {
         assert!(!log.contains(secret), "the {what} is in the log:\n{log}");
     }
 }
+
+#[tokio::test]
+async fn the_audit_log_records_sign_ins_user_changes_and_merges() {
+    let server = Server::start().await;
+    server.add_user("li", "agent", "li-password-123");
+    let failed = common::console::client()
+        .post(format!("{}/login", server.base))
+        .header("x-forwarded-for", "203.0.113.77")
+        .form(&[("name", "li"), ("password", "not-her-password"), ("next", "/")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(failed.status(), StatusCode::UNAUTHORIZED);
+    let admin = common::console::sign_in(&server, "admin", &server.admin_password()).await;
+    let token = common::console::api_token_of(&server, &admin, "admin").await;
+    let (_, a) = server.push_json(&card("audit-a")).await;
+    let (_, b) = server.push_json(&card("audit-b")).await;
+    let (a, b) = (a["leads"][0]["id"].as_i64().unwrap(), b["leads"][0]["id"].as_i64().unwrap());
+    let res = server
+        .client
+        .post(format!("{}/api/v1/leads/{a}/merge", server.base))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({ "lead_id": b }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+
+    let (status, log) = server.get("/api/v1/audit").await;
+    assert_eq!(status, StatusCode::OK);
+    let entries: Vec<(String, String, String)> = log["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let s = |k: &str| e[k].as_str().unwrap_or_default().to_string();
+            (s("action"), s("actor"), s("target"))
+        })
+        .collect();
+    let has = |action: &str, actor: &str, target: &str| {
+        entries.iter().any(|(a, b, c)| a == action && b == actor && c == target)
+    };
+    assert!(has("sign_in_failed", "li", "user li"), "{entries:?}");
+    assert!(has("sign_in", "admin", ""), "{entries:?}");
+    assert!(has("user_api_token_issued", "admin", "user admin"), "{entries:?}");
+    assert!(has("lead_merged", "admin", &format!("lead {a}")), "{entries:?}");
+    let failed_entry = log["items"].as_array().unwrap().iter().find(|e| e["action"] == "sign_in_failed").unwrap();
+    assert_eq!(failed_entry["ip"], "203.0.113.77", "the client's address, through the local proxy");
+    assert!(!log.to_string().contains("not-her-password"), "no password in the audit log");
+    let (_, only) = server.get("/api/v1/audit?action=lead_merged").await;
+    assert_eq!(only["total"], 1);
+    let (_, page) = common::console::get(&server, &admin, "/admin/audit").await;
+    assert!(page.contains("合并线索") && page.contains("登录失败"), "the console lists them");
+    let li = common::console::sign_in(&server, "li", "li-password-123").await;
+    let (status, _) = common::console::get(&server, &li, "/admin/audit").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}

@@ -135,7 +135,7 @@ async fn health_and_a_truthful_openapi_document() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(doc["openapi"], "3.1.0");
     let paths = doc["paths"].as_object().unwrap();
-    assert_eq!(paths.len(), 14);
+    assert_eq!(paths.len(), 15);
     // Every documented operation exists on the server: it answers something other than the
     // router's 404 / 405.
     for (path, ops) in paths {

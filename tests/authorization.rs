@@ -19,6 +19,7 @@ const CONSOLE_GET: &[&str] = &[
     "/admin/users",
     "/admin/deliveries",
     "/admin/exports",
+    "/admin/audit",
     "/export",
     "/dashboard",
 ];
@@ -160,6 +161,7 @@ async fn an_agent_reaches_no_other_agents_lead_and_no_admin_route() {
         if path.contains("{id}")
             || path.starts_with("/api/v1/pushes")
             || path == "/api/v1/exports"
+            || path == "/api/v1/audit"
             || path == "/api/v1/stats"
         {
             assert!(

@@ -3,7 +3,9 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use serde_json::json;
 use xiansuo_web::access::{previous_token_setting, token_setting};
+use xiansuo_web::audit::Who;
 
 use super::TokenCommand;
 
@@ -32,6 +34,9 @@ pub fn run(command: TokenCommand, config_file: Option<&Path>) -> Result<ExitCode
                     store.set_setting(&previous_token_setting(&name), Some(old)).await.map_err(store_error)?;
                 }
                 store.set_setting(&token_setting(&name), Some(&new)).await.map_err(store_error)?;
+                let target = Some(format!("source {name}"));
+                xiansuo_web::audit::record(store.as_ref(), Who::command_line(), "token_rotated", target, json!({}), None)
+                    .await;
                 println!("new push token for source \"{name}\": {new}");
                 println!("push URL: /push/{name}?token={new}");
                 if current.is_some() {
@@ -42,6 +47,9 @@ pub fn run(command: TokenCommand, config_file: Option<&Path>) -> Result<ExitCode
             }
             TokenCommand::Retire { .. } => {
                 store.set_setting(&previous_token_setting(&name), None).await.map_err(store_error)?;
+                let target = Some(format!("source {name}"));
+                xiansuo_web::audit::record(store.as_ref(), Who::command_line(), "token_retired", target, json!({}), None)
+                    .await;
                 println!("source \"{name}\" accepts only its current token now (running services within 10 seconds)");
             }
         }

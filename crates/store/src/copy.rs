@@ -168,6 +168,21 @@ pub fn tables() -> Vec<TableDef> {
                 ("completed", Bool),
             ],
         },
+        TableDef {
+            name: "audit_log",
+            range_key: Some("id"),
+            order_by: "id",
+            columns: vec![
+                ("id", Int),
+                ("at", Time),
+                ("user_id", Int),
+                ("actor", Text),
+                ("action", Text),
+                ("target", Text),
+                ("detail", Json),
+                ("ip", Text),
+            ],
+        },
         TableDef { name: "settings", range_key: None, order_by: "key", columns: vec![("key", Text), ("value", Text)] },
         // Issue #6: the outbox, its deliveries, and the round-robin cursors.
         TableDef {

@@ -136,6 +136,35 @@ pub struct Duplicate {
     pub contacts: Vec<(String, String)>,
 }
 
+/// An entry of the audit log: who did what, to what, from where.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEntry {
+    pub at: Instant,
+    pub user_id: Option<i64>,
+    /// The user's name, `admin token` or `command line`.
+    pub actor: String,
+    /// `sign_in`, `sign_in_failed`, `sign_out`, `user_added`, `user_disabled`, `lead_merged`…
+    pub action: String,
+    /// What it was done to (`lead 12`, `user li`, `source easyliao`).
+    pub target: Option<String>,
+    pub detail: serde_json::Value,
+    pub ip: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRecord {
+    pub id: i64,
+    pub entry: AuditEntry,
+}
+
+/// An audit log page, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub action: Option<String>,
+    pub page: u32,
+    pub per_page: u32,
+}
+
 /// How to order a lead list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LeadSort {
@@ -319,6 +348,11 @@ pub trait Store: outbox::Outbox + Send + Sync + 'static {
     /// Stores `value` under `key` unless a value is there already; returns the stored value.
     /// Used for generated tokens, which must survive restarts.
     async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError>;
+
+    /// Adds an entry to the audit log.
+    async fn audit(&self, entry: AuditEntry) -> Result<(), StoreError>;
+
+    async fn audit_log(&self, query: &AuditQuery) -> Result<Page<AuditRecord>, StoreError>;
 
     /// A setting's value.
     async fn setting(&self, key: &str) -> Result<Option<String>, StoreError>;

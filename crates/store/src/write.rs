@@ -22,6 +22,7 @@ pub const MAX_BATCH: usize = 512;
 
 pub enum Write {
     Push(NewPush),
+    Audit(crate::AuditEntry),
     /// A push kept in the local spool while the database was unavailable: stored once, whatever
     /// number of times the spool is drained (the entry's id is kept with it).
     SpooledPush {

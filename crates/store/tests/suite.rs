@@ -14,7 +14,7 @@ use xiansuo_domain::{Card, Instant, Lead, LeadChange, LeadStatus, Message, PushO
 use xiansuo_store::postgres::PostgresStore;
 use xiansuo_store::sqlite::SqliteStore;
 use xiansuo_store::testing::{TestDatabase, throwaway_postgres};
-use xiansuo_store::{Actor, LeadUpdate, NewSession, UserChange};
+use xiansuo_store::{Actor, AuditEntry, AuditQuery, LeadUpdate, NewSession, UserChange};
 use xiansuo_store::{
     LeadDetail, LeadQuery, LeadSort, LeadWritten, NewPush, Page, PushEntry, PushQuery, PushRecorded, PushResult,
     PushSummary, Store, StoreError,
@@ -73,6 +73,7 @@ suite!(
     score_and_its_reasons_follow_each_push,
     tag_filter_by_id_or_name,
     a_spool_entry_is_stored_once,
+    the_audit_log_keeps_entries_newest_first,
 );
 
 /// Write queue of the stores under test: large enough for the concurrency tests.
@@ -1549,4 +1550,27 @@ async fn a_spool_entry_is_stored_once(env: Env) {
     assert_eq!(detail(s, first.leads[0].id).await.lead.push_count, 1);
     let other = s.record_spooled_push("0002-entry", push()).await.unwrap();
     assert_ne!(other.push_id, first.push_id);
+}
+
+async fn the_audit_log_keeps_entries_newest_first(env: Env) {
+    let s = &env.store;
+    let entry = |action: &str, at: Instant| AuditEntry {
+        at,
+        user_id: Some(1),
+        actor: "admin".into(),
+        action: action.into(),
+        target: Some("lead 7".into()),
+        detail: serde_json::json!({ "other": 8 }),
+        ip: Some("203.0.113.9".into()),
+    };
+    s.audit(entry("sign_in", hour(0))).await.unwrap();
+    s.audit(entry("lead_merged", hour(1))).await.unwrap();
+    s.audit(AuditEntry { user_id: None, ip: None, target: None, ..entry("sign_in_failed", hour(2)) }).await.unwrap();
+    let all = s.audit_log(&AuditQuery { page: 1, per_page: 10, ..Default::default() }).await.unwrap();
+    assert_eq!(all.total, 3);
+    let actions: Vec<&str> = all.items.iter().map(|r| r.entry.action.as_str()).collect();
+    assert_eq!(actions, ["sign_in_failed", "lead_merged", "sign_in"]);
+    assert_eq!(all.items[1].entry, entry("lead_merged", hour(1)));
+    let merges = s.audit_log(&AuditQuery { action: Some("lead_merged".into()), page: 1, per_page: 10 }).await.unwrap();
+    assert_eq!((merges.total, merges.items.len()), (1, 1));
 }

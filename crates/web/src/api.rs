@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use xiansuo_domain::{Instant, LeadStatus, PushOutcomeKind};
 use xiansuo_store::{LeadQuery, LeadSort, OwnerFilter, Page, PushQuery};
 
+use crate::audit::{self, Who};
 use crate::auth::Principal;
 use crate::push::{push_answer, replay};
 use crate::{ApiError, AppState, repr};
@@ -327,6 +328,8 @@ pub async fn merge_lead(
     let Json(other) = body
         .map_err(|e| ApiError::BadRequest(format!("send {{\"lead_id\": N}}, the lead to merge into this one: {e}")))?;
     let event = app.store.merge_leads(lead_id, other.lead_id, actor, xiansuo_domain::now()).await?;
+    let (target, detail) = (Some(format!("lead {lead_id}")), json!({ "merged_lead_id": other.lead_id }));
+    audit::record(app.store.as_ref(), Who::principal(&principal), "lead_merged", target, detail, None).await;
     Ok(Json(event_json(&event)))
 }
 
@@ -339,6 +342,8 @@ pub async fn unmerge_lead(
     let actor = principal.admin_actor()?;
     let lead_id = id(&lead_id, "lead")?;
     let event = app.store.unmerge_lead(lead_id, actor, xiansuo_domain::now()).await?;
+    let target = Some(format!("lead {lead_id}"));
+    audit::record(app.store.as_ref(), Who::principal(&principal), "lead_unmerged", target, json!({}), None).await;
     Ok(Json(event_json(&event)))
 }
 
@@ -354,6 +359,8 @@ pub async fn dismiss_duplicate(
     let Json(other) =
         body.map_err(|e| ApiError::BadRequest(format!("send {{\"lead_id\": N}}, the lead that is no duplicate: {e}")))?;
     let event = app.store.dismiss_duplicate(lead_id, other.lead_id, actor, xiansuo_domain::now()).await?;
+    let (target, detail) = (Some(format!("lead {lead_id}")), json!({ "other_lead_id": other.lead_id }));
+    audit::record(app.store.as_ref(), Who::principal(&principal), "duplicate_dismissed", target, detail, None).await;
     Ok(Json(event_json(&event)))
 }
 
@@ -394,6 +401,8 @@ pub async fn replay_push(
     principal.require_admin()?;
     let push_id = id(&push_id, "push")?;
     let (recorded, decoded) = replay(&app, push_id).await?;
+    let target = Some(format!("push {push_id}"));
+    audit::record(app.store.as_ref(), Who::principal(&principal), "push_replayed", target, json!({}), None).await;
     Ok(Json(match decoded {
         Ok(warnings) => push_answer(&recorded, &warnings),
         Err(error) => json!({
@@ -408,4 +417,41 @@ pub async fn replay_push(
             "warnings": [],
         }),
     }))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct AuditParams {
+    action: Option<String>,
+    page: Option<String>,
+    per_page: Option<String>,
+}
+
+/// Admin: the audit log, newest first.
+pub async fn audit_log(
+    State(app): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    ApiQuery(p): ApiQuery<AuditParams>,
+) -> Result<Json<Value>, ApiError> {
+    principal.require_admin()?;
+    let query = xiansuo_store::AuditQuery {
+        action: non_empty(p.action),
+        page: number("page", p.page, 1, u32::MAX / MAX_PER_PAGE)?,
+        per_page: number("per_page", p.per_page, DEFAULT_PER_PAGE, MAX_PER_PAGE)?,
+    };
+    let page = app.store.audit_log(&query).await?;
+    let page = Page {
+        total: page.total,
+        page: page.page,
+        per_page: page.per_page,
+        items: page
+            .items
+            .iter()
+            .map(|r| {
+                let e = &r.entry;
+                json!({ "id": r.id, "at": repr::time(e.at), "user_id": e.user_id, "actor": e.actor, "action": e.action,
+                        "target": e.target, "detail": e.detail, "ip": e.ip })
+            })
+            .collect(),
+    };
+    Ok(Json(page_json(&page)))
 }

@@ -3,6 +3,7 @@
 
 pub mod access;
 mod api;
+pub mod audit;
 mod auth;
 mod console;
 mod error;
@@ -74,6 +75,7 @@ pub fn router(state: AppState) -> Router {
         .route("/exports", get(export::api_exports))
         .route("/stats", get(stats::api_stats))
         .route("/pushes", get(api::list_pushes))
+        .route("/audit", get(api::audit_log))
         .route("/pushes/{id}/replay", post(api::replay_push))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
     Router::new()

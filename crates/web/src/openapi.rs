@@ -180,6 +180,8 @@ fn document_value() -> Value {
     export_params.extend(filter_params.clone());
     let export_log_params = page_params.clone();
     let counts = counts_schema();
+    let mut audit_params = vec![q("action", "only this action (sign_in, sign_in_failed, lead_merged, …)")];
+    audit_params.extend(page_params.clone());
     let mut push_params = vec![
         json!({ "name": "outcome", "in": "query", "required": false, "schema": { "type": "string", "enum": ["accepted", "ignored", "rejected"] } }),
         q("source", "source name"),
@@ -269,6 +271,12 @@ fn document_value() -> Value {
                 "ExportPage": page_of("Export"),
                 "Counts": counts.clone(),
                 "Stats": stats_schema(&counts),
+                "AuditEntry": { "type": "object", "required": ["id", "at", "user_id", "actor", "action", "target", "detail", "ip"], "properties": {
+                    "id": { "type": "integer" }, "at": { "type": "string", "format": "date-time" },
+                    "user_id": { "type": ["integer", "null"] }, "actor": { "type": "string", "description": "the user's name, admin token or command line" },
+                    "action": { "type": "string" }, "target": { "type": ["string", "null"] }, "detail": { "type": "object" },
+                    "ip": { "type": ["string", "null"] } } },
+                "AuditPage": page_of("AuditEntry"),
                 "LeadPage": page_of("Lead"),
                 "PushPage": page_of("Push"),
             }
@@ -328,6 +336,9 @@ fn document_value() -> Value {
                 "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/OtherLead" } } } },
                 "responses": { "200": ok("dismissed; this lead's timeline entry", "TimelineEntry"), "400": err("the body is not {\"lead_id\": N}"), "401": err("missing or wrong token"),
                     "403": err("not an admin user's token"), "404": err("no such lead"), "409": err("the same lead twice"), "503": err("busy or database unavailable") } } },
+            "/api/v1/audit": { "get": { "summary": "The audit log, newest first: sign-ins, user management, merges, replays, redeliveries, token rotations", "security": [{ "admin": [] }],
+                "parameters": audit_params,
+                "responses": { "200": ok("a page of entries", "AuditPage"), "400": err("a parameter is invalid"), "401": err("missing or wrong token"), "403": err("an agent's token") } } },
             "/api/v1/pushes": { "get": { "summary": "The push log, newest first, bodies verbatim", "security": [{ "admin": [] }], "parameters": push_params,
                 "responses": { "200": ok("a page of pushes", "PushPage"), "400": err("a parameter is invalid"), "401": err("missing or wrong token"), "403": err("an agent's token") } } },
             "/api/v1/pushes/{id}/replay": { "post": { "summary": "Decode a stored push again under today's configuration and apply it", "security": [{ "admin": [] }], "parameters": [id_param("push")],

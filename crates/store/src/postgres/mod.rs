@@ -42,7 +42,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (5, "contacts", include_str!("migrations/0005_contacts.sql")),
     (6, "outbox", include_str!("migrations/0006_outbox.sql")),
     (7, "reports", include_str!("migrations/0007_reports.sql")),
-    (8, "spool", include_str!("migrations/0008_spool.sql")),
+    (8, "spool_audit", include_str!("migrations/0008_spool_audit.sql")),
 ];
 
 /// Any number: the advisory lock that serializes migrations of processes starting together.
@@ -418,6 +418,39 @@ impl Store for PostgresStore {
 
     async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError> {
         self.submit(Write::Setting { key: key.to_string(), value: value.to_string() }).await?.into_setting()
+    }
+
+    async fn audit(&self, entry: crate::AuditEntry) -> Result<(), StoreError> {
+        self.submit(Write::Audit(entry)).await.map(|_| ())
+    }
+
+    async fn audit_log(&self, query: &crate::AuditQuery) -> Result<Page<crate::AuditRecord>, StoreError> {
+        let client = self.client().await?;
+        let total: i64 = client
+            .query_one("SELECT count(*) FROM audit_log WHERE $1::text IS NULL OR action = $1", &[&query.action])
+            .await?
+            .try_get(0)?;
+        let sql = format!(
+            "SELECT id, at, user_id, actor, action, target, detail, ip FROM audit_log
+             WHERE $1::text IS NULL OR action = $1 ORDER BY id DESC {}",
+            limit_offset(query.page, query.per_page)
+        );
+        let mut items = Vec::new();
+        for r in client.query(&sql, &[&query.action]).await? {
+            items.push(crate::AuditRecord {
+                id: r.try_get(0)?,
+                entry: crate::AuditEntry {
+                    at: r.try_get(1)?,
+                    user_id: r.try_get(2)?,
+                    actor: r.try_get(3)?,
+                    action: r.try_get(4)?,
+                    target: r.try_get(5)?,
+                    detail: r.try_get(6)?,
+                    ip: r.try_get(7)?,
+                },
+            });
+        }
+        Ok(Page { total: total as u64, page: query.page, per_page: query.per_page, items })
     }
 
     async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {

@@ -135,6 +135,14 @@ async fn try_batch(
 async fn apply(tx: &Transaction<'_>, write: &Write, scoring: &Scoring) -> Result<Written, Failure> {
     match write {
         Write::Push(push) => record_push(tx, push, scoring).await.map(Written::Push),
+        Write::Audit(e) => {
+            tx.execute(
+                "INSERT INTO audit_log (at, user_id, actor, action, target, detail, ip) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &[&millis(e.at), &e.user_id, &e.actor, &e.action, &e.target, &e.detail, &e.ip],
+            )
+            .await?;
+            Ok(Written::Done)
+        }
         Write::SpooledPush { spool_id, push } => {
             if let Some(row) = tx.query_opt("SELECT id FROM pushes WHERE spool_id = $1", &[spool_id]).await? {
                 return stored_push(tx, row.try_get(0)?).await.map(Written::Push);

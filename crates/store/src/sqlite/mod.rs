@@ -39,7 +39,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (5, "contacts", include_str!("migrations/0005_contacts.sql")),
     (6, "outbox", include_str!("migrations/0006_outbox.sql")),
     (7, "reports", include_str!("migrations/0007_reports.sql")),
-    (8, "spool", include_str!("migrations/0008_spool.sql")),
+    (8, "spool_audit", include_str!("migrations/0008_spool_audit.sql")),
 ];
 
 /// Read connections kept open between requests.
@@ -442,6 +442,43 @@ impl Store for SqliteStore {
 
     async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError> {
         self.submit(Write::Setting { key: key.to_string(), value: value.to_string() }).await?.into_setting()
+    }
+
+    async fn audit(&self, entry: crate::AuditEntry) -> Result<(), StoreError> {
+        self.submit(Write::Audit(entry)).await.map(|_| ())
+    }
+
+    async fn audit_log(&self, query: &crate::AuditQuery) -> Result<Page<crate::AuditRecord>, StoreError> {
+        let query = query.clone();
+        self.read(move |conn| {
+            let total: i64 = conn
+                .prepare_cached("SELECT count(*) FROM audit_log WHERE ?1 IS NULL OR action = ?1")?
+                .query_row([&query.action], |r| r.get(0))?;
+            let sql = format!(
+                "SELECT id, at, user_id, actor, action, target, detail, ip FROM audit_log
+                 WHERE ?1 IS NULL OR action = ?1 ORDER BY id DESC {}",
+                limit_offset(query.page, query.per_page)
+            );
+            let items = conn
+                .prepare_cached(&sql)?
+                .query_map([&query.action], |r| {
+                    Ok(crate::AuditRecord {
+                        id: r.get(0)?,
+                        entry: crate::AuditEntry {
+                            at: instant(r.get(1)?),
+                            user_id: r.get(2)?,
+                            actor: r.get(3)?,
+                            action: r.get(4)?,
+                            target: r.get(5)?,
+                            detail: serde_json::from_str(&r.get::<_, String>(6)?).unwrap_or_default(),
+                            ip: r.get(7)?,
+                        },
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(Page { total: total as u64, page: query.page, per_page: query.per_page, items })
+        })
+        .await
     }
 
     async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {

@@ -79,6 +79,13 @@ fn commit_batch(conn: &mut Connection, batch: Vec<Job>, scoring: &Scoring) {
 fn apply(conn: &Connection, write: &Write, scoring: &Scoring) -> Result<Written, StoreError> {
     match write {
         Write::Push(push) => record_push(conn, push, scoring).map(Written::Push),
+        Write::Audit(e) => {
+            conn.prepare_cached(
+                "INSERT INTO audit_log (at, user_id, actor, action, target, detail, ip) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![ms(e.at), e.user_id, e.actor, e.action, e.target, e.detail.to_string(), e.ip])?;
+            Ok(Written::Done)
+        }
         Write::SpooledPush { spool_id, push } => {
             let stored: Option<i64> = conn
                 .prepare_cached("SELECT id FROM pushes WHERE spool_id = ?1")?

@@ -179,5 +179,15 @@ pub async fn redeliver(
     };
     let n = app.store.redeliver(which, xiansuo_domain::now()).await?;
     tracing::info!(by = %signed.0.user.name, count = n, "dead deliveries queued again");
+    let detail = serde_json::json!({ "count": n, "which": raw });
+    crate::audit::record(
+        app.store.as_ref(),
+        crate::audit::Who::user(&signed.0.user),
+        "deliveries_redelivered",
+        None,
+        detail,
+        None,
+    )
+    .await;
     Ok(Redirect::to(&format!("/admin/deliveries?{back}redelivered={n}")).into_response())
 }

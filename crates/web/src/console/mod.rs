@@ -47,6 +47,7 @@ pub fn routes() -> Router<AppState> {
         .route("/export", get(reports::export))
         .route("/dashboard", get(dashboard::dashboard))
         .route("/admin/exports", get(reports::exports))
+        .route("/admin/audit", get(pages::audit_log))
         .route("/assets/{file}", get(asset))
 }
 

@@ -20,7 +20,9 @@ use xiansuo_store::{Actor, LeadQuery, LeadSort, LeadUpdate, NewSession, OwnerFil
 use super::view::{self, Choice, FieldView, InboxFilters, InboxRow, Me};
 use super::{PageError, SESSION_HOURS, Signed, encode, page, session_cookie, session_token};
 use crate::AppState;
+use crate::audit::{self, Who};
 use crate::security::{generate_password, hash_password, random_hex, sha256_hex, verify_password};
+use serde_json::json;
 
 const PER_PAGE: u32 = 50;
 
@@ -70,11 +72,6 @@ pub struct LoginForm {
 /// The client address for rate limiting: the peer's address; behind a reverse proxy on this
 /// machine (a loopback peer), the hop that proxy appended to X-Forwarded-For (the last one:
 /// earlier hops are whatever the client claimed).
-/// The sign-in limiter's key of a client: its address, read through trusted proxies.
-fn client_key(app: &AppState, peer: SocketAddr, headers: &HeaderMap) -> String {
-    format!("ip:{}", crate::access::client_ip(peer.ip(), headers, &app.trusted_proxies))
-}
-
 pub async fn login(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -89,7 +86,8 @@ pub async fn login(
             });
         Ok((axum::http::StatusCode::UNAUTHORIZED, page(page_html)).into_response())
     };
-    let ip_key = client_key(&app, peer, &headers);
+    let client = crate::access::client_ip(peer.ip(), &headers, &app.trusted_proxies);
+    let ip_key = format!("ip:{client}");
     // A name that cannot exist is refused before anything is looked up, hashed or logged.
     let Ok(name) = valid_user_name(&form.name).map(str::to_string) else {
         app.login_limiter.failed(&ip_key);
@@ -115,6 +113,9 @@ pub async fn login(
         Some(u) if matches && !u.disabled => u,
         _ => {
             tracing::info!(user = %name, "sign-in failed");
+            let target = Some(format!("user {name}"));
+            audit::record(app.store.as_ref(), Who::claimed(&name), "sign_in_failed", target, json!({}), Some(client))
+                .await;
             return refuse(name);
         }
     };
@@ -137,6 +138,7 @@ pub async fn login(
         })
         .await?;
     tracing::info!(user = %user.name, "signed in");
+    audit::record(app.store.as_ref(), Who::user(&user), "sign_in", None, json!({}), Some(client)).await;
     let mut response = Redirect::to(&next).into_response();
     response.headers_mut().insert(header::SET_COOKIE, session_cookie(&token, SESSION_HOURS * 3600));
     Ok(response)
@@ -163,6 +165,7 @@ pub async fn logout(
     if let Some(token) = session_token(&headers) {
         app.store.delete_session(&sha256_hex(&token)).await?;
     }
+    audit::record(app.store.as_ref(), Who::user(&signed.0.user), "sign_out", None, json!({}), None).await;
     let mut response = Redirect::to("/login").into_response();
     response.headers_mut().insert(header::SET_COOKIE, session_cookie("", 0));
     Ok(response)
@@ -859,6 +862,8 @@ pub async fn merge(
     let id = lead_id(&raw)?;
     let other = other_lead(&form)?;
     app.store.merge_leads(id, other, Actor::of(&signed.0.user), xiansuo_domain::now()).await?;
+    let (target, detail) = (Some(format!("lead {id}")), json!({ "merged_lead_id": other }));
+    audit::record(app.store.as_ref(), Who::user(&signed.0.user), "lead_merged", target, detail, None).await;
     Ok(back_to(id))
 }
 
@@ -872,7 +877,20 @@ pub async fn unmerge(
     signed.check_csrf(&form.csrf)?;
     signed.require_admin()?;
     let id = lead_id(&raw)?;
-    app.store.unmerge_lead(id, Actor::of(&signed.0.user), xiansuo_domain::now()).await?;
+    let event = app.store.unmerge_lead(id, Actor::of(&signed.0.user), xiansuo_domain::now()).await?;
+    let detail = match event.change {
+        xiansuo_domain::LeadChange::Unmerged { other } => json!({ "from_lead_id": other }),
+        _ => json!({}),
+    };
+    audit::record(
+        app.store.as_ref(),
+        Who::user(&signed.0.user),
+        "lead_unmerged",
+        Some(format!("lead {id}")),
+        detail,
+        None,
+    )
+    .await;
     Ok(back_to(id))
 }
 
@@ -888,6 +906,8 @@ pub async fn dismiss(
     let id = lead_id(&raw)?;
     let other = other_lead(&form)?;
     app.store.dismiss_duplicate(id, other, Actor::of(&signed.0.user), xiansuo_domain::now()).await?;
+    let (target, detail) = (Some(format!("lead {id}")), json!({ "other_lead_id": other }));
+    audit::record(app.store.as_ref(), Who::user(&signed.0.user), "duplicate_dismissed", target, detail, None).await;
     Ok(back_to(id))
 }
 
@@ -980,11 +1000,63 @@ pub async fn replay(
     let id: i64 = raw.parse().map_err(|_| PageError::NotFound)?;
     match crate::push::replay(&app, id).await {
         // Back to the log (a reload of it does not replay again), which tells the outcome.
-        Ok(_) => Ok(Redirect::to(&format!("/admin/pushes?replayed={id}")).into_response()),
+        Ok(_) => {
+            let target = Some(format!("push {id}"));
+            audit::record(app.store.as_ref(), Who::user(&signed.0.user), "push_replayed", target, json!({}), None)
+                .await;
+            Ok(Redirect::to(&format!("/admin/pushes?replayed={id}")).into_response())
+        }
         Err(crate::ApiError::Store(e)) => Err(e.into()),
         Err(crate::ApiError::NotFound(_)) => Err(PageError::NotFound),
         Err(e) => Err(PageError::Conflict(e.to_string())),
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Audit log
+
+#[derive(Deserialize)]
+pub struct AuditPageQuery {
+    page: Option<u32>,
+}
+
+pub async fn audit_log(
+    State(app): State<AppState>,
+    signed: Signed,
+    Query(q): Query<AuditPageQuery>,
+) -> Result<Response, PageError> {
+    signed.require_admin()?;
+    let page_no = q.page.unwrap_or(1).clamp(1, 100_000);
+    let list = app.store.audit_log(&xiansuo_store::AuditQuery { action: None, page: page_no, per_page: 50 }).await?;
+    let rows = list
+        .items
+        .iter()
+        .map(|r| {
+            let e = &r.entry;
+            view::AuditRow {
+                at: view::full_time(e.at),
+                actor: e.actor.clone(),
+                action: e.action.clone(),
+                label: audit::label(&e.action).to_string(),
+                target: e.target.clone().unwrap_or_default(),
+                detail: if e.detail.as_object().is_some_and(|o| o.is_empty()) {
+                    String::new()
+                } else {
+                    e.detail.to_string()
+                },
+                ip: e.ip.clone().unwrap_or_default(),
+            }
+        })
+        .collect();
+    let audit_page = view::AuditPage {
+        me: Me::of(&signed.0.user, &signed.0.csrf),
+        rows,
+        total: list.total,
+        page: page_no,
+        prev_url: (page_no > 1).then(|| format!("/admin/audit?page={}", page_no - 1)),
+        next_url: (u64::from(page_no) * 50 < list.total).then(|| format!("/admin/audit?page={}", page_no + 1)),
+    };
+    Ok(page(view::render(&audit_page)))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1049,6 +1121,8 @@ pub async fn add_user(
     match app.store.create_user(&name, role, &hash).await {
         Ok(user) => {
             tracing::info!(by = %signed.0.user.name, user = %user.name, role = role.as_str(), "user added");
+            let (target, detail) = (Some(format!("user {}", user.name)), json!({ "role": role.as_str() }));
+            audit::record(app.store.as_ref(), Who::user(&signed.0.user), "user_added", target, detail, None).await;
             users_page(&app, &signed, Some((format!("用户 {name} 的初始密码"), password)), None).await
         }
         Err(xiansuo_store::StoreError::Conflict(m)) => users_page(&app, &signed, None, Some(m)).await,
@@ -1082,5 +1156,20 @@ pub async fn user_action(
     };
     app.store.update_user(id, change).await?;
     tracing::info!(by = %signed.0.user.name, user = %user.name, action = %action, "user changed");
+    let what = match action.as_str() {
+        "disable" => "user_disabled",
+        "enable" => "user_enabled",
+        "reset-password" => "user_password_reset",
+        _ => "user_api_token_issued",
+    };
+    audit::record(
+        app.store.as_ref(),
+        Who::user(&signed.0.user),
+        what,
+        Some(format!("user {}", user.name)),
+        json!({}),
+        None,
+    )
+    .await;
     users_page(&app, &signed, secret, None).await
 }

@@ -273,6 +273,27 @@ pub struct PushesPage {
     pub notice: Option<String>,
 }
 
+pub struct AuditRow {
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub label: String,
+    pub target: String,
+    pub detail: String,
+    pub ip: String,
+}
+
+#[derive(Template)]
+#[template(path = "audit.html")]
+pub struct AuditPage {
+    pub me: Me,
+    pub rows: Vec<AuditRow>,
+    pub total: u64,
+    pub page: u32,
+    pub prev_url: Option<String>,
+    pub next_url: Option<String>,
+}
+
 pub struct UserRow {
     pub id: i64,
     pub name: String,
