@@ -7,9 +7,19 @@ use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 use xiansuo_config::Config;
 
+/// `RUST_LOG` (default `info`), but never the PostgreSQL driver's debug lines: they print every
+/// query's parameters (tokens, phone numbers, passwords' hashes).
+fn log_filter() -> EnvFilter {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    match "tokio_postgres=info".parse() {
+        Ok(cap) => filter.add_directive(cap),
+        Err(_) => filter,
+    }
+}
+
 pub fn run(config_file: Option<&Path>) -> Result<ExitCode, String> {
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(log_filter())
         // Mobile numbers are masked in every log line, whoever writes it.
         .with_writer(|| xiansuo_web::security::MaskingWriter(std::io::stderr()))
         // Colours only on a terminal, not in a log file or the journal.
