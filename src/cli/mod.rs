@@ -125,7 +125,7 @@ enum Command {
         #[arg(long)]
         columns: Option<String>,
         #[command(flatten)]
-        filters: export::Filters,
+        filters: Box<export::Filters>,
         /// TOML configuration file; only database_url is used (XIANSUO_DATABASE_URL wins).
         #[arg(long, short, env = "XIANSUO_CONFIG", value_name = "FILE")]
         config: Option<PathBuf>,
