@@ -137,7 +137,14 @@ async fn csv_export_matches_the_api_and_neutralizes_formulas() {
         download(&server, ADMIN_TOKEN, "/api/v1/leads/export?landing=http%3A%2F%2Fa.cn%2Fzt%2Fkj.html&columns=id")
             .await;
     assert_eq!(parse_csv(&bytes).1.len(), 2, "landing page filter");
-    for (query, word) in [("format=pdf", "format"), ("columns=id,secret", "columns"), ("status=nope", "status")] {
+    for (query, word) in [
+        ("format=pdf", "format"),
+        ("columns=id,secret", "columns"),
+        ("columns=", "columns"),
+        ("columns=id,%20name", "columns"),
+        ("status=nope", "status"),
+        ("citty=x", "citty"),
+    ] {
         let (status, _, body) = download(&server, ADMIN_TOKEN, &format!("/api/v1/leads/export?{query}")).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{query}");
         assert!(String::from_utf8_lossy(&body).contains(word), "{query}");

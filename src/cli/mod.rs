@@ -60,8 +60,6 @@ enum UserCommand {
     List,
 }
 
-// Parsed once at start: the size of the largest variant (export's filters) does not matter.
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Start the service: the push endpoint, the API and the database (created on first start).
@@ -166,7 +164,7 @@ enum Command {
         #[arg(long)]
         columns: Option<String>,
         #[command(flatten)]
-        filters: export::Filters,
+        filters: Box<export::Filters>,
         /// TOML configuration file; only database_url is used (XIANSUO_DATABASE_URL wins).
         #[arg(long, short, env = "XIANSUO_CONFIG", value_name = "FILE")]
         config: Option<PathBuf>,

@@ -199,13 +199,26 @@ pub struct LeadStats {
 
 /// Whether a mobile field holds a Chinese mobile number (spaces, dashes and +86 allowed).
 pub fn valid_mobile(s: &str) -> bool {
-    let digits: String = s.chars().filter(|c| !matches!(c, ' ' | '-' | '+' | '(' | ')')).collect();
-    if !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return false;
+    // Digits only (no allocation: this runs once per lead of a report).
+    let mut digits = [0u8; 16];
+    let mut n = 0;
+    for b in s.bytes() {
+        match b {
+            b'0'..=b'9' if n < digits.len() => {
+                digits[n] = b;
+                n += 1;
+            }
+            b' ' | b'-' | b'+' | b'(' | b')' => {}
+            _ => return false,
+        }
     }
-    let national = digits.strip_prefix("0086").or_else(|| digits.strip_prefix("86")).filter(|d| d.len() == 11);
-    let n = national.unwrap_or(&digits).as_bytes();
-    n.len() == 11 && n[0] == b'1' && (b'3'..=b'9').contains(&n[1])
+    let d = &digits[..n];
+    let national = match d {
+        [b'0', b'0', b'8', b'6', rest @ ..] if rest.len() == 11 => rest,
+        [b'8', b'6', rest @ ..] if rest.len() == 11 => rest,
+        _ => d,
+    };
+    national.len() == 11 && national[0] == b'1' && (b'3'..=b'9').contains(&national[1])
 }
 
 /// A landing page without its query string and fragment (the ad platforms' click ids).

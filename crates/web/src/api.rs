@@ -176,6 +176,48 @@ fn owner_filter(value: Option<String>) -> Result<Option<OwnerFilter>, ApiError> 
     }
 }
 
+/// The lead filter's parameter names.
+pub const LEAD_PARAMS: &[&str] = &[
+    "q",
+    "status",
+    "source",
+    "province",
+    "city",
+    "search_engine",
+    "ntag_id",
+    "user_id",
+    "owner",
+    "from",
+    "to",
+    "page",
+    "per_page",
+    "sort",
+    "keyword",
+    "bidding_word",
+    "promotion_id",
+    "site_name",
+    "device_type",
+    "subject_name",
+    "school_name",
+    "search_host",
+    "landing",
+];
+
+/// A 400 naming the first query parameter that is none of `known` (a misspelt filter would
+/// otherwise widen an export or a report silently).
+pub fn reject_unknown(raw: Option<&str>, known: &[&[&str]]) -> Result<(), ApiError> {
+    for (name, _) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+        if !known.iter().any(|set| set.contains(&name.as_ref())) {
+            let all: Vec<&str> = known.iter().flat_map(|s| s.iter().copied()).collect();
+            return Err(ApiError::BadRequest(format!(
+                "\"{name}\" is not a parameter of this request; known: {}",
+                all.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// `page`: from 1.
 pub fn page_number(value: Option<String>) -> Result<u32, ApiError> {
     number("page", value, 1, u32::MAX / MAX_PER_PAGE)

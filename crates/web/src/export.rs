@@ -491,14 +491,23 @@ fn who(principal: &crate::auth::Principal) -> (Option<i64>, String) {
 pub async fn api_export(
     axum::extract::State(app): axum::extract::State<crate::AppState>,
     axum::extract::Extension(principal): axum::extract::Extension<crate::auth::Principal>,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
     crate::api::ApiQuery(p): crate::api::ApiQuery<ExportParams>,
 ) -> Result<Response, crate::ApiError> {
     use crate::ApiError;
+    crate::api::reject_unknown(raw.as_deref(), &[&["format", "columns"], crate::api::LEAD_PARAMS])?;
     let format = match p.format.as_deref().map(str::trim).filter(|f| !f.is_empty()) {
         None => Format::Csv,
         Some(f) => Format::parse(f)
             .ok_or_else(|| ApiError::BadRequest(format!("format: \"{f}\" is not a format; use csv or xlsx")))?,
     };
+    if let Some(spec) = &p.columns
+        && spec.split(',').any(|k| k.is_empty() || k.trim() != k)
+    {
+        return Err(ApiError::BadRequest(format!(
+            "columns: \"{spec}\" is not a comma-separated list of column keys (no spaces, no empty keys); leave the parameter out for the default columns"
+        )));
+    }
     let columns = parse_columns(p.columns.as_deref()).map_err(ApiError::BadRequest)?;
     let filter = p.filter.filter_json();
     let query = crate::api::lead_query(p.filter, &principal)?;
@@ -544,9 +553,11 @@ pub fn entry_json(e: &xiansuo_store::ExportEntry) -> serde_json::Value {
 pub async fn api_exports(
     axum::extract::State(app): axum::extract::State<crate::AppState>,
     axum::extract::Extension(principal): axum::extract::Extension<crate::auth::Principal>,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
     crate::api::ApiQuery(p): crate::api::ApiQuery<ExportLogParams>,
 ) -> Result<axum::Json<serde_json::Value>, crate::ApiError> {
     principal.require_admin()?;
+    crate::api::reject_unknown(raw.as_deref(), &[&["page", "per_page"]])?;
     let page = crate::api::page_number(p.page)?;
     let per_page = crate::api::per_page_number(p.per_page)?;
     let list = app.store.list_exports(page, per_page).await?;

@@ -173,9 +173,11 @@ fn document_value() -> Value {
     lead_params.extend(attribution_params());
     let filter_params = lead_params.clone();
     lead_params.extend(page_params.clone());
+    let keys: Vec<&str> = crate::export::all_columns().iter().map(|(k, _)| *k).collect();
+    let columns_pattern = format!("^({0})(,({0}))*$", keys.join("|"));
     let mut export_params = vec![
         json!({ "name": "format", "in": "query", "required": false, "schema": { "type": "string", "enum": ["csv", "xlsx"] }, "description": "csv (UTF-8 with BOM, the default) or xlsx" }),
-        json!({ "name": "columns", "in": "query", "required": false, "schema": { "type": "string" }, "description": "comma-separated column keys (lead keys such as id, status, owner, received_at, landing, or canonical card keys); the default set when absent" }),
+        json!({ "name": "columns", "in": "query", "required": false, "schema": { "type": "string", "pattern": columns_pattern }, "description": "comma-separated column keys (lead keys such as id, status, owner, received_at, landing, or canonical card keys); the default set when absent" }),
     ];
     export_params.extend(filter_params.clone());
     let export_log_params = page_params.clone();

@@ -176,9 +176,11 @@ pub fn report_json(report: &Report) -> Value {
 pub async fn api_stats(
     axum::extract::State(app): axum::extract::State<crate::AppState>,
     axum::extract::Extension(principal): axum::extract::Extension<crate::auth::Principal>,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
     crate::api::ApiQuery(p): crate::api::ApiQuery<crate::api::LeadParams>,
 ) -> Result<axum::Json<Value>, crate::ApiError> {
     principal.require_admin()?;
+    crate::api::reject_unknown(raw.as_deref(), &[crate::api::LEAD_PARAMS])?;
     let query = crate::api::lead_query(p, &principal)?;
     let report = report(app.store.as_ref(), query).await?;
     Ok(axum::Json(report_json(&report)))

@@ -809,7 +809,11 @@ impl Store for SqliteStore {
             let mut agg = Aggregator::default();
             // The covering index answers the report alone unless the filter reads other columns
             // (then a plain scan beats an index scan that looks up every row).
-            let hint = if crate::reports::covered(&query) { "INDEXED BY leads_report" } else { "" };
+            // (INDEXED BY fails if the index is missing, so it is named only when it is there.)
+            let indexed = conn
+                .prepare_cached("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'leads_report'")?
+                .exists([])?;
+            let hint = if indexed && crate::reports::covered(&query) { "INDEXED BY leads_report" } else { "" };
             let mut stmt = conn.prepare_cached(&format!("SELECT {} FROM leads l {hint} {where_}", fact_select()))?;
             let mut rows = stmt.query(params_from_iter(params.iter()))?;
             let dims = crate::reports::DIMENSIONS.iter().filter(|d| d.column.is_some()).count();
