@@ -62,12 +62,7 @@ async fn world() -> World {
     server.push_json(&card("pool-visitor")).await;
     let admin = sign_in(&server, "admin", &server.admin_password()).await;
     let (_, page) = get(&server, &admin, &format!("/leads/{theirs}")).await;
-    let wang_id = page
-        .split("<option value=\"")
-        .filter_map(|o| o.split_once("\">"))
-        .find(|(_, label)| label.starts_with("wang"))
-        .map(|(v, _)| v.to_string())
-        .unwrap();
+    let wang_id = common::console::user_id_in_owner_list(&page, "wang");
     let (status, _) =
         post(&server, &admin, &format!("/leads/{theirs}/owner"), &[("csrf", &csrf_of(&page)), ("owner", &wang_id)])
             .await;

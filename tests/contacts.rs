@@ -159,12 +159,7 @@ async fn an_agent_never_sees_another_agents_lead_as_a_duplicate() {
     let admin = sign_in(&server, "admin", &server.admin_password()).await;
     // Lead a goes to wang; li claims lead b.
     let (_, page) = get(&server, &admin, &format!("/leads/{a}")).await;
-    let wang_id = page
-        .split("<option value=\"")
-        .filter_map(|o| o.split_once("\">"))
-        .find(|(_, label)| label.starts_with("wang"))
-        .map(|(v, _)| v.to_string())
-        .unwrap();
+    let wang_id = common::console::user_id_in_owner_list(&page, "wang");
     let (status, _) =
         post(&server, &admin, &format!("/leads/{a}/owner"), &[("csrf", &csrf_of(&page)), ("owner", &wang_id)]).await;
     assert_eq!(status, StatusCode::SEE_OTHER);

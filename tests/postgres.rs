@@ -103,23 +103,8 @@ impl Proxy {
 // Multi-threaded: the proxy must keep running while the test thread waits for the server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_database_gets_503_and_the_service_recovers_by_itself() {
-    let backend = Backend::postgres().await;
+    let (server, proxy, backend) = proxied_server(Vec::new()).await;
     let Backend::Postgres(db) = &backend else { unreachable!() };
-    let config: tokio_postgres::Config = db.url.parse().unwrap();
-    let host = match &config.get_hosts()[0] {
-        tokio_postgres::config::Host::Tcp(h) => h.clone(),
-        other => panic!("the test server must be reached over TCP, not {other:?}"),
-    };
-    let port = config.get_ports().first().copied().unwrap_or(5432);
-    let proxy = Proxy::start(format!("{host}:{port}")).await;
-    let via_proxy = db.url.replacen(&format!("{host}:{port}"), &format!("127.0.0.1:{}", proxy.port), 1);
-    assert_ne!(via_proxy, db.url, "the database URL names {host}:{port}");
-    let server = Server::start_with(Options {
-        backend: Some(backend.clone()),
-        env: vec![("XIANSUO_DATABASE_URL".into(), via_proxy)],
-        ..Default::default()
-    })
-    .await;
 
     let (status, _) = server.push_json(&card("before")).await;
     assert_eq!(status, StatusCode::OK);
@@ -157,8 +142,8 @@ async fn an_unreachable_database_gets_503_and_the_service_recovers_by_itself() {
     assert_eq!(visitors, ["before", "after"]);
 }
 
-/// A server whose database URL goes through a proxy the test can cut, with a spool folder.
-async fn spooled_server() -> (Server, Proxy, Backend, std::path::PathBuf, tempfile::TempDir) {
+/// A server on a fresh PostgreSQL database reached through a proxy the test can cut.
+async fn proxied_server(env: Vec<(String, String)>) -> (Server, Proxy, Backend) {
     let backend = Backend::postgres().await;
     let Backend::Postgres(db) = &backend else { unreachable!() };
     let config: tokio_postgres::Config = db.url.parse().unwrap();
@@ -169,17 +154,19 @@ async fn spooled_server() -> (Server, Proxy, Backend, std::path::PathBuf, tempfi
     let port = config.get_ports().first().copied().unwrap_or(5432);
     let proxy = Proxy::start(format!("{host}:{port}")).await;
     let via_proxy = db.url.replacen(&format!("{host}:{port}"), &format!("127.0.0.1:{}", proxy.port), 1);
+    assert_ne!(via_proxy, db.url, "the database URL names {host}:{port}");
+    let mut env = env;
+    env.push(("XIANSUO_DATABASE_URL".into(), via_proxy));
+    let server = Server::start_with(Options { backend: Some(backend.clone()), env, ..Default::default() }).await;
+    (server, proxy, backend)
+}
+
+/// A proxied server with a spool folder.
+async fn spooled_server() -> (Server, Proxy, Backend, std::path::PathBuf, tempfile::TempDir) {
     let spool_parent = tempfile::tempdir().unwrap();
     let spool = spool_parent.path().join("spool");
-    let server = Server::start_with(Options {
-        backend: Some(backend.clone()),
-        env: vec![
-            ("XIANSUO_DATABASE_URL".into(), via_proxy),
-            ("XIANSUO_SPOOL_DIR".into(), spool.display().to_string()),
-        ],
-        ..Default::default()
-    })
-    .await;
+    let (server, proxy, backend) =
+        proxied_server(vec![("XIANSUO_SPOOL_DIR".into(), spool.display().to_string())]).await;
     (server, proxy, backend, spool, spool_parent)
 }
 

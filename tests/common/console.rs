@@ -57,3 +57,13 @@ pub async fn api_token_of(server: &Server, admin: &str, name: &str) -> String {
     assert_eq!(status, StatusCode::OK);
     html.split("id=\"secret-value\">").nth(1).and_then(|s| s.split('<').next()).expect("the new token").to_string()
 }
+
+/// The id of user `name` in the owner list of a lead page (admins see it).
+pub fn user_id_in_owner_list(lead_page: &str, name: &str) -> String {
+    lead_page
+        .split("<option value=\"")
+        .filter_map(|o| o.split_once("\">"))
+        .find(|(_, label)| label.starts_with(name))
+        .map(|(v, _)| v.to_string())
+        .expect("the user in the owner list")
+}

@@ -7,8 +7,11 @@ use serde_json::{Value, json};
 use xiansuo_domain::{Instant, LeadStatus, PushOutcomeKind};
 use xiansuo_store::{LeadQuery, LeadSort, OwnerFilter, Page, PushQuery};
 
+use axum::extract::rejection::JsonRejection;
+
 use crate::audit::{self, Who};
 use crate::auth::Principal;
+use crate::merging::{self, DuplicateAction};
 use crate::push::{push_answer, replay};
 use crate::{ApiError, AppState, repr};
 
@@ -358,21 +361,34 @@ fn event_json(event: &xiansuo_domain::LeadEvent) -> Value {
     json!({ "id": event.id, "lead_id": event.lead_id, "at": repr::time(event.at), "kind": event.change.kind() })
 }
 
+/// The other lead named in a merge or dismissal body.
+fn other_lead(body: Result<Json<OtherLead>, JsonRejection>, what: &str) -> Result<i64, ApiError> {
+    body.map(|Json(o)| o.lead_id).map_err(|e| ApiError::BadRequest(format!("send {{\"lead_id\": N}}, {what}: {e}")))
+}
+
+async fn duplicate_change(
+    app: &AppState,
+    principal: &Principal,
+    lead_id: &str,
+    action: impl FnOnce() -> Result<DuplicateAction, ApiError>,
+) -> Result<Json<Value>, ApiError> {
+    let actor = principal.admin_actor()?;
+    let lead_id = id(lead_id, "lead")?;
+    let event = merging::apply(app, Who::principal(principal), actor, lead_id, action()?).await?;
+    Ok(Json(event_json(&event)))
+}
+
 /// Admin: merges the lead in the body into this one.
 pub async fn merge_lead(
     State(app): State<AppState>,
     Extension(principal): Extension<Principal>,
     Path(lead_id): Path<String>,
-    body: Result<Json<OtherLead>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<OtherLead>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let actor = principal.admin_actor()?;
-    let lead_id = id(&lead_id, "lead")?;
-    let Json(other) = body
-        .map_err(|e| ApiError::BadRequest(format!("send {{\"lead_id\": N}}, the lead to merge into this one: {e}")))?;
-    let event = app.store.merge_leads(lead_id, other.lead_id, actor, xiansuo_domain::now()).await?;
-    let (target, detail) = (Some(format!("lead {lead_id}")), json!({ "merged_lead_id": other.lead_id }));
-    audit::record(app.store.as_ref(), Who::principal(&principal), "lead_merged", target, detail, None).await;
-    Ok(Json(event_json(&event)))
+    duplicate_change(&app, &principal, &lead_id, || {
+        Ok(DuplicateAction::Merge { other: other_lead(body, "the lead to merge into this one")? })
+    })
+    .await
 }
 
 /// Admin: undoes the merge of this lead into another.
@@ -381,12 +397,7 @@ pub async fn unmerge_lead(
     Extension(principal): Extension<Principal>,
     Path(lead_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let actor = principal.admin_actor()?;
-    let lead_id = id(&lead_id, "lead")?;
-    let event = app.store.unmerge_lead(lead_id, actor, xiansuo_domain::now()).await?;
-    let target = Some(format!("lead {lead_id}"));
-    audit::record(app.store.as_ref(), Who::principal(&principal), "lead_unmerged", target, json!({}), None).await;
-    Ok(Json(event_json(&event)))
+    duplicate_change(&app, &principal, &lead_id, || Ok(DuplicateAction::Unmerge)).await
 }
 
 /// Admin: the lead in the body is not a duplicate of this one.
@@ -394,16 +405,12 @@ pub async fn dismiss_duplicate(
     State(app): State<AppState>,
     Extension(principal): Extension<Principal>,
     Path(lead_id): Path<String>,
-    body: Result<Json<OtherLead>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<OtherLead>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let actor = principal.admin_actor()?;
-    let lead_id = id(&lead_id, "lead")?;
-    let Json(other) =
-        body.map_err(|e| ApiError::BadRequest(format!("send {{\"lead_id\": N}}, the lead that is no duplicate: {e}")))?;
-    let event = app.store.dismiss_duplicate(lead_id, other.lead_id, actor, xiansuo_domain::now()).await?;
-    let (target, detail) = (Some(format!("lead {lead_id}")), json!({ "other_lead_id": other.lead_id }));
-    audit::record(app.store.as_ref(), Who::principal(&principal), "duplicate_dismissed", target, detail, None).await;
-    Ok(Json(event_json(&event)))
+    duplicate_change(&app, &principal, &lead_id, || {
+        Ok(DuplicateAction::Dismiss { other: other_lead(body, "the lead that is no duplicate")? })
+    })
+    .await
 }
 
 pub async fn list_pushes(

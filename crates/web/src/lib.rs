@@ -8,6 +8,7 @@ mod auth;
 mod console;
 mod error;
 pub mod export;
+mod merging;
 mod openapi;
 mod push;
 pub mod reindex;

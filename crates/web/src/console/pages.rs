@@ -21,6 +21,7 @@ use super::view::{self, Choice, FieldView, InboxFilters, InboxRow, Me};
 use super::{PageError, SESSION_HOURS, Signed, encode, page, session_cookie, session_token};
 use crate::AppState;
 use crate::audit::{self, Who};
+use crate::merging::{self, DuplicateAction};
 use crate::security::{generate_password, hash_password, random_hex, sha256_hex, verify_password};
 use serde_json::json;
 
@@ -850,6 +851,19 @@ fn other_lead(form: &OtherLeadForm) -> Result<i64, PageError> {
     form.other.trim().parse().map_err(|_| PageError::BadRequest("请选择另一条线索".into()))
 }
 
+/// The console's merge, unmerge and dismiss forms (admins).
+async fn duplicate_form(
+    app: &AppState,
+    signed: &Signed,
+    id: i64,
+    action: DuplicateAction,
+) -> Result<Response, PageError> {
+    signed.require_admin()?;
+    let user = &signed.0.user;
+    merging::apply(app, Who::user(user), Actor::of(user), id, action).await?;
+    Ok(back_to(id))
+}
+
 /// Admin: merges the other lead into this one.
 pub async fn merge(
     State(app): State<AppState>,
@@ -858,13 +872,8 @@ pub async fn merge(
     Form(form): Form<OtherLeadForm>,
 ) -> Result<Response, PageError> {
     signed.check_csrf(&form.csrf)?;
-    signed.require_admin()?;
-    let id = lead_id(&raw)?;
-    let other = other_lead(&form)?;
-    app.store.merge_leads(id, other, Actor::of(&signed.0.user), xiansuo_domain::now()).await?;
-    let (target, detail) = (Some(format!("lead {id}")), json!({ "merged_lead_id": other }));
-    audit::record(app.store.as_ref(), Who::user(&signed.0.user), "lead_merged", target, detail, None).await;
-    Ok(back_to(id))
+    let (id, other) = (lead_id(&raw)?, other_lead(&form)?);
+    duplicate_form(&app, &signed, id, DuplicateAction::Merge { other }).await
 }
 
 /// Admin: undoes this lead's merge into another; back on this lead, in the lists again.
@@ -875,23 +884,7 @@ pub async fn unmerge(
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, PageError> {
     signed.check_csrf(&form.csrf)?;
-    signed.require_admin()?;
-    let id = lead_id(&raw)?;
-    let event = app.store.unmerge_lead(id, Actor::of(&signed.0.user), xiansuo_domain::now()).await?;
-    let detail = match event.change {
-        xiansuo_domain::LeadChange::Unmerged { other } => json!({ "from_lead_id": other }),
-        _ => json!({}),
-    };
-    audit::record(
-        app.store.as_ref(),
-        Who::user(&signed.0.user),
-        "lead_unmerged",
-        Some(format!("lead {id}")),
-        detail,
-        None,
-    )
-    .await;
-    Ok(back_to(id))
+    duplicate_form(&app, &signed, lead_id(&raw)?, DuplicateAction::Unmerge).await
 }
 
 /// Admin: the other lead is not the same visitor.
@@ -902,13 +895,8 @@ pub async fn dismiss(
     Form(form): Form<OtherLeadForm>,
 ) -> Result<Response, PageError> {
     signed.check_csrf(&form.csrf)?;
-    signed.require_admin()?;
-    let id = lead_id(&raw)?;
-    let other = other_lead(&form)?;
-    app.store.dismiss_duplicate(id, other, Actor::of(&signed.0.user), xiansuo_domain::now()).await?;
-    let (target, detail) = (Some(format!("lead {id}")), json!({ "other_lead_id": other }));
-    audit::record(app.store.as_ref(), Who::user(&signed.0.user), "duplicate_dismissed", target, detail, None).await;
-    Ok(back_to(id))
+    let (id, other) = (lead_id(&raw)?, other_lead(&form)?);
+    duplicate_form(&app, &signed, id, DuplicateAction::Dismiss { other }).await
 }
 
 // ---------------------------------------------------------------------------------------------
