@@ -150,7 +150,9 @@ async fn sigkill_at_random_moments_loses_no_acknowledged_push() {
                 ))
             })
             .collect();
-        tokio::time::sleep(Duration::from_millis(20 + next() % 200)).await;
+        // A random moment in a window long enough for load to build on a busy machine (a fresh
+        // process first opens its connections).
+        tokio::time::sleep(Duration::from_millis(100 + next() % 300)).await;
         server = server.crash_and_restart();
         for w in workers {
             w.await.unwrap();

@@ -188,6 +188,7 @@ pub const LEAD_PARAMS: &[&str] = &[
     "city",
     "search_engine",
     "ntag_id",
+    "tag",
     "user_id",
     "owner",
     "from",
