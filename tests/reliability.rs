@@ -152,7 +152,7 @@ async fn sigkill_at_random_moments_loses_no_acknowledged_push() {
             .collect();
         // A random moment in a window long enough for load to build on a busy machine (a fresh
         // process first opens its connections).
-        tokio::time::sleep(Duration::from_millis(100 + next() % 300)).await;
+        tokio::time::sleep(Duration::from_millis(250 + next() % 400)).await;
         server = server.crash_and_restart();
         for w in workers {
             w.await.unwrap();

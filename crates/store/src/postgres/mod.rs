@@ -573,8 +573,9 @@ impl Store for PostgresStore {
         let client = self.client().await?;
         let stmt = client
             .prepare_cached(&format!(
-                "{} SELECT o.lead_id, o.kind, o.value FROM lead_contacts c
+                "{} SELECT o.lead_id, o.kind, o.value, l.merged_into FROM lead_contacts c
                  JOIN lead_contacts o ON o.kind = c.kind AND o.value = c.value
+                 JOIN leads l ON l.id = o.lead_id
                  WHERE c.lead_id IN (SELECT id FROM grp) AND o.lead_id NOT IN (SELECT id FROM grp)
                  ORDER BY o.lead_id DESC LIMIT 500",
                 group_cte("$1")
@@ -585,7 +586,12 @@ impl Store for PostgresStore {
         let mut roots: std::collections::HashMap<i64, i64> = std::collections::HashMap::new();
         let mut found: Vec<(i64, Vec<(String, String)>)> = Vec::new();
         let mut me = None;
-        for id in std::iter::once(lead_id).chain(shared.iter().filter_map(|r| r.try_get::<_, i64>(0).ok())) {
+        // Only merged leads are followed up to the lead they show on (the lead asked about, too).
+        let merged = shared
+            .iter()
+            .filter(|r| r.try_get::<_, Option<i64>>(3).ok().flatten().is_some())
+            .filter_map(|r| r.try_get::<_, i64>(0).ok());
+        for id in std::iter::once(lead_id).chain(merged) {
             if roots.contains_key(&id) {
                 continue;
             }
@@ -620,6 +626,8 @@ impl Store for PostgresStore {
         let dismissed =
             client.prepare_cached("SELECT 1 FROM duplicate_dismissals WHERE lead_a = $1 AND lead_b = $2").await?;
         let load = client.prepare_cached(&format!("SELECT {} FROM leads l WHERE l.id = $1", lead_select())).await?;
+        // The 50 most recent are enough to act on (a number many leads share lists no more).
+        found.truncate(50);
         let mut duplicates = Vec::new();
         for (other, contacts) in found {
             if client.query_opt(&dismissed, &[&me.min(other), &me.max(other)]).await?.is_some() {

@@ -595,9 +595,15 @@ async fn root_of(tx: &Transaction<'_>, id: i64) -> Result<i64, Failure> {
     Ok(lineage(tx, id).await?.last().copied().unwrap_or(id))
 }
 
-async fn dismissed(tx: &Transaction<'_>, a: i64, b: i64) -> Result<bool, Failure> {
-    let stmt = tx.prepare_cached("SELECT 1 FROM duplicate_dismissals WHERE lead_a = $1 AND lead_b = $2").await?;
-    Ok(tx.query_opt(&stmt, &[&a.min(b), &a.max(b)]).await?.is_some())
+/// The leads an admin said are not the same visitor as `lead`.
+async fn dismissed_with(tx: &Transaction<'_>, lead: i64) -> Result<Vec<i64>, Failure> {
+    let stmt = tx
+        .prepare_cached(
+            "SELECT lead_b FROM duplicate_dismissals WHERE lead_a = $1
+             UNION SELECT lead_a FROM duplicate_dismissals WHERE lead_b = $1",
+        )
+        .await?;
+    Ok(tx.query(&stmt, &[&lead]).await?.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?)
 }
 
 /// Indexes the card's contacts under the lead; returns the other leads (as shown: not merged
@@ -626,11 +632,15 @@ async fn index_contacts(
         .iter()
         .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
         .collect::<Result<_, tokio_postgres::Error>>()?;
+    // The leads sharing a contact, newest first, with what they were merged into (rare: only
+    // those are followed up to the lead they show on). Bounded: a number many leads share (a
+    // test number, the company's own) costs the same as any other.
     let sharing = tx
         .prepare_cached(
-            "SELECT c.lead_id, c.kind, c.value FROM lead_contacts c
+            "SELECT c.lead_id, c.kind, c.value, l.merged_into FROM lead_contacts c
              JOIN unnest($1::text[], $2::text[]) AS u(k, v) ON c.kind = u.k AND c.value = u.v
-             WHERE c.lead_id <> $3 ORDER BY c.lead_id LIMIT 250",
+             JOIN leads l ON l.id = c.lead_id
+             WHERE c.lead_id <> $3 ORDER BY c.lead_id DESC LIMIT 100",
         )
         .await?;
     let others = tx.query(&sharing, &[&kinds, &values, &lead_id]).await?;
@@ -638,12 +648,16 @@ async fn index_contacts(
         return Ok(Vec::new());
     }
     let me = root_of(tx, lead_id).await?;
+    let not_duplicates = dismissed_with(tx, me).await?;
     let mut duplicates: Vec<i64> = Vec::new();
     let mut newly: Vec<(i64, &'static str, String)> = Vec::new();
     for row in others {
         let (other, kind, value): (i64, String, String) = (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
-        let other = root_of(tx, other).await?;
-        if other == me || dismissed(tx, me, other).await? {
+        let other = match row.try_get::<_, Option<i64>>(3)? {
+            Some(_) => root_of(tx, other).await?,
+            None => other,
+        };
+        if other == me || not_duplicates.contains(&other) {
             continue;
         }
         if !duplicates.contains(&other) {

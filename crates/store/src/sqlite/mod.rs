@@ -658,6 +658,8 @@ impl Store for SqliteStore {
             let mut is_dismissed =
                 conn.prepare_cached("SELECT 1 FROM duplicate_dismissals WHERE lead_a = ?1 AND lead_b = ?2")?;
             let mut load = conn.prepare_cached(&format!("SELECT {} FROM leads l WHERE l.id = ?1", lead_select()))?;
+            // The 50 most recent are enough to act on (a number many leads share lists no more).
+            found.truncate(50);
             let mut duplicates = Vec::new();
             for (other, contacts) in found {
                 if is_dismissed.exists([me.min(other), me.max(other)])? {

@@ -27,3 +27,4 @@ CREATE TABLE duplicate_dismissals (
     at INTEGER NOT NULL,
     PRIMARY KEY (lead_a, lead_b)
 );
+CREATE INDEX duplicate_dismissals_b ON duplicate_dismissals (lead_b);
