@@ -42,6 +42,7 @@ suite!(
     claims_keep_each_leads_order_and_retries_wait,
     dead_deliveries_can_be_redelivered,
     nothing_is_written_without_routing,
+    a_merge_is_announced_and_a_refused_one_is_not,
 );
 
 #[allow(dead_code)] // held for their Drop: the folder and the database go with the test
@@ -363,4 +364,23 @@ async fn nothing_is_written_without_routing(env: Env) {
     s.update_lead(lead, Actor::of(&admin), LeadUpdate::Assign { to: Some(admin.id) }, now()).await.expect("assign");
     assert!(s.delivery_counts().await.expect("counts").is_empty());
     assert_eq!(s.next_delivery_due().await.expect("due"), None);
+}
+
+async fn a_merge_is_announced_and_a_refused_one_is_not(env: Env) {
+    let s = &env.store;
+    s.set_routing(Routing { sinks: vec![sink("merges", &[EventKind::Merged])], ..Default::default() });
+    let keep = lead_of(s, card("keep", &[])).await;
+    let other = lead_of(s, card("other", &[("mobile", "13800001111")])).await;
+    let admin = s.create_user("boss", Role::Admin, "x").await.expect("create_user").id;
+    let agent = user(s, "li").await;
+    assert!(s.merge_leads(keep, other, Actor { user_id: agent, admin: false }, now()).await.is_err());
+    let counts = s.delivery_counts().await.expect("counts");
+    assert_eq!(counts.iter().map(|c| c.count).sum::<i64>(), 0, "a refused merge announces nothing: {counts:?}");
+    s.merge_leads(keep, other, Actor { user_id: admin, admin: true }, now()).await.expect("merge");
+    let claimed = s.claim_deliveries(now(), now() + chrono::Duration::seconds(60), 100).await.expect("claim");
+    assert_eq!(claimed.len(), 1, "{claimed:?}");
+    assert_eq!(claimed[0].kind, EventKind::Merged);
+    assert_eq!(claimed[0].payload["change"]["merged_lead_id"], json!(other));
+    assert_eq!(claimed[0].payload["change"]["filled"], json!(["mobile"]));
+    assert_eq!(claimed[0].payload["lead"]["mobile"], json!("13800001111"), "the kept lead, after the merge");
 }
