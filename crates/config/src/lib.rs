@@ -31,6 +31,9 @@ mod scoring;
 // Issue #6: assignment rules, sinks and delivery (their own module).
 pub mod routing;
 pub use routing::{DeliveryConfig, SinkConfig, SinkKind};
+// Issue #11: relay targets (and source kinds) of a source.
+pub mod sources;
+pub use sources::{RELAY_PREFIX, RelayTarget};
 
 /// The source every installation has when the configuration names none.
 pub const DEFAULT_SOURCE: &str = "easyliao";
@@ -119,6 +122,8 @@ pub struct SourceConfig {
     /// Most pushes per second (with bursts of twice that); beyond it, 429 with Retry-After.
     pub rate_limit: Option<u32>,
     pub rules: SourceRules,
+    /// Issue #11: where every push to this source is re-sent, byte for byte.
+    pub relay: Vec<RelayTarget>,
 }
 
 /// The whole configuration.
@@ -193,6 +198,9 @@ struct FileSource {
     #[serde(default)]
     allow_ips: Vec<Spanned<String>>,
     rate_limit: Option<Spanned<i64>>,
+    // Issue #11 (sources.rs).
+    #[serde(default)]
+    relay: Vec<Spanned<sources::FileRelay>>,
 }
 
 /// Names of the environment variables, each overriding one key of the file.
@@ -355,9 +363,10 @@ impl Config {
                 let line = source.field_map.get(&e.incoming).map(|v| at(v.span())).unwrap_or_else(|| where_.clone());
                 ConfigError::new(format!("sources.{name}.field_map ({line}): {e}"))
             })?;
+            let relay = sources::relay_targets(name, &source.relay, &at)?;
             sources.insert(
                 name.clone(),
-                SourceConfig { name: name.clone(), token, previous_tokens, allow_ips, rate_limit, rules },
+                SourceConfig { name: name.clone(), token, previous_tokens, allow_ips, rate_limit, rules, relay },
             );
         }
         if sources.is_empty() {
@@ -370,6 +379,7 @@ impl Config {
                     allow_ips: Vec::new(),
                     rate_limit: None,
                     rules: SourceRules::default(),
+                    relay: Vec::new(),
                 },
             );
             if let Some(t) = &push_token_env {
@@ -390,7 +400,7 @@ impl Config {
             .collect::<Result<Vec<_>, _>>()?;
         let tags = scoring::tags(&file.tags, &at)?;
         let scoring = scoring::scoring(file.score.as_ref(), &tags, &at)?;
-        let built = routing::build(
+        let mut built = routing::build(
             routing::FileRouting {
                 public_url: file.public_url,
                 rules: file.rules,
@@ -402,6 +412,12 @@ impl Config {
             &at,
             &var,
         )?;
+        // Issue #11: the writer queues each source's relays with the push itself.
+        built.routing.relays = sources
+            .values()
+            .filter(|s| !s.relay.is_empty())
+            .map(|s| (s.name.clone(), s.relay.iter().map(|r| r.name.clone()).collect()))
+            .collect();
         Ok(Config {
             listen,
             database_url,

@@ -11,7 +11,9 @@ mod openapi;
 mod push;
 pub mod reindex;
 mod repr;
+// Issue #11: relays and source kinds.
 pub mod security;
+pub mod sources;
 pub mod startup;
 pub mod stats;
 

@@ -42,6 +42,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (5, "contacts", include_str!("migrations/0005_contacts.sql")),
     (6, "outbox", include_str!("migrations/0006_outbox.sql")),
     (7, "reports", include_str!("migrations/0007_reports.sql")),
+    // Issue #11 (0008 is another change's).
+    (9, "relay", include_str!("migrations/0009_relay.sql")),
 ];
 
 /// Any number: the advisory lock that serializes migrations of processes starting together.

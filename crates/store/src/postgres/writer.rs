@@ -319,6 +319,8 @@ async fn record_push(tx: &Transaction<'_>, push: &NewPush, scoring: &Scoring) ->
         )
         .await?;
     let push_id: i64 = row.try_get(0)?;
+    // Issue #11: the push's relays, in its transaction.
+    super::outbox::push_recorded(tx, push_id, &push.source, push.body.is_empty()).await?;
     let how = Apply { push_id, source: &push.source, received: received_at, at: received_at, fill_only: false };
     let leads = store_cards(tx, &how, &push.result, scoring).await?;
     Ok(PushRecorded { push_id, outcome, accepted, ignored, leads })

@@ -281,6 +281,8 @@ fn record_push(conn: &Connection, push: &NewPush, scoring: &Scoring) -> Result<P
         ignored as i64
     ])?;
     let push_id = conn.last_insert_rowid();
+    // Issue #11: the push's relays, in its transaction.
+    super::outbox::push_recorded(conn, push_id, &push.source, push.body.is_empty())?;
     let how =
         Apply { push_id, source: &push.source, received: push.received_at, at: push.received_at, fill_only: false };
     let leads = store_cards(conn, &how, &push.result, scoring)?;
