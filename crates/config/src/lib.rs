@@ -124,6 +124,10 @@ pub struct SourceConfig {
     pub rules: SourceRules,
     /// Issue #11: where every push to this source is re-sent, byte for byte.
     pub relay: Vec<RelayTarget>,
+    /// Issue #11: which decoder the source uses (`kind`, default easyliao).
+    pub kind: xiansuo_push::vendors::Kind,
+    /// Issue #11: the secret a signing vendor (tawk) signs its requests with.
+    pub secret: Option<String>,
 }
 
 /// The whole configuration.
@@ -201,6 +205,8 @@ struct FileSource {
     // Issue #11 (sources.rs).
     #[serde(default)]
     relay: Vec<Spanned<sources::FileRelay>>,
+    kind: Option<Spanned<String>>,
+    secret: Option<Spanned<String>>,
 }
 
 /// Names of the environment variables, each overriding one key of the file.
@@ -364,9 +370,20 @@ impl Config {
                 ConfigError::new(format!("sources.{name}.field_map ({line}): {e}"))
             })?;
             let relay = sources::relay_targets(name, &source.relay, &at)?;
+            let (kind, secret) = sources::kind_and_secret(name, source.kind.as_ref(), source.secret.as_ref(), &at)?;
             sources.insert(
                 name.clone(),
-                SourceConfig { name: name.clone(), token, previous_tokens, allow_ips, rate_limit, rules, relay },
+                SourceConfig {
+                    name: name.clone(),
+                    token,
+                    previous_tokens,
+                    allow_ips,
+                    rate_limit,
+                    rules,
+                    relay,
+                    kind,
+                    secret,
+                },
             );
         }
         if sources.is_empty() {
@@ -380,6 +397,8 @@ impl Config {
                     rate_limit: None,
                     rules: SourceRules::default(),
                     relay: Vec::new(),
+                    kind: Default::default(),
+                    secret: None,
                 },
             );
             if let Some(t) = &push_token_env {

@@ -14,6 +14,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
+use xiansuo_push::vendors::Kind;
+
 use crate::ConfigError;
 
 /// One relay target of a source. Its deliveries are named [`RelayTarget::delivery_name`].
@@ -90,6 +92,52 @@ pub(crate) fn relay_targets(
     Ok(out)
 }
 
+/// A source's `kind` (default easyliao) and `secret` (required by the vendors that sign).
+pub(crate) fn kind_and_secret(
+    source: &str,
+    kind: Option<&Spanned<String>>,
+    secret: Option<&Spanned<String>>,
+    at: &dyn Fn(std::ops::Range<usize>) -> String,
+) -> Result<(Kind, Option<String>), ConfigError> {
+    let parsed = match kind {
+        None => Kind::default(),
+        Some(k) => Kind::parse(k.get_ref()).ok_or_else(|| {
+            let kinds: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+            ConfigError::new(format!(
+                "sources.{source}.kind ({}): \"{}\" is not a kind this release knows: use one of {}",
+                at(k.span()),
+                k.get_ref(),
+                kinds.join(", ")
+            ))
+        })?,
+    };
+    let signs = parsed.vendor().signs();
+    let secret = match secret {
+        Some(s) if !signs => {
+            return Err(ConfigError::new(format!(
+                "sources.{source}.secret ({}): a {} source is authenticated by its token, not a secret: remove the key",
+                at(s.span()),
+                parsed.as_str()
+            )));
+        }
+        Some(s) if s.get_ref().trim().is_empty() => {
+            return Err(ConfigError::new(format!(
+                "sources.{source}.secret ({}): empty; paste the webhook's secret from the vendor's settings",
+                at(s.span())
+            )));
+        }
+        Some(s) => Some(s.get_ref().trim().to_string()),
+        None if signs => {
+            return Err(ConfigError::new(format!(
+                "sources.{source}: a {} source needs `secret`, the webhook's secret from the vendor's settings, to check its signatures",
+                parsed.as_str()
+            )));
+        }
+        None => None,
+    };
+    Ok((parsed, secret))
+}
+
 #[cfg(test)]
 mod tests {
     use crate::Config;
@@ -118,5 +166,17 @@ mod tests {
         assert!(e.contains("Content-Type cannot be set"), "{e}");
         let e = bad("[sources.easyliao]\nrelay = [{ url = \"http://x/\", header = {} }]\n");
         assert!(e.contains("header"), "{e}");
+    }
+
+    #[test]
+    fn kinds_and_secrets() {
+        let c = Config::from_toml("[sources.t]\nkind = \"tawk\"\nsecret = \"s3cret\"\n", "x.toml", no_env).unwrap();
+        assert_eq!(c.sources["t"].kind, xiansuo_push::vendors::Kind::Tawk);
+        assert_eq!(c.sources["t"].secret.as_deref(), Some("s3cret"));
+        let bad = |t: &str| Config::from_toml(t, "x.toml", no_env).unwrap_err().to_string();
+        let e = bad("[sources.t]\nkind = \"tawkto\"\n");
+        assert!(e.contains("sources.t.kind (x.toml line 2)") && e.contains("easyliao, tawk"), "{e}");
+        assert!(bad("[sources.t]\nkind = \"tawk\"\n").contains("needs `secret`"));
+        assert!(bad("[sources.e]\nsecret = \"x\"\n").contains("authenticated by its token"));
     }
 }

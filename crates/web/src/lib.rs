@@ -40,6 +40,8 @@ pub struct Source {
     pub rules: SourceRules,
     /// Every token it accepts, the addresses it accepts pushes from, its rate limit.
     pub access: Arc<access::SourceAccess>,
+    /// Issue #11: the source's decoder (and its secret, for vendors that sign).
+    pub kind: sources::SourceKind,
 }
 
 /// What every handler shares.

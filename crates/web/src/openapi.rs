@@ -285,7 +285,7 @@ fn document_value() -> Value {
                 "responses": {
                     "200": ok("stored durably (or ignored by the type filter)", "PushAnswer"),
                     "400": err("the body is not JSON or a form; the message says where"),
-                    "401": err("missing or wrong token"),
+                    "401": err("missing or wrong token; for a source whose vendor signs (kind tawk), a missing, wrong or stale signature (the body is kept as rejected: push_id)"),
                     "404": err("no such source"),
                     "413": err("the body is larger than max_body_bytes"),
                     "422": err("a card lacks a required field; the message names it and the batch item"),

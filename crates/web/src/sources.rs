@@ -1,10 +1,14 @@
 //! Issue #11: what the web layer shows of a source's relays (and, later, its kinds).
 
+use axum::http::HeaderMap;
 use serde_json::{Value, json};
+use xiansuo_push::vendors::{Kind, Request, Vendor};
+use xiansuo_push::{DecodeError, DecodedPush};
 use xiansuo_store::outbox::{DeliveryQuery, DeliveryStatus};
+use xiansuo_store::{NewPush, PushResult, UNAUTHENTICATED_PREFIX};
 
 use crate::repr::time;
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, Source};
 
 /// Most relay targets listed per push (a source has a handful).
 const MAX_RELAYS: u32 = 50;
@@ -57,4 +61,95 @@ pub async fn relay_lines(app: &AppState, push_id: i64) -> Result<Vec<String>, xi
             line
         })
         .collect())
+}
+
+/// Issue #11: a source's decoder and, for vendors that sign, its secret.
+#[derive(Clone)]
+pub struct SourceKind {
+    pub vendor: &'static dyn Vendor,
+    pub secret: Option<String>,
+}
+
+impl Default for SourceKind {
+    fn default() -> Self {
+        SourceKind { vendor: Kind::EasyLiao.vendor(), secret: None }
+    }
+}
+
+impl SourceKind {
+    pub fn new(kind: Kind, secret: Option<String>) -> SourceKind {
+        SourceKind { vendor: kind.vendor(), secret }
+    }
+
+    /// Vendors that sign their requests are authenticated by the signature, not a token.
+    pub fn signs(&self) -> bool {
+        self.vendor.signs()
+    }
+}
+
+/// The push endpoint's decoding step for every kind of source: the vendor's signature is checked
+/// first (a bad or stale one: the body is kept as rejected, never relayed, and answered 401), then
+/// the body is decoded by the source's vendor module.
+#[allow(clippy::too_many_arguments)]
+pub async fn decode_request(
+    app: &AppState,
+    source: &Source,
+    headers: &HeaderMap,
+    raw_query: Option<&str>,
+    body: &[u8],
+    content_type: Option<&str>,
+    received_at: xiansuo_domain::Instant,
+) -> Result<(PushResult, Result<Vec<String>, DecodeError>), ApiError> {
+    let header_list: Vec<(String, String)> = headers
+        .iter()
+        .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_ascii_lowercase(), v.to_string())))
+        .collect();
+    let query: Vec<(String, String)> =
+        form_urlencoded::parse(raw_query.unwrap_or("").as_bytes()).into_owned().collect();
+    let request = Request { body, content_type, headers: &header_list, query: &query, now: received_at };
+    let vendor = source.kind.vendor;
+    if vendor.signs() {
+        let verdict = match &source.kind.secret {
+            Some(secret) => vendor.verify(&request, secret).map_err(|e| e.to_string()),
+            None => Err(format!(
+                "the source \"{}\" has no secret: set sources.{}.secret to the webhook's secret",
+                source.name, source.name
+            )),
+        };
+        if let Err(reason) = verdict {
+            tracing::warn!(source = %source.name, %reason, "push with a bad signature");
+            let error = format!("{UNAUTHENTICATED_PREFIX}{reason}");
+            let recorded = app
+                .store
+                .record_push(NewPush {
+                    source: source.name.clone(),
+                    received_at,
+                    content_type: content_type.map(str::to_string),
+                    body: body.to_vec(),
+                    result: PushResult::Rejected { error },
+                })
+                .await?;
+            return Err(ApiError::BadSignature { error: reason, push_id: recorded.push_id });
+        }
+    }
+    Ok(split(vendor.decode(&request, &source.rules)))
+}
+
+/// A decoded push as the store keeps it, and the warnings (or the error) for the answer.
+pub fn split(decoded: Result<DecodedPush, DecodeError>) -> (PushResult, Result<Vec<String>, DecodeError>) {
+    match decoded {
+        Ok(decoded) => {
+            let ignored = decoded.ignored();
+            let mut warnings = Vec::new();
+            let mut cards = Vec::with_capacity(decoded.cards.len());
+            for c in decoded.cards {
+                warnings.extend(c.warnings);
+                if !c.ignored {
+                    cards.push(c.card);
+                }
+            }
+            (PushResult::Cards { cards, ignored }, Ok(warnings))
+        }
+        Err(e) => (PushResult::Rejected { error: e.to_string().replace('\0', "\u{FFFD}") }, Err(e)),
+    }
 }

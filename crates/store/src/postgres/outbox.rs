@@ -79,11 +79,11 @@ pub async fn card_stored(
 }
 
 /// Issue #11, hook of `record_push`: the push is queued for each relay target of its source, in
-/// the push's own transaction. A push kept without its body has nothing to relay.
-pub async fn push_recorded(tx: &Transaction<'_>, push_id: i64, source: &str, body_empty: bool) -> PgResult<()> {
+/// the push's own transaction. `skip`: no body, or a bad signature.
+pub async fn push_recorded(tx: &Transaction<'_>, push_id: i64, source: &str, skip: bool) -> PgResult<()> {
     let routing = current();
     let Some(targets) = routing.relays.get(source).filter(|t| !t.is_empty()) else { return Ok(()) };
-    if body_empty {
+    if skip {
         return Ok(());
     }
     let now = millis(xiansuo_domain::now());

@@ -75,12 +75,12 @@ pub fn card_stored(conn: &Connection, how: &Apply, lead_id: i64, created: bool, 
 }
 
 /// Issue #11, hook of `record_push`: the push is queued for each relay target of its source, in
-/// the push's own transaction (so a relay exists if and only if the push was kept). A push kept
-/// without its body (over `max_body_bytes`) has nothing to relay.
-pub fn push_recorded(conn: &Connection, push_id: i64, source: &str, body_empty: bool) -> Result<(), StoreError> {
+/// the push's own transaction (so a relay exists if and only if the push was kept). `skip`: a push kept without its body (over
+/// `max_body_bytes`), or whose signature did not hold.
+pub fn push_recorded(conn: &Connection, push_id: i64, source: &str, skip: bool) -> Result<(), StoreError> {
     let routing = current();
     let Some(targets) = routing.relays.get(source).filter(|t| !t.is_empty()) else { return Ok(()) };
-    if body_empty {
+    if skip {
         return Ok(());
     }
     let now = ms(xiansuo_domain::now());
