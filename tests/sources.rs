@@ -147,3 +147,198 @@ async fn tawk_webhooks_are_verified_decoded_and_idempotent() {
     let (status, _) = server.push_json(&common::card("03000000013100635537156211190001")).await;
     assert_eq!(status, 200);
 }
+
+// ---------------------------------------------------------------------------------------------
+// 网易七鱼: checksum = sha1(appSecret + md5(body) hex + time) in the query; success is an empty body.
+
+const QIYU_SECRET: &str = "qiyu-app-secret-0123456789";
+
+fn qiyu_checksum(secret: &str, body: &[u8], time: &str) -> String {
+    use sha1::Digest;
+    let md5: String = md5::Md5::digest(body).iter().map(|b| format!("{b:02x}")).collect();
+    let sha = Sha1::digest(format!("{secret}{md5}{time}").as_bytes());
+    sha.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Posts as Qiyu does; the status and the answer's text.
+async fn post_qiyu(server: &Server, event: &str, body: &Value, secret: &str, ms_ago: i64) -> (u16, String) {
+    let body = serde_json::to_vec(body).unwrap();
+    let time = (chrono::Utc::now().timestamp_millis() - ms_ago).to_string();
+    let checksum = qiyu_checksum(secret, &body, &time);
+    let res = server
+        .client
+        .post(format!("{}/push/qiyu?eventType={event}&time={time}&checksum={checksum}", server.base))
+        .header("content-type", "application/json;charset=utf-8")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (res.status().as_u16(), res.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn qiyu_pushes_are_checked_answered_empty_and_unioned_by_message_id() {
+    let config = format!("[sources.easyliao]\n\n[sources.qiyu]\nkind = \"qiyu\"\nsecret = \"{QIYU_SECRET}\"\n");
+    let server = Server::start_with(Options { config: Some(config), ..Default::default() }).await;
+    let now = chrono::Utc::now().timestamp_millis();
+    let uid = "crm-user-20261124-0042";
+    let start = json!({ "sessionId": 8812345, "uid": uid, "staffId": 301, "staffName": "王老师", "staffType": 0 });
+    assert_eq!(post_qiyu(&server, "SESSION_START", &start, QIYU_SECRET, 0).await, (200, String::new()));
+    assert_eq!(server.get("/api/v1/leads?source=qiyu").await.1["total"], 0, "a session start makes no lead");
+
+    let msg = |id: &str, content: &str, ms: i64| json!({ "uid": uid, "content": content, "msgType": "TEXT", "msgId": id, "staffId": 301, "staffName": "王老师", "timeStamp": ms });
+    assert_eq!(
+        post_qiyu(&server, "MSG", &msg("m-1001", "你好，雅思班怎么收费？", now - 60_000), QIYU_SECRET, 0).await.0,
+        200
+    );
+    assert_eq!(
+        post_qiyu(&server, "MSG", &msg("m-1002", "我的微信是 lilei_2026", now - 30_000), QIYU_SECRET, 0).await.0,
+        200
+    );
+    // Resent (no answer in time): the same msgId adds nothing.
+    assert_eq!(
+        post_qiyu(&server, "MSG", &msg("m-1001", "你好，雅思班怎么收费？", now - 60_000), QIYU_SECRET, 0).await.0,
+        200
+    );
+    let session = json!({
+        "sessionId": 8812345, "uid": uid, "fromPage": "https://www.example.com/ielts?from=baidu",
+        "fromTitle": "雅思培训", "fromIp": "61.135.169.121", "fromType": "web", "foreignId": "u-42",
+        "startTime": now - 120_000, "endTime": now, "staffId": 301, "staffName": "王老师"
+    });
+    assert_eq!(post_qiyu(&server, "SESSION_END", &session, QIYU_SECRET, 0).await, (200, String::new()));
+    let end = json!({ "sessionId": 8812345, "uid": uid, "closeReason": 1 });
+    assert_eq!(post_qiyu(&server, "SESSION_END", &end, QIYU_SECRET, 0).await.0, 200);
+
+    let (_, list) = server.get("/api/v1/leads?source=qiyu").await;
+    assert_eq!(list["total"], 1, "{list}");
+    let id = list["items"][0]["id"].as_i64().unwrap();
+    let (_, lead) = server.get(&format!("/api/v1/leads/{id}")).await;
+    assert_eq!(lead["visitor_static_id"], uid);
+    assert_eq!(lead["first_url"], "https://www.example.com/ielts?from=baidu");
+    assert_eq!(lead["ip"], "61.135.169.121");
+    assert_eq!(lead["weixin"], "lilei_2026", "the WeChat id the visitor typed: {lead}");
+    let messages = lead["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    assert!(messages.iter().all(|m| m["sender"] == "visitor"));
+    assert_eq!(messages[0]["recorder_id"], "m-1001");
+
+    // A wrong secret, a stale time (6 minutes), no checksum: 401 and kept as rejected.
+    let (status, text) = post_qiyu(&server, "MSG", &msg("m-1003", "x", now), "wrong-secret", 0).await;
+    assert_eq!(status, 401, "{text}");
+    assert!(text.contains("checksum"), "{text}");
+    let (status, text) = post_qiyu(&server, "MSG", &msg("m-1004", "x", now), QIYU_SECRET, 6 * 60_000).await;
+    assert_eq!(status, 401, "{text}");
+    assert!(text.contains("older than 5 minutes"), "{text}");
+    let unsigned = server
+        .client
+        .post(format!("{}/push/qiyu?eventType=MSG", server.base))
+        .body(serde_json::to_vec(&msg("m-1005", "x", now)).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status(), 401);
+    let (_, log) = server.get("/api/v1/pushes?source=qiyu&outcome=rejected").await;
+    assert_eq!(log["total"], 3, "{log}");
+    assert!(log["items"][0]["error"].as_str().unwrap().starts_with("unauthenticated: "));
+    let (_, lead) = server.get(&format!("/api/v1/leads/{id}")).await;
+    assert_eq!(lead["messages"].as_array().unwrap().len(), 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 美洽: Meiqia-Signature (or Meiqia-Sign) = sha1(body + secret), plain.
+
+const MEIQIA_SECRET: &str = "meiqia-webhook-secret-42";
+
+fn meiqia_sign(body: &[u8], secret: &str) -> String {
+    use sha1::Digest;
+    let mut sha = Sha1::new();
+    sha.update(body);
+    sha.update(secret.as_bytes());
+    sha.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn post_meiqia(server: &Server, body: &Value, header: &str, secret: &str) -> (u16, Value) {
+    let body = serde_json::to_vec(body).unwrap();
+    let req = server
+        .client
+        .post(format!("{}/push/meiqia", server.base))
+        .header("content-type", "application/json; charset=utf-8")
+        .header(header, meiqia_sign(&body, secret))
+        .body(body);
+    let (status, answer) = common::answer(req.send().await.unwrap()).await;
+    (status.as_u16(), answer)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn meiqia_webhooks_are_checked_and_clients_become_leads() {
+    let config = format!("[sources.easyliao]\n\n[sources.meiqia]\nkind = \"meiqia\"\nsecret = \"{MEIQIA_SECRET}\"\n");
+    let server = Server::start_with(Options { config: Some(config), ..Default::default() }).await;
+    let now = chrono::Utc::now().timestamp();
+    let envelope = |id: &str, event: &str, at: i64, key: &str, object: Value| {
+        let mut v = json!({ "id": id, "event": event, "enterprise_token": "ent-token-secret-xyz", "created_at": at });
+        v[key] = object;
+        v
+    };
+    let created = envelope(
+        "req-1",
+        "client.created",
+        now,
+        "client",
+        json!({ "id": 5550001, "name": "韩梅梅", "attrs": { "email": "hmm@example.com" } }),
+    );
+    let (status, answer) = post_meiqia(&server, &created, "Meiqia-Sign", MEIQIA_SECRET).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["leads"][0]["created"], true);
+    let lead_id = answer["leads"][0]["id"].as_i64().unwrap();
+    let updated = envelope(
+        "req-2",
+        "client.updated",
+        now,
+        "client",
+        json!({ "id": 5550001, "attrs": { "tel": "13800138000", "weixin": "hanmm88" } }),
+    );
+    let (status, answer) = post_meiqia(&server, &updated, "Meiqia-Signature", MEIQIA_SECRET).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["leads"][0]["id"], json!(lead_id));
+    // The same request resent: same lead, nothing new.
+    assert_eq!(post_meiqia(&server, &updated, "Meiqia-Signature", MEIQIA_SECRET).await.1["leads"][0]["created"], false);
+    let conversation = envelope(
+        "req-3",
+        "conversation.created",
+        now,
+        "conversation",
+        json!({
+            "id": 777001, "client_id": 5550001,
+            "messages": [
+                { "id": 91, "from": "client", "content": "请问周末有课吗", "created_at": now - 60 },
+                { "id": 92, "from": "agent", "agent_id": 12, "content": "有的，周六上午", "created_at": now - 30 }
+            ]
+        }),
+    );
+    assert_eq!(post_meiqia(&server, &conversation, "Meiqia-Signature", MEIQIA_SECRET).await.0, 200);
+    let closed = envelope("req-4", "conversation.closed", now, "conversation", json!({ "id": 777001 }));
+    let (status, answer) = post_meiqia(&server, &closed, "Meiqia-Signature", MEIQIA_SECRET).await;
+    assert_eq!((status, answer["outcome"].clone()), (200, json!("ignored")), "{answer}");
+
+    let (_, lead) = server.get(&format!("/api/v1/leads/{lead_id}")).await;
+    assert_eq!(lead["name"], "韩梅梅");
+    assert_eq!(lead["email"], "hmm@example.com");
+    assert_eq!(lead["tel"], "13800138000");
+    assert_eq!(lead["weixin"], "hanmm88");
+    let senders: Vec<&str> =
+        lead["messages"].as_array().unwrap().iter().map(|m| m["sender"].as_str().unwrap()).collect();
+    assert_eq!(senders, ["visitor", "staff"]);
+    assert!(!lead.to_string().contains("ent-token-secret-xyz"), "the enterprise token is not kept on the lead");
+
+    let (status, _) = post_meiqia(&server, &updated, "Meiqia-Signature", "another-secret").await;
+    assert_eq!(status, 401);
+    let stale = envelope("req-5", "client.updated", now - 2 * 86400, "client", json!({ "id": 5550001, "name": "x" }));
+    let (status, answer) = post_meiqia(&server, &stale, "Meiqia-Signature", MEIQIA_SECRET).await;
+    assert_eq!(status, 401, "{answer}");
+    let (_, lead) = server.get(&format!("/api/v1/leads/{lead_id}")).await;
+    assert_eq!(lead["name"], "韩梅梅", "a rejected body changed nothing");
+    // One inbox: the EasyLiao lead and the Meiqia lead, and the source filter tells them apart.
+    server.push_json(&common::card("03000000013100635537156211190001")).await;
+    assert_eq!(server.get("/api/v1/leads").await.1["total"], 2);
+    assert_eq!(server.get("/api/v1/leads?source=meiqia").await.1["total"], 1);
+}

@@ -175,7 +175,7 @@ mod tests {
         assert_eq!(c.sources["t"].secret.as_deref(), Some("s3cret"));
         let bad = |t: &str| Config::from_toml(t, "x.toml", no_env).unwrap_err().to_string();
         let e = bad("[sources.t]\nkind = \"tawkto\"\n");
-        assert!(e.contains("sources.t.kind (x.toml line 2)") && e.contains("easyliao, tawk"), "{e}");
+        assert!(e.contains("sources.t.kind (x.toml line 2)") && e.contains("easyliao, tawk, qiyu, meiqia"), "{e}");
         assert!(bad("[sources.t]\nkind = \"tawk\"\n").contains("needs `secret`"));
         assert!(bad("[sources.e]\nsecret = \"x\"\n").contains("authenticated by its token"));
     }

@@ -3,7 +3,7 @@
 use axum::body::Body;
 use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::{HeaderMap, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::Deserialize;
 use serde_json::json;
 use xiansuo_push::DecodeError;
@@ -159,7 +159,8 @@ pub async fn receive_push(
         let _ = app.new_leads.send(lead.id);
     }
     match decoded {
-        Ok(warnings) => Ok(axum::Json(push_answer(&recorded, &warnings)).into_response()),
+        // Issue #11: the answer the source's vendor counts as success.
+        Ok(warnings) => Ok(crate::sources::success(source, push_answer(&recorded, &warnings))),
         Err(error) => Err(ApiError::Decode { error, push_id: Some(recorded.push_id) }),
     }
 }

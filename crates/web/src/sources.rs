@@ -153,3 +153,16 @@ pub fn split(decoded: Result<DecodedPush, DecodeError>) -> (PushResult, Result<V
         Err(e) => (PushResult::Rejected { error: e.to_string().replace('\0', "\u{FFFD}") }, Err(e)),
     }
 }
+
+/// The answer to a stored push: the vendor's idea of success (七鱼: an empty body), else the
+/// push endpoint's JSON answer.
+pub fn success(source: &Source, answer: Value) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match source.kind.vendor.success() {
+        Some(a) => {
+            let status = axum::http::StatusCode::from_u16(a.status).unwrap_or(axum::http::StatusCode::OK);
+            (status, [(axum::http::header::CONTENT_TYPE, a.content_type)], a.body).into_response()
+        }
+        None => axum::Json(answer).into_response(),
+    }
+}

@@ -6,6 +6,8 @@
 //!
 //! Adding a vendor: a module here implementing [`Vendor`], and a line in [`Kind`].
 
+pub mod meiqia;
+pub mod qiyu;
 pub mod tawk;
 
 use xiansuo_domain::Instant;
@@ -21,15 +23,21 @@ pub enum Kind {
     EasyLiao,
     /// Tawk.to webhooks.
     Tawk,
+    /// 网易七鱼 (NetEase Qiyu) message and session pushes.
+    Qiyu,
+    /// 美洽 (Meiqia) webhooks.
+    Meiqia,
 }
 
 impl Kind {
-    pub const ALL: &'static [Kind] = &[Kind::EasyLiao, Kind::Tawk];
+    pub const ALL: &'static [Kind] = &[Kind::EasyLiao, Kind::Tawk, Kind::Qiyu, Kind::Meiqia];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::EasyLiao => "easyliao",
             Kind::Tawk => "tawk",
+            Kind::Qiyu => "qiyu",
+            Kind::Meiqia => "meiqia",
         }
     }
 
@@ -42,6 +50,8 @@ impl Kind {
         match self {
             Kind::EasyLiao => &EasyLiao,
             Kind::Tawk => &tawk::Tawk,
+            Kind::Qiyu => &qiyu::Qiyu,
+            Kind::Meiqia => &meiqia::Meiqia,
         }
     }
 }
