@@ -342,3 +342,155 @@ async fn meiqia_webhooks_are_checked_and_clients_become_leads() {
     assert_eq!(server.get("/api/v1/leads").await.1["total"], 2);
     assert_eq!(server.get("/api/v1/leads?source=meiqia").await.1["total"], 1);
 }
+
+// ---------------------------------------------------------------------------------------------
+// kind = "mapped": a source described in the configuration, and `xiansuo source test`.
+
+const FORM_SECRET: &str = "form-signing-secret-77";
+
+fn form_config() -> String {
+    format!(
+        r#"
+[sources.easyliao]
+
+[sources.form]
+kind = "mapped"
+secret = "{FORM_SECRET}"
+identity = "/lead/id"
+messages = "/lead/chat"
+visitor_values = ["customer"]
+answer = {{ status = 200, content_type = "text/plain", body = "success" }}
+signature = {{ header = "X-Form-Signature", algorithm = "hmac-sha256", encoding = "base64", signed = ["timestamp", "body"], timestamp_header = "X-Form-Timestamp", prefix = "sha256=" }}
+
+[sources.form.map]
+"/lead/contact/phone" = "mobile"
+"lead.name" = "name"
+"/utm/term" = "keyword"
+
+[sources.form.message_keys]
+"text" = "message"
+"id" = "recorder_id"
+"role" = "sender"
+
+[sources.landing]
+kind = "mapped"
+token = "landing-page-token-0123456789"
+identity = "phone"
+
+[sources.landing.map]
+"phone" = "mobile"
+"city" = "city"
+"#
+    )
+}
+
+fn form_signature(timestamp: &str, body: &[u8]) -> String {
+    use base64::Engine;
+    let mut mac = Hmac::<sha2_011::Sha256>::new_from_slice(FORM_SECRET.as_bytes()).unwrap();
+    mac.update(timestamp.as_bytes());
+    mac.update(body);
+    format!("sha256={}", base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mapped_sources_are_described_in_the_configuration_and_tried_with_source_test() {
+    let server = Server::start_with(Options { config: Some(form_config()), ..Default::default() }).await;
+    let body = serde_json::to_vec(&json!({
+        "lead": {
+            "id": "F-20261124-0007", "name": "赵六", "page": "https://www.example.com/landing/ielts",
+            "contact": { "phone": "+86 138-0013-9000" },
+            "chat": [ { "id": "c1", "role": "customer", "text": "想报名周末班" }, { "id": "c2", "role": "agent", "text": "好的" } ]
+        },
+        "utm": { "term": "雅思周末班" }
+    }))
+    .unwrap();
+    let ts = chrono::Utc::now().timestamp().to_string();
+    let post = |sig: String, ts: String, body: Vec<u8>| {
+        server
+            .client
+            .post(format!("{}/push/form", server.base))
+            .header("content-type", "application/json")
+            .header("x-form-timestamp", ts)
+            .header("x-form-signature", sig)
+            .body(body)
+            .send()
+    };
+    let res = post(form_signature(&ts, &body), ts.clone(), body.clone()).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.text().await.unwrap(), "success", "the configured answer");
+    let (_, list) = server.get("/api/v1/leads?source=form").await;
+    assert_eq!(list["total"], 1, "{list}");
+    let id = list["items"][0]["id"].as_i64().unwrap();
+    let (_, lead) = server.get(&format!("/api/v1/leads/{id}")).await;
+    assert_eq!(lead["visitor_static_id"], "F-20261124-0007");
+    assert_eq!(lead["company_id"], "form", "the source's name by default");
+    assert_eq!(lead["mobile"], "+86 138-0013-9000");
+    assert_eq!(lead["name"], "赵六");
+    assert_eq!(lead["keyword"], "雅思周末班");
+    assert_eq!(
+        lead["extra"]["/lead/page"], "https://www.example.com/landing/ielts",
+        "unmapped keys go to extra: {lead}"
+    );
+    let senders: Vec<&str> =
+        lead["messages"].as_array().unwrap().iter().map(|m| m["sender"].as_str().unwrap()).collect();
+    assert_eq!(senders, ["visitor", "staff"]);
+
+    // A wrong secret, a stale time stamp: 401.
+    let res = post(form_signature(&ts, b"other body"), ts.clone(), body.clone()).await.unwrap();
+    assert_eq!(res.status(), 401);
+    let old = (chrono::Utc::now().timestamp() - 3600).to_string();
+    let res = post(form_signature(&old, &body), old, body.clone()).await.unwrap();
+    assert_eq!(res.status(), 401);
+
+    // A landing-page form with a token: a form body, no signature.
+    let res = server
+        .client
+        .post(format!("{}/push/landing?token=landing-page-token-0123456789", server.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("phone=13911112222&city=%E5%A4%AA%E5%8E%9F&utm_campaign=autumn")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let (_, list) = server.get("/api/v1/leads?source=landing").await;
+    assert_eq!(list["items"][0]["mobile"], "13911112222");
+    assert_eq!(list["items"][0]["city"], "太原");
+    let res = server.client.post(format!("{}/push/landing", server.base)).body("phone=1").send().await.unwrap();
+    assert_eq!(res.status(), 401, "a mapped source without a signature wants its token");
+
+    // `xiansuo source test` shows what the body becomes, and checks a signature; stores nothing.
+    let file = server.dir.join("form-body.json");
+    std::fs::write(&file, &body).unwrap();
+    let config = server.dir.join("xiansuo.toml");
+    let run = |extra: &[&str]| {
+        let mut args: Vec<String> = vec!["source".into(), "test".into(), "form".into(), file.display().to_string()];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args.extend(["--config".to_string(), config.display().to_string()]);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_xiansuo"))
+            .args(&args)
+            .env("XIANSUO_DATABASE_URL", server.database_url())
+            .env_remove("XIANSUO_CONFIG")
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let ts = chrono::Utc::now().timestamp().to_string();
+    let (code, out) = run(&[
+        "--header",
+        &format!("X-Form-Timestamp: {ts}"),
+        "--header",
+        &format!("X-Form-Signature: {}", form_signature(&ts, &body)),
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("signature: valid"), "{out}");
+    assert!(out.contains("mobile = +86 138-0013-9000") && out.contains("keyword = 雅思周末班"), "{out}");
+    assert!(out.contains("/lead/page = https://www.example.com/landing/ielts"), "{out}");
+    assert!(out.contains("[c1] visitor") && out.contains("[c2] staff"), "{out}");
+    let (_, out) = run(&["--header", "X-Form-Timestamp: 1", "--header", "X-Form-Signature: sha256=AAAA"]);
+    assert!(out.contains("signature: REFUSED (401)"), "{out}");
+    std::fs::write(&file, b"{\"lead\": {\"name\": \"no id\"}}").unwrap();
+    let (code, out) = run(&[]);
+    assert_eq!(code, Some(1));
+    assert!(out.contains("error: the body has no value at /lead/id"), "{out}");
+    assert_eq!(server.get("/api/v1/leads?source=form").await.1["total"], 1, "source test stored nothing");
+}

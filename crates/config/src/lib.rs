@@ -128,6 +128,8 @@ pub struct SourceConfig {
     pub kind: xiansuo_push::vendors::Kind,
     /// Issue #11: the secret a signing vendor (tawk) signs its requests with.
     pub secret: Option<String>,
+    /// Issue #11: a mapped source's description.
+    pub mapped: Option<xiansuo_push::vendors::mapped::MappedSpec>,
 }
 
 /// The whole configuration.
@@ -207,6 +209,19 @@ struct FileSource {
     relay: Vec<Spanned<sources::FileRelay>>,
     kind: Option<Spanned<String>>,
     secret: Option<Spanned<String>>,
+    // Issue #11: a mapped source's description (sources.rs).
+    identity: Option<Spanned<String>>,
+    company: Option<Spanned<String>>,
+    chat: Option<Spanned<String>>,
+    messages: Option<Spanned<String>>,
+    #[serde(default)]
+    visitor_values: Vec<String>,
+    answer: Option<Spanned<sources::FileAnswer>>,
+    #[serde(default)]
+    map: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    message_keys: BTreeMap<String, Spanned<String>>,
+    signature: Option<Spanned<sources::FileSignature>>,
 }
 
 /// Names of the environment variables, each overriding one key of the file.
@@ -370,7 +385,29 @@ impl Config {
                 ConfigError::new(format!("sources.{name}.field_map ({line}): {e}"))
             })?;
             let relay = sources::relay_targets(name, &source.relay, &at)?;
-            let (kind, secret) = sources::kind_and_secret(name, source.kind.as_ref(), source.secret.as_ref(), &at)?;
+            let mapped = sources::mapped(
+                name,
+                sources::FileMapped {
+                    kind: source.kind.as_ref(),
+                    identity: source.identity.as_ref(),
+                    company: source.company.as_ref(),
+                    chat: source.chat.as_ref(),
+                    messages: source.messages.as_ref(),
+                    visitor_values: &source.visitor_values,
+                    answer: source.answer.as_ref(),
+                    map: &source.map,
+                    message_keys: &source.message_keys,
+                    signature: source.signature.as_ref(),
+                },
+                &at,
+            )?;
+            let (kind, secret) = sources::kind_and_secret(
+                name,
+                source.kind.as_ref(),
+                source.secret.as_ref(),
+                mapped.as_ref().is_some_and(|m| m.signature.is_some()),
+                &at,
+            )?;
             sources.insert(
                 name.clone(),
                 SourceConfig {
@@ -383,6 +420,7 @@ impl Config {
                     relay,
                     kind,
                     secret,
+                    mapped,
                 },
             );
         }
@@ -399,6 +437,7 @@ impl Config {
                     relay: Vec::new(),
                     kind: Default::default(),
                     secret: None,
+                    mapped: None,
                 },
             );
             if let Some(t) = &push_token_env {

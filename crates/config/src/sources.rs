@@ -14,7 +14,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
-use xiansuo_push::vendors::Kind;
+use xiansuo_push::vendors::mapped::{Algorithm, MESSAGE_TARGETS, MappedSpec, Part, SignatureSpec};
+use xiansuo_push::vendors::{Answer, Kind};
 
 use crate::ConfigError;
 
@@ -97,6 +98,7 @@ pub(crate) fn kind_and_secret(
     source: &str,
     kind: Option<&Spanned<String>>,
     secret: Option<&Spanned<String>>,
+    mapped_signs: bool,
     at: &dyn Fn(std::ops::Range<usize>) -> String,
 ) -> Result<(Kind, Option<String>), ConfigError> {
     let parsed = match kind {
@@ -111,7 +113,7 @@ pub(crate) fn kind_and_secret(
             ))
         })?,
     };
-    let signs = parsed.vendor().signs();
+    let signs = parsed.signs() || mapped_signs;
     let secret = match secret {
         Some(s) if !signs => {
             return Err(ConfigError::new(format!(
@@ -175,8 +177,199 @@ mod tests {
         assert_eq!(c.sources["t"].secret.as_deref(), Some("s3cret"));
         let bad = |t: &str| Config::from_toml(t, "x.toml", no_env).unwrap_err().to_string();
         let e = bad("[sources.t]\nkind = \"tawkto\"\n");
-        assert!(e.contains("sources.t.kind (x.toml line 2)") && e.contains("easyliao, tawk, qiyu, meiqia"), "{e}");
+        assert!(
+            e.contains("sources.t.kind (x.toml line 2)") && e.contains("easyliao, tawk, qiyu, meiqia, mapped"),
+            "{e}"
+        );
         assert!(bad("[sources.t]\nkind = \"tawk\"\n").contains("needs `secret`"));
         assert!(bad("[sources.e]\nsecret = \"x\"\n").contains("authenticated by its token"));
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue #11: `kind = "mapped"`, a source the customer describes.
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileAnswer {
+    #[serde(default = "ok_status")]
+    status: u16,
+    #[serde(default = "text_plain")]
+    content_type: String,
+    #[serde(default)]
+    body: String,
+}
+
+fn ok_status() -> u16 {
+    200
+}
+
+fn text_plain() -> String {
+    "text/plain; charset=utf-8".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileSignature {
+    header: String,
+    algorithm: String,
+    #[serde(default = "hex_encoding")]
+    encoding: String,
+    #[serde(default)]
+    signed: Vec<String>,
+    timestamp_header: Option<String>,
+    #[serde(default = "five_minutes")]
+    max_age_seconds: i64,
+    #[serde(default)]
+    prefix: String,
+}
+
+fn hex_encoding() -> String {
+    "hex".into()
+}
+
+fn five_minutes() -> i64 {
+    300
+}
+
+/// The keys of a source that describe a mapped source.
+pub(crate) struct FileMapped<'a> {
+    pub kind: Option<&'a Spanned<String>>,
+    pub identity: Option<&'a Spanned<String>>,
+    pub company: Option<&'a Spanned<String>>,
+    pub chat: Option<&'a Spanned<String>>,
+    pub messages: Option<&'a Spanned<String>>,
+    pub visitor_values: &'a [String],
+    pub answer: Option<&'a Spanned<FileAnswer>>,
+    pub map: &'a BTreeMap<String, Spanned<String>>,
+    pub message_keys: &'a BTreeMap<String, Spanned<String>>,
+    pub signature: Option<&'a Spanned<FileSignature>>,
+}
+
+/// A mapped source's description, checked; `None` for other kinds (which may not use its keys).
+pub(crate) fn mapped(
+    source: &str,
+    f: FileMapped,
+    at: &dyn Fn(std::ops::Range<usize>) -> String,
+) -> Result<Option<MappedSpec>, ConfigError> {
+    let is_mapped = f.kind.is_some_and(|k| k.get_ref().trim() == Kind::Mapped.as_str());
+    if !is_mapped {
+        let used = f.identity.is_some()
+            || f.company.is_some()
+            || f.chat.is_some()
+            || f.messages.is_some()
+            || !f.visitor_values.is_empty()
+            || f.answer.is_some()
+            || !f.map.is_empty()
+            || !f.message_keys.is_empty()
+            || f.signature.is_some();
+        if used {
+            return Err(ConfigError::new(format!(
+                "sources.{source}: identity, map, messages, message_keys, signature and answer describe a source of kind = \"mapped\"; add kind = \"mapped\" or remove them"
+            )));
+        }
+        return Ok(None);
+    }
+    let identity = f.identity.map(|i| i.get_ref().trim().to_string()).filter(|i| !i.is_empty()).ok_or_else(|| {
+        ConfigError::new(format!(
+            "sources.{source}: a mapped source needs `identity`, the path of the field that identifies the visitor (say \"/data/id\" or \"contact.mobile\")"
+        ))
+    })?;
+    let mut map = Vec::with_capacity(f.map.len());
+    for (path, key) in f.map {
+        let k = key.get_ref().trim();
+        if xiansuo_domain::field(k).is_none() {
+            return Err(ConfigError::new(format!(
+                "sources.{source}.map (at {}): \"{k}\" is not a canonical key: use one such as name, mobile, tel, weixin, qq, email, city, keyword, first_url or note",
+                at(key.span())
+            )));
+        }
+        map.push((path.trim().to_string(), k.to_string()));
+    }
+    let mut message_keys = Vec::with_capacity(f.message_keys.len());
+    for (key, target) in f.message_keys {
+        let t = target.get_ref().trim();
+        if !MESSAGE_TARGETS.contains(&t) {
+            return Err(ConfigError::new(format!(
+                "sources.{source}.message_keys (at {}): \"{t}\" is not a message key: use {}",
+                at(target.span()),
+                MESSAGE_TARGETS.join(", ")
+            )));
+        }
+        message_keys.push((key.trim().to_string(), t.to_string()));
+    }
+    let signature = match f.signature {
+        None => None,
+        Some(s) => {
+            let here = format!("sources.{source}.signature (at {})", at(s.span()));
+            let s = s.get_ref();
+            let algorithm = Algorithm::parse(&s.algorithm).ok_or_else(|| {
+                ConfigError::new(format!(
+                    "{here}.algorithm: \"{}\" is not one of {}",
+                    s.algorithm,
+                    Algorithm::NAMES.join(", ")
+                ))
+            })?;
+            let base64 = match s.encoding.trim() {
+                "hex" => false,
+                "base64" => true,
+                other => {
+                    return Err(ConfigError::new(format!("{here}.encoding: \"{other}\" is neither hex nor base64")));
+                }
+            };
+            let mut signed = Vec::new();
+            for part in &s.signed {
+                signed.push(Part::parse(part).ok_or_else(|| {
+                    ConfigError::new(format!(
+                        "{here}.signed: \"{part}\" is not a part: list \"timestamp\", \"body\" and \"secret\" in the order they are joined"
+                    ))
+                })?);
+            }
+            if signed.is_empty() {
+                signed.push(Part::Body);
+            }
+            if signed.contains(&Part::Timestamp) && s.timestamp_header.is_none() {
+                return Err(ConfigError::new(format!(
+                    "{here}: the time stamp is signed, so set timestamp_header, the header that carries it"
+                )));
+            }
+            if s.header.trim().is_empty() || s.max_age_seconds <= 0 {
+                return Err(ConfigError::new(format!(
+                    "{here}: header must name the signature's header, and max_age_seconds be positive"
+                )));
+            }
+            Some(SignatureSpec {
+                header: s.header.trim().to_ascii_lowercase(),
+                algorithm,
+                base64,
+                signed,
+                timestamp_header: s.timestamp_header.as_ref().map(|h| h.trim().to_ascii_lowercase()),
+                max_age_seconds: s.max_age_seconds,
+                prefix: s.prefix.clone(),
+            })
+        }
+    };
+    let answer = f.answer.map(|a| {
+        let a = a.get_ref();
+        Answer { status: a.status, content_type: a.content_type.clone(), body: a.body.clone() }
+    });
+    if let Some(a) = &answer
+        && !(200..300).contains(&a.status)
+    {
+        return Err(ConfigError::new(format!(
+            "sources.{source}.answer.status: {} is not a success (2xx): the answer is what a stored push gets",
+            a.status
+        )));
+    }
+    Ok(Some(MappedSpec {
+        signature,
+        map,
+        identity,
+        company: f.company.map(|c| c.get_ref().trim().to_string()).unwrap_or_else(|| source.to_string()),
+        chat: f.chat.map(|c| c.get_ref().trim().to_string()),
+        messages: f.messages.map(|m| m.get_ref().trim().to_string()),
+        message_keys,
+        visitor_values: f.visitor_values.to_vec(),
+        answer,
+    }))
 }

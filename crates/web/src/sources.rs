@@ -66,19 +66,23 @@ pub async fn relay_lines(app: &AppState, push_id: i64) -> Result<Vec<String>, xi
 /// Issue #11: a source's decoder and, for vendors that sign, its secret.
 #[derive(Clone)]
 pub struct SourceKind {
-    pub vendor: &'static dyn Vendor,
+    pub vendor: std::sync::Arc<dyn Vendor>,
     pub secret: Option<String>,
 }
 
 impl Default for SourceKind {
     fn default() -> Self {
-        SourceKind { vendor: Kind::EasyLiao.vendor(), secret: None }
+        SourceKind { vendor: Kind::EasyLiao.vendor(None), secret: None }
     }
 }
 
 impl SourceKind {
-    pub fn new(kind: Kind, secret: Option<String>) -> SourceKind {
-        SourceKind { vendor: kind.vendor(), secret }
+    pub fn new(
+        kind: Kind,
+        mapped: Option<xiansuo_push::vendors::mapped::MappedSpec>,
+        secret: Option<String>,
+    ) -> SourceKind {
+        SourceKind { vendor: kind.vendor(mapped), secret }
     }
 
     /// Vendors that sign their requests are authenticated by the signature, not a token.
@@ -107,7 +111,7 @@ pub async fn decode_request(
     let query: Vec<(String, String)> =
         form_urlencoded::parse(raw_query.unwrap_or("").as_bytes()).into_owned().collect();
     let request = Request { body, content_type, headers: &header_list, query: &query, now: received_at };
-    let vendor = source.kind.vendor;
+    let vendor = source.kind.vendor.as_ref();
     if vendor.signs() {
         let verdict = match &source.kind.secret {
             Some(secret) => vendor.verify(&request, secret).map_err(|e| e.to_string()),

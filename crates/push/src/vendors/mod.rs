@@ -6,9 +6,12 @@
 //!
 //! Adding a vendor: a module here implementing [`Vendor`], and a line in [`Kind`].
 
+pub mod mapped;
 pub mod meiqia;
 pub mod qiyu;
 pub mod tawk;
+
+use std::sync::Arc;
 
 use xiansuo_domain::Instant;
 
@@ -27,10 +30,12 @@ pub enum Kind {
     Qiyu,
     /// 美洽 (Meiqia) webhooks.
     Meiqia,
+    /// A source described in the configuration ([`mapped::MappedSpec`]).
+    Mapped,
 }
 
 impl Kind {
-    pub const ALL: &'static [Kind] = &[Kind::EasyLiao, Kind::Tawk, Kind::Qiyu, Kind::Meiqia];
+    pub const ALL: &'static [Kind] = &[Kind::EasyLiao, Kind::Tawk, Kind::Qiyu, Kind::Meiqia, Kind::Mapped];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -38,6 +43,7 @@ impl Kind {
             Kind::Tawk => "tawk",
             Kind::Qiyu => "qiyu",
             Kind::Meiqia => "meiqia",
+            Kind::Mapped => "mapped",
         }
     }
 
@@ -45,14 +51,21 @@ impl Kind {
         Kind::ALL.iter().copied().find(|k| k.as_str() == s.trim())
     }
 
-    /// The decoder of this kind.
-    pub fn vendor(self) -> &'static dyn Vendor {
+    /// The decoder of this kind; a mapped source's is built from its description.
+    pub fn vendor(self, mapped: Option<mapped::MappedSpec>) -> Arc<dyn Vendor> {
         match self {
-            Kind::EasyLiao => &EasyLiao,
-            Kind::Tawk => &tawk::Tawk,
-            Kind::Qiyu => &qiyu::Qiyu,
-            Kind::Meiqia => &meiqia::Meiqia,
+            Kind::EasyLiao => Arc::new(EasyLiao),
+            Kind::Tawk => Arc::new(tawk::Tawk),
+            Kind::Qiyu => Arc::new(qiyu::Qiyu),
+            Kind::Meiqia => Arc::new(meiqia::Meiqia),
+            Kind::Mapped => Arc::new(mapped::Mapped(mapped.unwrap_or_default())),
         }
+    }
+
+    /// Whether sources of this kind are authenticated by a vendor's signature (a mapped source:
+    /// when its description has one).
+    pub fn signs(self) -> bool {
+        matches!(self, Kind::Tawk | Kind::Qiyu | Kind::Meiqia)
     }
 }
 
@@ -92,7 +105,7 @@ pub enum SignatureError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Answer {
     pub status: u16,
-    pub content_type: &'static str,
+    pub content_type: String,
     pub body: String,
 }
 

@@ -136,7 +136,7 @@ impl Vendor for Qiyu {
     }
 
     fn success(&self) -> Option<Answer> {
-        Some(Answer { status: 200, content_type: "text/plain; charset=utf-8", body: String::new() })
+        Some(Answer { status: 200, content_type: "text/plain; charset=utf-8".into(), body: String::new() })
     }
 }
 
