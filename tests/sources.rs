@@ -84,14 +84,23 @@ async fn tawk_webhooks_are_verified_decoded_and_idempotent() {
     let (status, answer) = post_tawk(&server, &body, Some(&signature), "evt-2").await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["outcome"], "accepted");
+    assert!(answer.get("duplicate").is_none());
     assert_eq!(answer["leads"][0]["created"], true);
     let lead_id = answer["leads"][0]["id"].as_i64().unwrap();
 
-    // Tawk retries the same event (same id, same body): nothing new.
+    // Tawk retries the same event (same id, same body): answered as a success, stored once.
+    let logged = pushes(&server).await.len();
+    let first_push = answer["push_id"].clone();
     let (status, again) = post_tawk(&server, &body, Some(&signature), "evt-2").await;
     assert_eq!(status, 200, "{again}");
+    assert_eq!(again["duplicate"], true, "{again}");
+    assert_eq!(again["push_id"], first_push);
     assert_eq!(again["leads"][0]["id"], json!(lead_id));
     assert_eq!(again["leads"][0]["created"], false);
+    assert_eq!(pushes(&server).await.len(), logged, "the retry is not stored again");
+    // A retry whose signature is wrong is still refused.
+    let (status, _) = post_tawk(&server, &body, Some(&tawk_signature("x", &body)), "evt-2").await;
+    assert_eq!(status, 401);
 
     let end = serde_json::to_vec(&envelope("chat:end", 0)).unwrap();
     let (status, answer) = post_tawk(&server, &end, Some(&tawk_signature(TAWK_SECRET, &end)), "evt-3").await;
@@ -222,6 +231,8 @@ async fn qiyu_pushes_are_checked_answered_empty_and_unioned_by_message_id() {
     assert!(messages.iter().all(|m| m["sender"] == "visitor"));
     assert_eq!(messages[0]["recorder_id"], "m-1001");
 
+    let (_, log) = server.get("/api/v1/pushes?source=qiyu").await;
+    assert_eq!(log["total"], 5, "the resent message (same msgId) is stored once: {log}");
     // A wrong secret, a stale time (6 minutes), no checksum: 401 and kept as rejected.
     let (status, text) = post_qiyu(&server, "MSG", &msg("m-1003", "x", now), "wrong-secret", 0).await;
     assert_eq!(status, 401, "{text}");

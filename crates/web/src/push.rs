@@ -160,7 +160,11 @@ pub async fn receive_push(
     }
     match decoded {
         // Issue #11: the answer the source's vendor counts as success.
-        Ok(warnings) => Ok(crate::sources::success(source, push_answer(&recorded, &warnings))),
+        Ok(warnings) => {
+            let answer = push_answer(&recorded, &warnings);
+            Ok(crate::sources::stored(&app, source, &headers, raw_query.as_deref(), &body, recorded.push_id, answer)
+                .await)
+        }
         Err(error) => Err(ApiError::Decode { error, push_id: Some(recorded.push_id) }),
     }
 }

@@ -112,6 +112,7 @@ pub async fn decode_request(
         form_urlencoded::parse(raw_query.unwrap_or("").as_bytes()).into_owned().collect();
     let request = Request { body, content_type, headers: &header_list, query: &query, now: received_at };
     let vendor = source.kind.vendor.as_ref();
+    let event_id = vendor.event_id(&request);
     if vendor.signs() {
         let verdict = match &source.kind.secret {
             Some(secret) => vendor.verify(&request, secret).map_err(|e| e.to_string()),
@@ -135,6 +136,25 @@ pub async fn decode_request(
                 .await?;
             return Err(ApiError::BadSignature { error: reason, push_id: recorded.push_id });
         }
+    }
+    // A retry of an event already stored (same vendor event id): answered as it was, stored once.
+    if let Some(id) = &event_id
+        && let Some(push_id) =
+            app.store.setting(&event_setting(&source.name, id)).await?.and_then(|p| p.parse::<i64>().ok())
+        && let Some(entry) = app.store.push(push_id).await?
+    {
+        let answer = json!({
+            "code": 0,
+            "msg": format!("already received: a retry of push {push_id} (vendor event {id}), not stored again"),
+            "push_id": push_id,
+            "outcome": entry.outcome.as_str(),
+            "accepted": entry.accepted,
+            "ignored": entry.ignored,
+            "leads": entry.lead_ids.iter().map(|l| json!({ "id": l, "created": false, "duplicates": [] })).collect::<Vec<_>>(),
+            "warnings": [],
+            "duplicate": true,
+        });
+        return Err(ApiError::AlreadyReceived(Box::new(success(source, answer))));
     }
     Ok(split(vendor.decode(&request, &source.rules)))
 }
@@ -169,4 +189,37 @@ pub fn success(source: &Source, answer: Value) -> axum::response::Response {
         }
         None => axum::Json(answer).into_response(),
     }
+}
+
+/// The settings key remembering which push stored a vendor's event (`vendor_event.SOURCE.ID`).
+fn event_setting(source: &str, event_id: &str) -> String {
+    format!("vendor_event.{source}.{event_id}")
+}
+
+/// The answer to a push stored now; the vendor's event id (if any) is remembered after the
+/// commit, so that its retries are answered without storing them again. (A crash between the
+/// commit and this lets one retry through: harmless, since leads upsert and messages union by id.)
+pub async fn stored(
+    app: &AppState,
+    source: &Source,
+    headers: &HeaderMap,
+    raw_query: Option<&str>,
+    body: &[u8],
+    push_id: i64,
+    answer: Value,
+) -> axum::response::Response {
+    let header_list: Vec<(String, String)> = headers
+        .iter()
+        .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_ascii_lowercase(), v.to_string())))
+        .collect();
+    let query: Vec<(String, String)> =
+        form_urlencoded::parse(raw_query.unwrap_or("").as_bytes()).into_owned().collect();
+    let request =
+        Request { body, content_type: None, headers: &header_list, query: &query, now: xiansuo_domain::now() };
+    if let Some(id) = source.kind.vendor.event_id(&request)
+        && let Err(e) = app.store.set_setting(&event_setting(&source.name, &id), Some(&push_id.to_string())).await
+    {
+        tracing::warn!(source = %source.name, event = %id, error = %e, "cannot remember a vendor's event id; a retry of it will be stored again");
+    }
+    success(source, answer)
 }

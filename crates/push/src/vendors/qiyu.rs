@@ -57,9 +57,12 @@ impl Vendor for Qiyu {
 
     fn event_id(&self, request: &Request) -> Option<String> {
         let doc = std::str::from_utf8(request.body).ok().and_then(|t| json::parse(t).ok())?;
+        // A message by its msgId; a session event by its type and session (the session data
+        // pushed at the end is told apart from the plain SESSION_END).
         text(&doc, "msgId").or_else(|| {
             let session = text(&doc, "sessionId")?;
-            Some(format!("{}:{session}", request.query("eventType").unwrap_or("")))
+            let data = if text(&doc, "fromPage").is_some() || text(&doc, "fromIp").is_some() { ":data" } else { "" };
+            Some(format!("{}:{session}{data}", request.query("eventType").unwrap_or("")))
         })
     }
 
