@@ -80,7 +80,10 @@ impl Vendor for Qiyu {
         let uid = text(&doc, "uid");
         let session_data =
             ["fromPage", "fromIp", "fromType", "foreignId", "fromTitle"].iter().any(|k| text(&doc, k).is_some());
-        if event == "MSG" {
+        // A replayed push has no query any more: a body with a msgId and content is a message.
+        let is_msg =
+            event == "MSG" || (event.is_empty() && text(&doc, "msgId").is_some() && text(&doc, "content").is_some());
+        if is_msg {
             let uid = uid.ok_or_else(|| {
                 DecodeError::NotCards("a Qiyu MSG push without uid: the visitor's uid is the lead's identity".into())
             })?;
