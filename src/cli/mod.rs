@@ -6,7 +6,9 @@ mod export;
 mod import;
 mod rules;
 mod send;
+// Issue #11: `xiansuo source test`.
 mod serve;
+mod source;
 mod token;
 mod user;
 
@@ -143,6 +145,11 @@ enum Command {
         #[arg(long)]
         content_type: Option<String>,
     },
+    /// Sources (issue #11).
+    Source {
+        #[command(subcommand)]
+        command: SourceCommand,
+    },
     /// Assignment rules (issue #6).
     Rules {
         #[command(subcommand)]
@@ -209,6 +216,33 @@ enum Command {
 }
 
 #[derive(Debug, Subcommand)]
+enum SourceCommand {
+    /// Print what a body would become under a configured source (the card, the messages, which
+    /// keys went to extra, the error if any); stores nothing. Example:
+    /// xiansuo source test form form-body.json --config xiansuo.toml
+    Test {
+        /// The configured source.
+        #[arg(value_name = "SOURCE")]
+        source: String,
+        /// A body as the sender posts it ("-" reads standard input).
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// The body's Content-Type (default: sniffed, as the push endpoint does).
+        #[arg(long)]
+        content_type: Option<String>,
+        /// A request header ("Name: value"), to check a signature; repeatable.
+        #[arg(long = "header", value_name = "NAME: VALUE")]
+        headers: Vec<String>,
+        /// The request's query string, for vendors that sign in it (七鱼).
+        #[arg(long)]
+        query: Option<String>,
+        /// TOML configuration file with the sources (XIANSUO_* variables apply too).
+        #[arg(long, short, env = "XIANSUO_CONFIG", value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum RulesCommand {
     /// Show which rule each card of a push body would hit and who would get the lead; stores
     /// nothing. Example: xiansuo rules test card.json --config xiansuo.toml
@@ -240,6 +274,9 @@ pub fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::User { command, config } => user::run(command, config.as_deref()),
         Command::Token { command, config } => token::run(command, config.as_deref()),
         Command::Send { files, url, token, content_type } => send::run(&files, &url, &token, content_type.as_deref()),
+        Command::Source { command: SourceCommand::Test { source, file, content_type, headers, query, config } } => {
+            source::run(source::TestArgs { source, file, content_type, headers, query, config })
+        }
         Command::Rules { command: RulesCommand::Test { file, source, content_type, at, config } } => {
             rules::run(rules::TestArgs { file, source, content_type, at, config })
         }

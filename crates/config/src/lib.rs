@@ -31,6 +31,9 @@ mod scoring;
 // Issue #6: assignment rules, sinks and delivery (their own module).
 pub mod routing;
 pub use routing::{DeliveryConfig, SinkConfig, SinkKind};
+// Issue #11: relay targets (and source kinds) of a source.
+pub mod sources;
+pub use sources::{RELAY_PREFIX, RelayTarget};
 
 /// The source every installation has when the configuration names none.
 pub const DEFAULT_SOURCE: &str = "easyliao";
@@ -119,6 +122,14 @@ pub struct SourceConfig {
     /// Most pushes per second (with bursts of twice that); beyond it, 429 with Retry-After.
     pub rate_limit: Option<u32>,
     pub rules: SourceRules,
+    /// Issue #11: where every push to this source is re-sent, byte for byte.
+    pub relay: Vec<RelayTarget>,
+    /// Issue #11: which decoder the source uses (`kind`, default easyliao).
+    pub kind: xiansuo_push::vendors::Kind,
+    /// Issue #11: the secret a signing vendor (tawk) signs its requests with.
+    pub secret: Option<String>,
+    /// Issue #11: a mapped source's description.
+    pub mapped: Option<xiansuo_push::vendors::mapped::MappedSpec>,
 }
 
 /// The whole configuration.
@@ -197,6 +208,24 @@ struct FileSource {
     #[serde(default)]
     allow_ips: Vec<Spanned<String>>,
     rate_limit: Option<Spanned<i64>>,
+    // Issue #11 (sources.rs).
+    #[serde(default)]
+    relay: Vec<Spanned<sources::FileRelay>>,
+    kind: Option<Spanned<String>>,
+    secret: Option<Spanned<String>>,
+    // Issue #11: a mapped source's description (sources.rs).
+    identity: Option<Spanned<String>>,
+    company: Option<Spanned<String>>,
+    chat: Option<Spanned<String>>,
+    messages: Option<Spanned<String>>,
+    #[serde(default)]
+    visitor_values: Vec<String>,
+    answer: Option<Spanned<sources::FileAnswer>>,
+    #[serde(default)]
+    map: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    message_keys: BTreeMap<String, Spanned<String>>,
+    signature: Option<Spanned<sources::FileSignature>>,
 }
 
 /// Names of the environment variables, each overriding one key of the file.
@@ -360,9 +389,44 @@ impl Config {
                 let line = source.field_map.get(&e.incoming).map(|v| at(v.span())).unwrap_or_else(|| where_.clone());
                 ConfigError::new(format!("sources.{name}.field_map ({line}): {e}"))
             })?;
+            let relay = sources::relay_targets(name, &source.relay, &at)?;
+            let mapped = sources::mapped(
+                name,
+                sources::FileMapped {
+                    kind: source.kind.as_ref(),
+                    identity: source.identity.as_ref(),
+                    company: source.company.as_ref(),
+                    chat: source.chat.as_ref(),
+                    messages: source.messages.as_ref(),
+                    visitor_values: &source.visitor_values,
+                    answer: source.answer.as_ref(),
+                    map: &source.map,
+                    message_keys: &source.message_keys,
+                    signature: source.signature.as_ref(),
+                },
+                &at,
+            )?;
+            let (kind, secret) = sources::kind_and_secret(
+                name,
+                source.kind.as_ref(),
+                source.secret.as_ref(),
+                mapped.as_ref().is_some_and(|m| m.signature.is_some()),
+                &at,
+            )?;
             sources.insert(
                 name.clone(),
-                SourceConfig { name: name.clone(), token, previous_tokens, allow_ips, rate_limit, rules },
+                SourceConfig {
+                    name: name.clone(),
+                    token,
+                    previous_tokens,
+                    allow_ips,
+                    rate_limit,
+                    rules,
+                    relay,
+                    kind,
+                    secret,
+                    mapped,
+                },
             );
         }
         if sources.is_empty() {
@@ -375,6 +439,10 @@ impl Config {
                     allow_ips: Vec::new(),
                     rate_limit: None,
                     rules: SourceRules::default(),
+                    relay: Vec::new(),
+                    kind: Default::default(),
+                    secret: None,
+                    mapped: None,
                 },
             );
             if let Some(t) = &push_token_env {
@@ -400,7 +468,7 @@ impl Config {
             .map(PathBuf::from);
         let tags = scoring::tags(&file.tags, &at)?;
         let scoring = scoring::scoring(file.score.as_ref(), &tags, &at)?;
-        let built = routing::build(
+        let mut built = routing::build(
             routing::FileRouting {
                 public_url: file.public_url,
                 rules: file.rules,
@@ -412,6 +480,12 @@ impl Config {
             &at,
             &var,
         )?;
+        // Issue #11: the writer queues each source's relays with the push itself.
+        built.routing.relays = sources
+            .values()
+            .filter(|s| !s.relay.is_empty())
+            .map(|s| (s.name.clone(), s.relay.iter().map(|r| r.name.clone()).collect()))
+            .collect();
         Ok(Config {
             listen,
             database_url,

@@ -210,7 +210,7 @@ fn err(message: String) -> ConfigError {
     ConfigError { message }
 }
 
-fn valid_http_url(url: &str) -> bool {
+pub(crate) fn valid_http_url(url: &str) -> bool {
     let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
     rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/') && !r.chars().any(char::is_whitespace))
 }
@@ -479,7 +479,8 @@ pub(crate) fn build(
         delivery.max_backoff = delivery.backoff;
     }
 
-    let routing = Routing { rules, owner_map, sinks: sinks.iter().map(|s| s.filter.clone()).collect() };
+    let routing =
+        Routing { rules, owner_map, sinks: sinks.iter().map(|s| s.filter.clone()).collect(), ..Routing::default() };
     Ok(Built { public_url, routing, sinks, delivery })
 }
 

@@ -20,6 +20,9 @@ pub enum EventKind {
     Assigned,
     /// Another lead was merged into this one (the merge feature calls the outbox itself).
     Merged,
+    /// Issue #11: a push body re-sent verbatim to a source's relay target. Not a lead event:
+    /// not in [`EventKind::ALL`], so no sink can subscribe to it (see [`EventKind::from_stored`]).
+    Relay,
 }
 
 impl EventKind {
@@ -33,11 +36,17 @@ impl EventKind {
             EventKind::StatusChanged => "lead.status_changed",
             EventKind::Assigned => "lead.assigned",
             EventKind::Merged => "lead.merged",
+            EventKind::Relay => "push.relay",
         }
     }
 
     pub fn parse(s: &str) -> Option<EventKind> {
         Self::ALL.iter().copied().find(|k| k.as_str() == s)
+    }
+
+    /// A kind as the outbox stores it: a lead event, or `push.relay` (issue #11).
+    pub fn from_stored(s: &str) -> Option<EventKind> {
+        if s == EventKind::Relay.as_str() { Some(EventKind::Relay) } else { EventKind::parse(s) }
     }
 
     /// What a chat message calls it.
@@ -48,6 +57,7 @@ impl EventKind {
             EventKind::StatusChanged => "线索状态变更",
             EventKind::Assigned => "线索已分配",
             EventKind::Merged => "线索已合并",
+            EventKind::Relay => "转发推送",
         }
     }
 }
@@ -234,6 +244,9 @@ pub struct Routing {
     /// The vendor's owner (`userId`) → a local user name; wins over the rules.
     pub owner_map: BTreeMap<String, String>,
     pub sinks: Vec<SinkFilter>,
+    /// Issue #11: a source's relay targets (source name → the delivery names of its targets,
+    /// `relay:SOURCE:N`): every push recorded for the source is queued for each of them.
+    pub relays: BTreeMap<String, Vec<String>>,
 }
 
 impl Routing {
@@ -357,6 +370,7 @@ mod tests {
             ],
             owner_map: [("AI-1".to_string(), "zhao".to_string())].into(),
             sinks: vec![],
+            relays: Default::default(),
         };
         let c = card(&[("province", "山西省"), ("user_id", "AI-1")]);
         let d = routing.decisions("easyliao", &c, at(10, 0));

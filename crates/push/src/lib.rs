@@ -11,6 +11,8 @@ pub mod fuzzing;
 pub mod json;
 pub mod keys;
 mod time;
+// Issue #11: one module per vendor behind one interface.
+pub mod vendors;
 
 use std::collections::HashMap;
 

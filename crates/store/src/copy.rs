@@ -189,7 +189,15 @@ pub fn tables() -> Vec<TableDef> {
             name: "outbox_events",
             range_key: Some("id"),
             order_by: "id",
-            columns: vec![("id", Int), ("lead_id", Int), ("kind", Text), ("created_at", Time), ("payload", Json)],
+            columns: vec![
+                ("id", Int),
+                ("lead_id", Int),
+                ("kind", Text),
+                ("created_at", Time),
+                ("payload", Json),
+                // Issue #11: the push a relay re-sends.
+                ("push_id", Int),
+            ],
         },
         TableDef {
             name: "deliveries",

@@ -62,6 +62,10 @@ pub enum PushResult {
     Rejected { error: String },
 }
 
+/// Issue #11: the error of a push kept although its signature did not hold begins so; such a
+/// push is not relayed (only pushes that pass authentication are).
+pub const UNAUTHENTICATED_PREFIX: &str = "unauthenticated: ";
+
 /// One authenticated push request, to be kept verbatim with its outcome.
 #[derive(Debug, Clone)]
 pub struct NewPush {

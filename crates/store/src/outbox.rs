@@ -112,6 +112,8 @@ pub struct DeliveryRow {
     pub last_status: Option<i64>,
     pub delivered_at: Option<Instant>,
     pub created_at: Instant,
+    /// Issue #11: the push a relay delivery re-sends (`None` for lead events).
+    pub push_id: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -119,6 +121,8 @@ pub struct DeliveryQuery {
     pub sink: Option<String>,
     pub status: Option<DeliveryStatus>,
     pub lead_id: Option<i64>,
+    /// Issue #11: the relay deliveries of one push.
+    pub push_id: Option<i64>,
     pub page: u32,
     pub per_page: u32,
 }
@@ -194,6 +198,17 @@ pub trait Outbox: Send + Sync {
         &self,
         decisions: &[xiansuo_domain::routing::Decision<'_>],
     ) -> Result<Option<AssignmentPreview>, StoreError>;
+}
+
+/// Issue #11: the payload of a relay event (`push.relay`): which push to re-send. The body and
+/// its Content-Type are read from the push log when the delivery is attempted.
+pub fn relay_payload(push_id: i64, source: &str) -> Value {
+    json!({ "push_id": push_id, "source": source })
+}
+
+/// The push a claimed relay delivery re-sends.
+pub fn relay_push_id(d: &ClaimedDelivery) -> Option<i64> {
+    (d.kind == EventKind::Relay).then(|| d.payload.get("push_id").and_then(Value::as_i64)).flatten()
 }
 
 /// The canonical fields an event carries about its lead (those that have a value).

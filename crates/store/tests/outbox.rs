@@ -43,6 +43,7 @@ suite!(
     dead_deliveries_can_be_redelivered,
     nothing_is_written_without_routing,
     a_merge_is_announced_and_a_refused_one_is_not,
+    relays_are_queued_with_their_push_and_do_not_wait_for_each_other,
 );
 
 #[allow(dead_code)] // held for their Drop: the folder and the database go with the test
@@ -131,6 +132,7 @@ async fn rules_assign_new_leads_and_the_timeline_names_the_rule(env: Env) {
         ],
         owner_map: [("AI-9".to_string(), "zhao".to_string())].into(),
         sinks: vec![sink("crm", &[])],
+        ..Default::default()
     });
     let a = lead_of(s, card("v1", &[("province", "山西省"), ("keyword", "雅思")])).await;
     let b = lead_of(s, card("v2", &[("province", "河北省"), ("keyword", "雅思培训")])).await;
@@ -383,4 +385,40 @@ async fn a_merge_is_announced_and_a_refused_one_is_not(env: Env) {
     assert_eq!(claimed[0].payload["change"]["merged_lead_id"], json!(other));
     assert_eq!(claimed[0].payload["change"]["filled"], json!(["mobile"]));
     assert_eq!(claimed[0].payload["lead"]["mobile"], json!("13800001111"), "the kept lead, after the merge");
+}
+
+/// Issue #11: each push of a source with relay targets is queued for every target in the push's
+/// transaction (a body-less refusal is not); relays of one target do not wait for each other.
+async fn relays_are_queued_with_their_push_and_do_not_wait_for_each_other(env: Env) {
+    let s = &env.store;
+    s.set_routing(Routing {
+        relays: [("easyliao".to_string(), vec!["relay:easyliao:1".to_string(), "relay:easyliao:2".to_string()])].into(),
+        ..Default::default()
+    });
+    let first = s.record_push(push(vec![card("v1", &[])])).await.expect("push").push_id;
+    let rejected = NewPush { result: PushResult::Rejected { error: "bad".into() }, ..push(vec![]) };
+    let second = s.record_push(rejected).await.expect("push").push_id;
+    let refused = NewPush { body: Vec::new(), result: PushResult::Rejected { error: "413".into() }, ..push(vec![]) };
+    let third = s.record_push(refused).await.expect("push").push_id;
+    let other = NewPush { source: "other".into(), ..push(vec![card("v2", &[])]) };
+    s.record_push(other).await.expect("push");
+
+    let listed = |push_id| DeliveryQuery { push_id: Some(push_id), page: 1, per_page: 10, ..Default::default() };
+    for id in [first, second] {
+        let page = s.list_deliveries(&listed(id)).await.expect("list");
+        let mut sinks: Vec<&str> = page.items.iter().map(|d| d.sink.as_str()).collect();
+        sinks.sort();
+        assert_eq!(sinks, ["relay:easyliao:1", "relay:easyliao:2"], "push {id}");
+        assert!(page.items.iter().all(|d| d.push_id == Some(id) && d.kind == "push.relay" && d.lead_id == 0));
+    }
+    assert_eq!(s.list_deliveries(&listed(third)).await.expect("list").total, 0, "no body, nothing to relay");
+    assert_eq!(s.delivery_counts().await.expect("counts").iter().map(|c| c.count).sum::<i64>(), 4);
+
+    // All four are claimable at once (no ordering between pushes), and say which push they carry.
+    let claimed = s.claim_deliveries(now(), now() + chrono::Duration::seconds(60), 10).await.expect("claim");
+    assert_eq!(claimed.len(), 4);
+    assert!(claimed.iter().all(|c| c.kind == EventKind::Relay));
+    let mut pushes: Vec<i64> = claimed.iter().filter_map(xiansuo_store::outbox::relay_push_id).collect();
+    pushes.sort();
+    assert_eq!(pushes, [first, first, second, second]);
 }

@@ -433,12 +433,14 @@ pub async fn list_pushes(
         per_page: number("per_page", p.per_page, DEFAULT_PER_PAGE, MAX_PER_PAGE)?,
     };
     let page = app.store.list_pushes(&query).await?;
-    let page = Page {
-        total: page.total,
-        page: page.page,
-        per_page: page.per_page,
-        items: page.items.iter().map(repr::push).collect(),
-    };
+    let mut items = Vec::with_capacity(page.items.len());
+    for p in &page.items {
+        let mut item = repr::push(p);
+        // Issue #11: each relay attempt of the push.
+        item["relays"] = crate::sources::relays_json(&app, p.id).await?;
+        items.push(item);
+    }
+    let page = Page { total: page.total, page: page.page, per_page: page.per_page, items };
     Ok(Json(page_json(&page)))
 }
 

@@ -32,6 +32,13 @@ pub enum ApiError {
     /// The database refused the decoded cards; the body is kept as rejected.
     #[error("{error}")]
     Refused { error: String, push_id: i64 },
+    /// Issue #11: a vendor's retry of an event already stored: answered as a success, without
+    /// storing it again (the response is built by `sources`).
+    #[error("a retry of an event already received")]
+    AlreadyReceived(Box<axum::response::Response>),
+    /// Issue #11: the vendor's signature does not hold (the body is kept as rejected).
+    #[error("{error}")]
+    BadSignature { error: String, push_id: i64 },
     #[error("the body is larger than {limit} bytes (max_body_bytes): split the batch, or raise the limit")]
     TooLarge { limit: usize, push_id: Option<i64> },
     #[error(transparent)]
@@ -41,7 +48,8 @@ pub enum ApiError {
 impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
-            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized(_) | ApiError::BadSignature { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::AlreadyReceived(r) => r.status(),
             ApiError::Forbidden(_) | ApiError::AddressRefused { .. } => StatusCode::FORBIDDEN,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -61,6 +69,9 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        if let ApiError::AlreadyReceived(response) = self {
+            return *response;
+        }
         let status = self.status();
         let message = match &self {
             ApiError::Store(StoreError::Overloaded) => {
@@ -79,7 +90,8 @@ impl IntoResponse for ApiError {
         let mut body = json!({ "code": status.as_u16(), "msg": message });
         if let ApiError::Decode { push_id: Some(id), .. }
         | ApiError::TooLarge { push_id: Some(id), .. }
-        | ApiError::Refused { push_id: id, .. } = &self
+        | ApiError::Refused { push_id: id, .. }
+        | ApiError::BadSignature { push_id: id, .. } = &self
         {
             body["push_id"] = json!(id);
         }

@@ -13,8 +13,10 @@ mod openapi;
 mod push;
 pub mod reindex;
 mod repr;
+// Issue #11: relays and source kinds.
 pub mod security;
 pub mod spool;
+pub mod sources;
 pub mod startup;
 pub mod stats;
 
@@ -41,6 +43,8 @@ pub struct Source {
     pub rules: SourceRules,
     /// Every token it accepts, the addresses it accepts pushes from, its rate limit.
     pub access: Arc<access::SourceAccess>,
+    /// Issue #11: the source's decoder (and its secret, for vendors that sign).
+    pub kind: sources::SourceKind,
 }
 
 /// What every handler shares.

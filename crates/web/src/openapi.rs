@@ -214,7 +214,7 @@ fn document_value() -> Value {
         "items": { "type": "array", "items": { "$ref": format!("#/components/schemas/{item}") } } } })
     };
 
-    json!({
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": {
             "title": "Xiansuo",
@@ -299,7 +299,7 @@ fn document_value() -> Value {
                             "code": { "type": "integer", "enum": [0] }, "msg": { "type": "string" }, "outcome": { "type": "string", "enum": ["spooled"] },
                             "spool_id": { "type": "string" }, "warnings": { "type": "array", "items": { "type": "string" } } } } } } },
                     "400": err("the body is not JSON or a form; the message says where"),
-                    "401": err("missing or wrong token"),
+                    "401": err("missing or wrong token; for a source whose vendor signs (kind tawk), a missing, wrong or stale signature (the body is kept as rejected: push_id)"),
                     "404": err("no such source"),
                     "413": err("the body is larger than max_body_bytes"),
                     "422": err("a card lacks a required field; the message names it and the batch item"),
@@ -347,7 +347,19 @@ fn document_value() -> Value {
                 "responses": { "200": ok("replayed; outcome says what became of it", "PushAnswer"), "401": err("missing or wrong token"), "403": err("an agent's token"), "404": err("no such push"),
                     "409": err("the push's source is no longer configured"), "503": err("busy or database unavailable") } } }
         }
-    })
+    });
+    // Issue #11: a push's relay attempts, one per relay target of its source.
+    let relay = json!({ "type": "object",
+        "required": ["delivery_id", "target", "status", "attempts", "last_status", "last_error", "delivered_at", "next_at"], "properties": {
+        "delivery_id": { "type": "integer" }, "target": { "type": "string" }, "status": { "type": "string", "enum": ["pending", "delivered", "dead"] },
+        "attempts": { "type": "integer" }, "last_status": { "type": ["integer", "null"] }, "last_error": { "type": ["string", "null"] },
+        "delivered_at": { "type": ["string", "null"], "format": "date-time" }, "next_at": { "type": ["string", "null"], "format": "date-time" } } });
+    let push = &mut doc["components"]["schemas"]["Push"];
+    push["properties"]["relays"] = json!({ "type": "array", "description": "the push re-sent to each relay target of its source", "items": relay });
+    if let Some(required) = push["required"].as_array_mut() {
+        required.push(json!("relays"));
+    }
+    doc
 }
 
 pub async fn document() -> Json<Value> {

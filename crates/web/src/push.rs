@@ -1,12 +1,12 @@
 //! `POST /push/{source}`: authenticate, read, decode, store durably, answer.
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::{HeaderMap, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::Deserialize;
 use serde_json::json;
-use xiansuo_push::{DecodeError, decode_push};
+use xiansuo_push::DecodeError;
 use xiansuo_store::{NewPush, PushRecorded, PushResult, StoreError};
 
 use std::net::SocketAddr;
@@ -29,22 +29,10 @@ pub fn decode_for_store(
     body: &[u8],
     content_type: Option<&str>,
 ) -> (PushResult, Result<Vec<String>, DecodeError>) {
-    match decode_push(body, content_type, &source.rules) {
-        Ok(decoded) => {
-            let ignored = decoded.ignored();
-            let mut warnings = Vec::new();
-            let mut cards = Vec::with_capacity(decoded.cards.len());
-            for c in decoded.cards {
-                warnings.extend(c.warnings);
-                if !c.ignored {
-                    cards.push(c.card);
-                }
-            }
-            (PushResult::Cards { cards, ignored }, Ok(warnings))
-        }
-        // The message can quote the body's text; U+0000 cannot be stored as text everywhere.
-        Err(e) => (PushResult::Rejected { error: e.to_string().replace('\0', "\u{FFFD}") }, Err(e)),
-    }
+    // Issue #11: the source's vendor module decodes (replay: the signature was checked on arrival).
+    let request =
+        xiansuo_push::vendors::Request { body, content_type, headers: &[], query: &[], now: xiansuo_domain::now() };
+    crate::sources::split(source.kind.vendor.decode(&request, &source.rules))
 }
 
 /// The answer to a push (and to a replay) whose body decoded.
@@ -79,6 +67,7 @@ pub async fn receive_push(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(source_name): Path<String>,
     Query(params): Query<PushParams>,
+    RawQuery(raw_query): RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -92,13 +81,15 @@ pub async fn receive_push(
         tracing::warn!(source = %source.name, %ip, "push from an address the source does not accept");
         return Err(ApiError::AddressRefused { ip, name: source.name.clone() });
     }
+    // Issue #11: a vendor that signs its requests is authenticated by the signature (checked
+    // once the body is read, in `sources::decode_request`), not by a token.
     let presented: Vec<&str> = presented_token(&params, &headers).collect();
-    if presented.is_empty() {
+    if presented.is_empty() && !source.kind.signs() {
         return Err(ApiError::Unauthorized(
             "send the source's token as ?token=, Authorization: Bearer or X-Push-Token",
         ));
     }
-    if !source.access.accepts(app.store.as_ref(), &presented).await? {
+    if !source.kind.signs() && !source.access.accepts(app.store.as_ref(), &presented).await? {
         return Err(ApiError::Unauthorized("the token is not this source's token"));
     }
     if let Err(wait) = source.access.take() {
@@ -126,7 +117,17 @@ pub async fn receive_push(
         Err(BodyReadError::Io(e)) => return Err(ApiError::BadRequest(format!("could not read the request body: {e}"))),
     };
 
-    let (result, decoded) = decode_for_store(source, &body, content_type.as_deref());
+    // Issue #11: the source's vendor module checks the signature and decodes.
+    let (result, decoded) = crate::sources::decode_request(
+        &app,
+        source,
+        &headers,
+        raw_query.as_deref(),
+        &body,
+        content_type.as_deref(),
+        received_at,
+    )
+    .await?;
     // Entries wait in the spool: this push queues behind them, so that cards land in order.
     if let Some(spool) = app.spool.as_ref().filter(|s| s.has_waiting()) {
         return spooled(spool, source, received_at, content_type.as_deref(), &body, decoded).await;
@@ -168,7 +169,12 @@ pub async fn receive_push(
         let _ = app.new_leads.send(lead.id);
     }
     match decoded {
-        Ok(warnings) => Ok(axum::Json(push_answer(&recorded, &warnings)).into_response()),
+        // Issue #11: the answer the source's vendor counts as success.
+        Ok(warnings) => {
+            let answer = push_answer(&recorded, &warnings);
+            Ok(crate::sources::stored(&app, source, &headers, raw_query.as_deref(), &body, recorded.push_id, answer)
+                .await)
+        }
         Err(error) => Err(ApiError::Decode { error, push_id: Some(recorded.push_id) }),
     }
 }
@@ -188,6 +194,8 @@ async fn spooled(
         ApiError::Store(StoreError::Unavailable(e))
     })?;
     match decoded {
+        // A vendor with its own idea of success (七鱼: an empty body) gets it, or it sends again.
+        Ok(_) if source.kind.vendor.success().is_some() => Ok(crate::sources::success(source, json!({}))),
         Ok(warnings) => Ok((
             axum::http::StatusCode::ACCEPTED,
             axum::Json(json!({

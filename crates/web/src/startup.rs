@@ -148,6 +148,7 @@ pub async fn prepare(config: &Config) -> Result<Prepared, StartError> {
             token,
             rules: source.rules.clone(),
             access: Arc::new(access),
+            kind: crate::sources::SourceKind::new(source.kind, source.mapped.clone(), source.secret.clone()),
         });
     }
     // Issue #6: the rules' users are checked before anything is created; then the writer

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use tokio::sync::{Notify, Semaphore, broadcast};
-use xiansuo_config::{Config, DeliveryConfig, SinkConfig, SinkKind};
+use xiansuo_config::{Config, DeliveryConfig, RelayTarget, SinkConfig, SinkKind};
 use xiansuo_domain::Instant;
 use xiansuo_store::Store;
 use xiansuo_store::outbox::{ClaimedDelivery, DeliveryOutcome};
@@ -25,6 +25,8 @@ const CONCURRENCY: usize = 16;
 pub struct Worker {
     store: Arc<dyn Store>,
     sinks: HashMap<String, SinkConfig>,
+    /// Issue #11: the sources' relay targets, by delivery name (`relay:SOURCE:N`).
+    relays: HashMap<String, RelayTarget>,
     /// Decoded `whsec_` keys of the webhook sinks.
     keys: HashMap<String, Vec<u8>>,
     delivery: DeliveryConfig,
@@ -40,7 +42,7 @@ pub fn start(
     config: &Config,
     new_leads: broadcast::Receiver<i64>,
 ) -> Result<Option<tokio::task::JoinHandle<()>>, String> {
-    if config.sinks.is_empty() {
+    if config.sinks.is_empty() && config.sources.values().all(|s| s.relay.is_empty()) {
         return Ok(None);
     }
     let worker = Arc::new(Worker::new(store, config)?);
@@ -64,6 +66,7 @@ impl Worker {
         Ok(Worker {
             store,
             sinks: config.sinks.iter().map(|s| (s.name.clone(), s.clone())).collect(),
+            relays: config.sources.values().flat_map(|s| &s.relay).map(|r| (r.name.clone(), r.clone())).collect(),
             keys,
             delivery: config.delivery.clone(),
             public_url: config.public_url.clone(),
@@ -80,7 +83,7 @@ impl Worker {
     }
 
     async fn run(self: Arc<Self>, mut new_leads: broadcast::Receiver<i64>) {
-        tracing::info!(sinks = self.sinks.len(), "delivery worker started");
+        tracing::info!(sinks = self.sinks.len(), relays = self.relays.len(), "delivery worker started");
         let permits = Arc::new(Semaphore::new(CONCURRENCY));
         loop {
             let free = permits.available_permits();
@@ -145,13 +148,24 @@ impl Worker {
 
     async fn deliver(&self, d: ClaimedDelivery) {
         let now = xiansuo_domain::now();
-        let outcome = match self.sinks.get(&d.sink) {
-            None => DeliveryOutcome::Dead {
-                status: None,
-                error: format!("the sink \"{}\" is no longer configured", d.sink),
-                at: now,
-            },
-            Some(sink) => match self.send(sink, &d).await {
+        let attempt = if d.kind == xiansuo_domain::routing::EventKind::Relay {
+            // Issue #11: a push re-sent to a source's relay target.
+            match self.relays.get(&d.sink) {
+                None => Err(format!(
+                    "the relay target \"{}\" is no longer configured (a target is named by its place in its source's relay list)",
+                    d.sink
+                )),
+                Some(target) => Ok(self.relay(target, &d).await),
+            }
+        } else {
+            match self.sinks.get(&d.sink) {
+                None => Err(format!("the sink \"{}\" is no longer configured", d.sink)),
+                Some(sink) => Ok(self.send(sink, &d).await),
+            }
+        };
+        let outcome = match attempt {
+            Err(error) => DeliveryOutcome::Dead { status: None, error, at: now },
+            Ok(result) => match result {
                 Ok(status) => DeliveryOutcome::Delivered { status: Some(status), at: xiansuo_domain::now() },
                 Err((status, error)) => {
                     let attempts = u32::try_from(d.attempts + 1).unwrap_or(u32::MAX);
@@ -171,6 +185,33 @@ impl Worker {
             // The lease runs out and the delivery is taken up again (receivers deduplicate by id).
             tracing::error!(error = %e, delivery = d.id, "cannot record a delivery's outcome");
         }
+    }
+
+    /// Issue #11: one attempt to re-send a push to a relay target — the stored body byte for
+    /// byte, with the original Content-Type and the target's headers. Any 2xx is success.
+    async fn relay(&self, target: &RelayTarget, d: &ClaimedDelivery) -> Result<u16, (Option<u16>, String)> {
+        let fail = |e: String| (None, e);
+        let push_id = xiansuo_store::outbox::relay_push_id(d)
+            .ok_or_else(|| fail(format!("relay delivery {} names no push", d.id)))?;
+        let push = match self.store.push(push_id).await {
+            Ok(Some(p)) => p,
+            Ok(None) => return Err(fail(format!("push {push_id} is no longer in the push log"))),
+            Err(e) => return Err(fail(format!("cannot read push {push_id} from the push log: {e}"))),
+        };
+        let mut request = self.client.post(&target.url);
+        if let Some(ct) = &push.content_type {
+            request = request.header("content-type", ct.as_str());
+        }
+        for (name, value) in &target.headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        let response = request.body(push.body).send().await.map_err(|e| fail(describe(&e, self.delivery.timeout)))?;
+        let status = response.status().as_u16();
+        if !(200..300).contains(&status) {
+            let text = response.text().await.unwrap_or_default();
+            return Err((Some(status), format!("HTTP {status}: {}", excerpt(&text))));
+        }
+        Ok(status)
     }
 
     /// One attempt; the HTTP status on success, or the status (if any) and what went wrong.

@@ -78,6 +78,34 @@ pub async fn card_stored(
     }
 }
 
+/// Issue #11, hook of `record_push`: the push is queued for each relay target of its source, in
+/// the push's own transaction. `skip`: no body, or a bad signature.
+pub async fn push_recorded(tx: &Transaction<'_>, push_id: i64, source: &str, skip: bool) -> PgResult<()> {
+    let routing = current();
+    let Some(targets) = routing.relays.get(source).filter(|t| !t.is_empty()) else { return Ok(()) };
+    if skip {
+        return Ok(());
+    }
+    let now = millis(xiansuo_domain::now());
+    let stmt = tx
+        .prepare_cached(
+            "INSERT INTO outbox_events (lead_id, kind, created_at, payload, push_id) VALUES (0, $1, $2, $3, $4)
+             RETURNING id",
+        )
+        .await?;
+    let payload = crate::outbox::relay_payload(push_id, source);
+    let event_id: i64 =
+        tx.query_one(&stmt, &[&EventKind::Relay.as_str(), &now, &payload, &push_id]).await?.try_get(0)?;
+    let stmt = tx
+        .prepare_cached(
+            "INSERT INTO deliveries (event_id, sink, lead_id, status, attempts, next_at, updated_at)
+             SELECT $1, s, 0, 'pending', 0, $3, $3 FROM unnest($2::text[]) AS s",
+        )
+        .await?;
+    tx.execute(&stmt, &[&event_id, targets, &now]).await?;
+    Ok(())
+}
+
 /// Hook of `update_lead`: a status change or a new owner is announced.
 pub async fn lead_changed(
     tx: &Transaction<'_>,
@@ -285,8 +313,8 @@ pub async fn apply(tx: &Transaction<'_>, write: &OutboxWrite) -> PgResult<Writte
                          SELECT d.id FROM deliveries d
                          WHERE d.status = 'pending' AND d.next_at <= $1
                            AND (d.lease_until IS NULL OR d.lease_until <= $1)
-                           AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.status = 'pending'
-                                           AND e.sink = d.sink AND e.lead_id = d.lead_id AND e.id < d.id)
+                           AND (d.lead_id = 0 OR NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.status = 'pending'
+                                           AND e.sink = d.sink AND e.lead_id = d.lead_id AND e.id < d.id))
                          ORDER BY d.next_at, d.id LIMIT $3
                          FOR UPDATE SKIP LOCKED)
                      RETURNING id, event_id, sink, lead_id, attempts,
@@ -298,7 +326,7 @@ pub async fn apply(tx: &Transaction<'_>, write: &OutboxWrite) -> PgResult<Writte
                 .await?;
             let mut claimed = Vec::with_capacity(rows.len());
             for r in rows {
-                let Some(kind) = EventKind::parse(r.try_get(5)?) else { continue };
+                let Some(kind) = EventKind::from_stored(r.try_get(5)?) else { continue };
                 claimed.push(ClaimedDelivery {
                     id: r.try_get(0)?,
                     event_id: r.try_get(1)?,
@@ -382,6 +410,7 @@ fn delivery_from_row(r: &Row) -> Result<DeliveryRow, StoreError> {
         last_status: r.try_get(9)?,
         delivered_at: r.try_get(10)?,
         created_at: r.try_get(11)?,
+        push_id: r.try_get(12)?,
     })
 }
 
@@ -405,8 +434,8 @@ impl Outbox for PostgresStore {
                 // Only the first pending delivery of each (sink, lead) can be due: the others wait
                 // for it, and the worker looks again when it finishes.
                 "SELECT MIN(GREATEST(d.next_at, COALESCE(d.lease_until, d.next_at))) FROM deliveries d
-                 WHERE d.status = 'pending' AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.status = 'pending'
-                     AND e.sink = d.sink AND e.lead_id = d.lead_id AND e.id < d.id)",
+                 WHERE d.status = 'pending' AND (d.lead_id = 0 OR NOT EXISTS (SELECT 1 FROM deliveries e
+                     WHERE e.status = 'pending' AND e.sink = d.sink AND e.lead_id = d.lead_id AND e.id < d.id))",
                 &[],
             )
             .await?;
@@ -432,16 +461,17 @@ impl Outbox for PostgresStore {
     async fn list_deliveries(&self, query: &DeliveryQuery) -> Result<Page<DeliveryRow>, StoreError> {
         let client = self.client().await?;
         let status = query.status.map(|s| s.as_str());
-        let params: [&(dyn ToSql + Sync); 3] = [&query.sink, &status, &query.lead_id];
+        let params: [&(dyn ToSql + Sync); 4] = [&query.sink, &status, &query.lead_id, &query.push_id];
         let where_ = "WHERE ($1::text IS NULL OR d.sink = $1) AND ($2::text IS NULL OR d.status = $2)
-                        AND ($3::bigint IS NULL OR d.lead_id = $3)";
+                        AND ($3::bigint IS NULL OR d.lead_id = $3)
+                        AND ($4::bigint IS NULL OR d.event_id IN (SELECT id FROM outbox_events WHERE push_id = $4))";
         let total: i64 =
             client.query_one(&format!("SELECT count(*) FROM deliveries d {where_}"), &params).await?.try_get(0)?;
         let per_page = query.per_page.clamp(1, 200);
         let offset = i64::from(query.page.max(1) - 1) * i64::from(per_page);
         let sql = format!(
             "SELECT d.id, d.event_id, d.sink, d.lead_id, e.kind, d.status, d.attempts, d.next_at, d.last_error,
-                    d.last_status, d.delivered_at, e.created_at
+                    d.last_status, d.delivered_at, e.created_at, e.push_id
              FROM deliveries d JOIN outbox_events e ON e.id = d.event_id {where_}
              ORDER BY d.id DESC LIMIT {per_page} OFFSET {offset}"
         );

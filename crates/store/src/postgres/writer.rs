@@ -335,6 +335,8 @@ async fn record_push(tx: &Transaction<'_>, push: &NewPush, scoring: &Scoring) ->
         )
         .await?;
     let push_id: i64 = row.try_get(0)?;
+    // Issue #11: the push's relays, in its transaction.
+    super::outbox::push_recorded(tx, push_id, &push.source, !relayable(push)).await?;
     let how = Apply { push_id, source: &push.source, received: received_at, at: received_at, fill_only: false };
     let leads = store_cards(tx, &how, &push.result, scoring).await?;
     Ok(PushRecorded { push_id, outcome, accepted, ignored, leads })
@@ -856,4 +858,10 @@ async fn dismiss_duplicate(
     .await?;
     record_event(tx, other, Some(by.user_id), &LeadChange::Dismissed { other: lead }, at).await?;
     record_event(tx, lead, Some(by.user_id), &LeadChange::Dismissed { other }, at).await
+}
+
+/// Issue #11: a push is relayed when it has a body and passed authentication.
+fn relayable(push: &NewPush) -> bool {
+    let unauthenticated = matches!(&push.result, crate::PushResult::Rejected { error } if error.starts_with(crate::UNAUTHENTICATED_PREFIX));
+    !push.body.is_empty() && !unauthenticated
 }

@@ -40,6 +40,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (6, "outbox", include_str!("migrations/0006_outbox.sql")),
     (7, "reports", include_str!("migrations/0007_reports.sql")),
     (8, "spool_audit", include_str!("migrations/0008_spool_audit.sql")),
+    (9, "relay", include_str!("migrations/0009_relay.sql")),
 ];
 
 /// Read connections kept open between requests.

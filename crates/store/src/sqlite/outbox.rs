@@ -74,6 +74,36 @@ pub fn card_stored(conn: &Connection, how: &Apply, lead_id: i64, created: bool, 
     }
 }
 
+/// Issue #11, hook of `record_push`: the push is queued for each relay target of its source, in
+/// the push's own transaction (so a relay exists if and only if the push was kept). `skip`: a push kept without its body (over
+/// `max_body_bytes`), or whose signature did not hold.
+pub fn push_recorded(conn: &Connection, push_id: i64, source: &str, skip: bool) -> Result<(), StoreError> {
+    let routing = current();
+    let Some(targets) = routing.relays.get(source).filter(|t| !t.is_empty()) else { return Ok(()) };
+    if skip {
+        return Ok(());
+    }
+    let now = ms(xiansuo_domain::now());
+    conn.prepare_cached(
+        "INSERT INTO outbox_events (lead_id, kind, created_at, payload, push_id) VALUES (0, ?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![
+        EventKind::Relay.as_str(),
+        now,
+        crate::outbox::relay_payload(push_id, source).to_string(),
+        push_id
+    ])?;
+    let event_id = conn.last_insert_rowid();
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO deliveries (event_id, sink, lead_id, status, attempts, next_at, updated_at)
+         VALUES (?1, ?2, 0, 'pending', 0, ?3, ?3)",
+    )?;
+    for target in targets {
+        insert.execute(params![event_id, target, now])?;
+    }
+    Ok(())
+}
+
 /// Hook of `update_lead`: a status change or a new owner is announced.
 pub fn lead_changed(
     conn: &Connection,
@@ -254,8 +284,8 @@ pub fn apply(conn: &Connection, write: &OutboxWrite) -> Result<Written, StoreErr
                          SELECT d.id FROM deliveries d
                          WHERE d.status = 'pending' AND d.next_at <= ?1
                            AND (d.lease_until IS NULL OR d.lease_until <= ?1)
-                           AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.status = 'pending'
-                                           AND e.sink = d.sink AND e.lead_id = d.lead_id AND e.id < d.id)
+                           AND (d.lead_id = 0 OR NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.status = 'pending'
+                                           AND e.sink = d.sink AND e.lead_id = d.lead_id AND e.id < d.id))
                          ORDER BY d.next_at, d.id LIMIT ?3)
                      RETURNING id, event_id, sink, lead_id, attempts",
                 )?
@@ -268,7 +298,7 @@ pub fn apply(conn: &Connection, write: &OutboxWrite) -> Result<Written, StoreErr
             for (id, event_id, sink, lead_id, attempts) in ids {
                 let (kind, created_at, payload): (String, i64, String) =
                     event.query_row([event_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-                let Some(kind) = EventKind::parse(&kind) else { continue };
+                let Some(kind) = EventKind::from_stored(&kind) else { continue };
                 claimed.push(ClaimedDelivery {
                     id,
                     event_id,
@@ -341,6 +371,7 @@ fn delivery_from_row(r: &Row) -> rusqlite::Result<DeliveryRow> {
         last_status: r.get(9)?,
         delivered_at: r.get::<_, Option<i64>>(10)?.map(instant),
         created_at: instant(r.get(11)?),
+        push_id: r.get(12)?,
     })
 }
 
@@ -363,8 +394,8 @@ impl Outbox for SqliteStore {
                 // Only the first pending delivery of each (sink, lead) can be due: the others wait
                 // for it, and the worker looks again when it finishes.
                 "SELECT MIN(MAX(d.next_at, COALESCE(d.lease_until, 0))) FROM deliveries d WHERE d.status = 'pending'
-                   AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.status = 'pending'
-                                   AND e.sink = d.sink AND e.lead_id = d.lead_id AND e.id < d.id)",
+                   AND (d.lead_id = 0 OR NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.status = 'pending'
+                                   AND e.sink = d.sink AND e.lead_id = d.lead_id AND e.id < d.id))",
                 [],
                 |r| r.get(0),
             )?;
@@ -400,7 +431,7 @@ impl Outbox for SqliteStore {
             let offset = i64::from(query.page.max(1) - 1) * i64::from(per_page);
             let sql = format!(
                 "SELECT d.id, d.event_id, d.sink, d.lead_id, e.kind, d.status, d.attempts, d.next_at, d.last_error,
-                        d.last_status, d.delivered_at, e.created_at
+                        d.last_status, d.delivered_at, e.created_at, e.push_id
                  FROM deliveries d JOIN outbox_events e ON e.id = d.event_id {where_}
                  ORDER BY d.id DESC LIMIT {per_page} OFFSET {offset}"
             );
@@ -466,6 +497,10 @@ fn delivery_where(query: &DeliveryQuery) -> (String, Vec<rusqlite::types::Value>
     if let Some(lead) = query.lead_id {
         params.push(lead.into());
         clauses.push(format!("d.lead_id = ?{}", params.len()));
+    }
+    if let Some(push) = query.push_id {
+        params.push(push.into());
+        clauses.push(format!("d.event_id IN (SELECT id FROM outbox_events WHERE push_id = ?{})", params.len()));
     }
     let where_ = if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
     (where_, params)

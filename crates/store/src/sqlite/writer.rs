@@ -301,6 +301,8 @@ fn record_push(conn: &Connection, push: &NewPush, scoring: &Scoring) -> Result<P
         ignored as i64
     ])?;
     let push_id = conn.last_insert_rowid();
+    // Issue #11: the push's relays, in its transaction.
+    super::outbox::push_recorded(conn, push_id, &push.source, !relayable(push))?;
     let how =
         Apply { push_id, source: &push.source, received: push.received_at, at: push.received_at, fill_only: false };
     let leads = store_cards(conn, &how, &push.result, scoring)?;
@@ -806,4 +808,10 @@ fn dismiss_duplicate(
     .execute(params![lead.min(other), lead.max(other), by.user_id, ms(at)])?;
     record_event(conn, other, Some(by.user_id), &LeadChange::Dismissed { other: lead }, at)?;
     record_event(conn, lead, Some(by.user_id), &LeadChange::Dismissed { other }, at)
+}
+
+/// Issue #11: a push is relayed when it has a body and passed authentication.
+fn relayable(push: &NewPush) -> bool {
+    let unauthenticated = matches!(&push.result, crate::PushResult::Rejected { error } if error.starts_with(crate::UNAUTHENTICATED_PREFIX));
+    !push.body.is_empty() && !unauthenticated
 }

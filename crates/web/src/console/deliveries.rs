@@ -26,6 +26,8 @@ pub struct DeliveryView {
     pub event_id: i64,
     pub kind: String,
     pub lead_id: i64,
+    /// Issue #11: a relay delivery re-sends this push (and is about no lead).
+    pub push_id: Option<i64>,
     pub sink: String,
     pub status: String,
     pub status_label: &'static str,
@@ -83,7 +85,8 @@ pub async fn list(
         Some(s) => Some(DeliveryStatus::parse(s).ok_or_else(|| PageError::BadRequest(format!("没有“{s}”这个状态")))?),
     };
     let page_no = q.page.unwrap_or(1).max(1);
-    let query = DeliveryQuery { sink: sink.clone(), status, lead_id: None, page: page_no, per_page: PER_PAGE };
+    let query =
+        DeliveryQuery { sink: sink.clone(), status, lead_id: None, push_id: None, page: page_no, per_page: PER_PAGE };
     let (list, counts) = tokio::try_join!(app.store.list_deliveries(&query), app.store.delivery_counts())?;
     let mut sinks: Vec<SinkSummary> = Vec::new();
     for c in counts {
@@ -123,6 +126,7 @@ pub async fn list(
             event_id: d.event_id,
             kind: d.kind.clone(),
             lead_id: d.lead_id,
+            push_id: d.push_id,
             sink: d.sink.clone(),
             status: d.status.as_str().to_string(),
             status_label: label(d.status),

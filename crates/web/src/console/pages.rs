@@ -927,10 +927,16 @@ async fn pushes_page(
             format!("/admin/pushes?outcome={outcome_value}&page={p}")
         }
     };
+    // Issue #11: each push's relay attempts.
+    let mut relays = Vec::with_capacity(list.items.len());
+    for p in &list.items {
+        relays.push(crate::sources::relay_lines(app, p.id).await?);
+    }
     let rows = list
         .items
         .iter()
-        .map(|p| {
+        .zip(relays)
+        .map(|(p, relays)| {
             let body = String::from_utf8_lossy(&p.body);
             let body: String = if body.chars().count() > 2000 {
                 body.chars().take(2000).chain("…".chars()).collect()
@@ -945,6 +951,7 @@ async fn pushes_page(
                 error: p.error.clone().unwrap_or_default(),
                 body,
                 lead_ids: p.lead_ids.clone(),
+                relays,
             }
         })
         .collect();

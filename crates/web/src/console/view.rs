@@ -258,6 +258,8 @@ pub struct PushRow {
     pub error: String,
     pub body: String,
     pub lead_ids: Vec<i64>,
+    /// Issue #11: one line per relay target (where it stands, attempts, last answer).
+    pub relays: Vec<String>,
 }
 
 #[derive(Template)]

@@ -1,0 +1,225 @@
+//! Issue #11: what the web layer shows of a source's relays (and, later, its kinds).
+
+use axum::http::HeaderMap;
+use serde_json::{Value, json};
+use xiansuo_push::vendors::{Kind, Request, Vendor};
+use xiansuo_push::{DecodeError, DecodedPush};
+use xiansuo_store::outbox::{DeliveryQuery, DeliveryStatus};
+use xiansuo_store::{NewPush, PushResult, UNAUTHENTICATED_PREFIX};
+
+use crate::repr::time;
+use crate::{ApiError, AppState, Source};
+
+/// Most relay targets listed per push (a source has a handful).
+const MAX_RELAYS: u32 = 50;
+
+/// The relay deliveries of a push, one per target: where each stands, its attempts and the
+/// last answer.
+pub async fn relays_json(app: &AppState, push_id: i64) -> Result<Value, ApiError> {
+    let query = DeliveryQuery { push_id: Some(push_id), page: 1, per_page: MAX_RELAYS, ..Default::default() };
+    let page = app.store.list_deliveries(&query).await?;
+    let mut rows = page.items;
+    rows.sort_by_key(|d| d.id);
+    Ok(Value::Array(
+        rows.iter()
+            .map(|d| {
+                json!({
+                    "delivery_id": d.id,
+                    "target": d.sink,
+                    "status": d.status.as_str(),
+                    "attempts": d.attempts,
+                    "last_status": d.last_status,
+                    "last_error": d.last_error,
+                    "delivered_at": d.delivered_at.map(time),
+                    "next_at": (d.status == DeliveryStatus::Pending).then(|| time(d.next_at)),
+                })
+            })
+            .collect(),
+    ))
+}
+
+/// The push log page's lines about a push's relays: `relay:easyliao:1 已投递 · 尝试 2 次 · HTTP 200`.
+pub async fn relay_lines(app: &AppState, push_id: i64) -> Result<Vec<String>, xiansuo_store::StoreError> {
+    let query = DeliveryQuery { push_id: Some(push_id), page: 1, per_page: MAX_RELAYS, ..Default::default() };
+    let mut rows = app.store.list_deliveries(&query).await?.items;
+    rows.sort_by_key(|d| d.id);
+    Ok(rows
+        .iter()
+        .map(|d| {
+            let status = match d.status {
+                DeliveryStatus::Pending => "待投递",
+                DeliveryStatus::Delivered => "已投递",
+                DeliveryStatus::Dead => "已放弃",
+            };
+            let mut line = format!("{} {status} · 尝试 {} 次", d.sink, d.attempts);
+            if let Some(s) = d.last_status {
+                line.push_str(&format!(" · HTTP {s}"));
+            }
+            if let Some(e) = &d.last_error {
+                line.push_str(&format!(" · {e}"));
+            }
+            line
+        })
+        .collect())
+}
+
+/// Issue #11: a source's decoder and, for vendors that sign, its secret.
+#[derive(Clone)]
+pub struct SourceKind {
+    pub vendor: std::sync::Arc<dyn Vendor>,
+    pub secret: Option<String>,
+}
+
+impl Default for SourceKind {
+    fn default() -> Self {
+        SourceKind { vendor: Kind::EasyLiao.vendor(None), secret: None }
+    }
+}
+
+impl SourceKind {
+    pub fn new(
+        kind: Kind,
+        mapped: Option<xiansuo_push::vendors::mapped::MappedSpec>,
+        secret: Option<String>,
+    ) -> SourceKind {
+        SourceKind { vendor: kind.vendor(mapped), secret }
+    }
+
+    /// Vendors that sign their requests are authenticated by the signature, not a token.
+    pub fn signs(&self) -> bool {
+        self.vendor.signs()
+    }
+}
+
+/// The push endpoint's decoding step for every kind of source: the vendor's signature is checked
+/// first (a bad or stale one: the body is kept as rejected, never relayed, and answered 401), then
+/// the body is decoded by the source's vendor module.
+#[allow(clippy::too_many_arguments)]
+pub async fn decode_request(
+    app: &AppState,
+    source: &Source,
+    headers: &HeaderMap,
+    raw_query: Option<&str>,
+    body: &[u8],
+    content_type: Option<&str>,
+    received_at: xiansuo_domain::Instant,
+) -> Result<(PushResult, Result<Vec<String>, DecodeError>), ApiError> {
+    let header_list: Vec<(String, String)> = headers
+        .iter()
+        .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_ascii_lowercase(), v.to_string())))
+        .collect();
+    let query: Vec<(String, String)> =
+        form_urlencoded::parse(raw_query.unwrap_or("").as_bytes()).into_owned().collect();
+    let request = Request { body, content_type, headers: &header_list, query: &query, now: received_at };
+    let vendor = source.kind.vendor.as_ref();
+    let event_id = vendor.event_id(&request);
+    if vendor.signs() {
+        let verdict = match &source.kind.secret {
+            Some(secret) => vendor.verify(&request, secret).map_err(|e| e.to_string()),
+            None => Err(format!(
+                "the source \"{}\" has no secret: set sources.{}.secret to the webhook's secret",
+                source.name, source.name
+            )),
+        };
+        if let Err(reason) = verdict {
+            tracing::warn!(source = %source.name, %reason, "push with a bad signature");
+            let error = format!("{UNAUTHENTICATED_PREFIX}{reason}");
+            let recorded = app
+                .store
+                .record_push(NewPush {
+                    source: source.name.clone(),
+                    received_at,
+                    content_type: content_type.map(str::to_string),
+                    body: body.to_vec(),
+                    result: PushResult::Rejected { error },
+                })
+                .await?;
+            return Err(ApiError::BadSignature { error: reason, push_id: recorded.push_id });
+        }
+    }
+    // A retry of an event already stored (same vendor event id): answered as it was, stored once.
+    if let Some(id) = &event_id
+        && let Some(push_id) =
+            app.store.setting(&event_setting(&source.name, id)).await?.and_then(|p| p.parse::<i64>().ok())
+        && let Some(entry) = app.store.push(push_id).await?
+    {
+        let answer = json!({
+            "code": 0,
+            "msg": format!("already received: a retry of push {push_id} (vendor event {id}), not stored again"),
+            "push_id": push_id,
+            "outcome": entry.outcome.as_str(),
+            "accepted": entry.accepted,
+            "ignored": entry.ignored,
+            "leads": entry.lead_ids.iter().map(|l| json!({ "id": l, "created": false, "duplicates": [] })).collect::<Vec<_>>(),
+            "warnings": [],
+            "duplicate": true,
+        });
+        return Err(ApiError::AlreadyReceived(Box::new(success(source, answer))));
+    }
+    Ok(split(vendor.decode(&request, &source.rules)))
+}
+
+/// A decoded push as the store keeps it, and the warnings (or the error) for the answer.
+pub fn split(decoded: Result<DecodedPush, DecodeError>) -> (PushResult, Result<Vec<String>, DecodeError>) {
+    match decoded {
+        Ok(decoded) => {
+            let ignored = decoded.ignored();
+            let mut warnings = Vec::new();
+            let mut cards = Vec::with_capacity(decoded.cards.len());
+            for c in decoded.cards {
+                warnings.extend(c.warnings);
+                if !c.ignored {
+                    cards.push(c.card);
+                }
+            }
+            (PushResult::Cards { cards, ignored }, Ok(warnings))
+        }
+        Err(e) => (PushResult::Rejected { error: e.to_string().replace('\0', "\u{FFFD}") }, Err(e)),
+    }
+}
+
+/// The answer to a stored push: the vendor's idea of success (七鱼: an empty body), else the
+/// push endpoint's JSON answer.
+pub fn success(source: &Source, answer: Value) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match source.kind.vendor.success() {
+        Some(a) => {
+            let status = axum::http::StatusCode::from_u16(a.status).unwrap_or(axum::http::StatusCode::OK);
+            (status, [(axum::http::header::CONTENT_TYPE, a.content_type)], a.body).into_response()
+        }
+        None => axum::Json(answer).into_response(),
+    }
+}
+
+/// The settings key remembering which push stored a vendor's event (`vendor_event.SOURCE.ID`).
+fn event_setting(source: &str, event_id: &str) -> String {
+    format!("vendor_event.{source}.{event_id}")
+}
+
+/// The answer to a push stored now; the vendor's event id (if any) is remembered after the
+/// commit, so that its retries are answered without storing them again. (A crash between the
+/// commit and this lets one retry through: harmless, since leads upsert and messages union by id.)
+pub async fn stored(
+    app: &AppState,
+    source: &Source,
+    headers: &HeaderMap,
+    raw_query: Option<&str>,
+    body: &[u8],
+    push_id: i64,
+    answer: Value,
+) -> axum::response::Response {
+    let header_list: Vec<(String, String)> = headers
+        .iter()
+        .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_ascii_lowercase(), v.to_string())))
+        .collect();
+    let query: Vec<(String, String)> =
+        form_urlencoded::parse(raw_query.unwrap_or("").as_bytes()).into_owned().collect();
+    let request =
+        Request { body, content_type: None, headers: &header_list, query: &query, now: xiansuo_domain::now() };
+    if let Some(id) = source.kind.vendor.event_id(&request)
+        && let Err(e) = app.store.set_setting(&event_setting(&source.name, &id), Some(&push_id.to_string())).await
+    {
+        tracing::warn!(source = %source.name, event = %id, error = %e, "cannot remember a vendor's event id; a retry of it will be stored again");
+    }
+    success(source, answer)
+}
