@@ -15,8 +15,8 @@ pub mod reindex;
 mod repr;
 // Issue #11: relays and source kinds.
 pub mod security;
-pub mod spool;
 pub mod sources;
+pub mod spool;
 pub mod startup;
 pub mod stats;
 
