@@ -210,4 +210,13 @@ mod masking_tests {
         assert_eq!(mask_mobiles("手机号：13355556666。"), "手机号：133****6666。");
         assert!(matches!(mask_mobiles("nothing here"), std::borrow::Cow::Borrowed(_)));
     }
+
+    #[test]
+    fn the_log_writer_masks_what_passes_through_it() {
+        use std::io::Write;
+        let mut writer = super::MaskingWriter(Vec::new());
+        writer.write_all("INFO push from 13912345678 kept\n".as_bytes()).unwrap();
+        writer.write_all(&[0xff, 0xfe, b'\n']).unwrap();
+        assert_eq!(writer.0, [&b"INFO push from 139****5678 kept\n"[..], &[0xff, 0xfe, b'\n']].concat());
+    }
 }

@@ -606,7 +606,6 @@ fn index_contacts(
     if contact_keys.is_empty() {
         return Ok(Vec::new());
     }
-    let me = root_of(conn, lead_id)?;
     let mut insert = conn.prepare_cached(
         "INSERT INTO lead_contacts (kind, value, lead_id) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
     )?;
@@ -617,25 +616,33 @@ fn index_contacts(
         "SELECT c.lead_id, l.merged_into FROM lead_contacts c JOIN leads l ON l.id = c.lead_id
          WHERE c.kind = ?1 AND c.value = ?2 AND c.lead_id <> ?3 ORDER BY c.lead_id DESC LIMIT 50",
     )?;
+    // (other lead, its merged_into, kind, value, the contact is new to this lead)
+    let mut shared: Vec<(i64, Option<i64>, &'static str, &String, bool)> = Vec::new();
+    for (kind, value) in contact_keys {
+        let new = insert.execute(params![kind, value, lead_id])? == 1;
+        for row in sharing.query_map(params![kind, value, lead_id], |r| Ok((r.get(0)?, r.get(1)?)))? {
+            let (other, merged_into) = row?;
+            shared.push((other, merged_into, kind, value, new));
+        }
+    }
+    // Most cards share nothing: the lead's own root and its dismissals are read only when needed.
+    if shared.is_empty() {
+        return Ok(Vec::new());
+    }
+    let me = root_of(conn, lead_id)?;
     let not_duplicates = dismissed_with(conn, me)?;
     let mut duplicates: Vec<i64> = Vec::new();
     let mut newly: Vec<(i64, &'static str, String)> = Vec::new();
-    for (kind, value) in contact_keys {
-        let new = insert.execute(params![kind, value, lead_id])? == 1;
-        let others: Vec<(i64, Option<i64>)> = sharing
-            .query_map(params![kind, value, lead_id], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<rusqlite::Result<_>>()?;
-        for (other, merged_into) in others {
-            let other = if merged_into.is_some() { root_of(conn, other)? } else { other };
-            if other == me || not_duplicates.contains(&other) {
-                continue;
-            }
-            if !duplicates.contains(&other) {
-                duplicates.push(other);
-            }
-            if new {
-                newly.push((other, kind, value.clone()));
-            }
+    for (other, merged_into, kind, value, new) in shared {
+        let other = if merged_into.is_some() { root_of(conn, other)? } else { other };
+        if other == me || not_duplicates.contains(&other) {
+            continue;
+        }
+        if !duplicates.contains(&other) {
+            duplicates.push(other);
+        }
+        if new {
+            newly.push((other, kind, value.clone()));
         }
     }
     if let (Some(at), Some(change)) = (record, duplicate_change(&newly)) {
