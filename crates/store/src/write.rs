@@ -3,8 +3,8 @@
 
 use tokio::sync::oneshot;
 use xiansuo_domain::{
-    CONTACT_FIELDS, FIELDS, FieldKind, Instant, Lead, LeadChange, LeadEvent, LeadStatus, Role, Score, ScoreInputs,
-    Scoring, User, score,
+    CONTACT_FIELDS, Card, FIELDS, FieldKind, Instant, Lead, LeadChange, LeadEvent, LeadStatus, Role, Score,
+    ScoreInputs, Scoring, Sender, User, score,
 };
 
 use crate::copy::{Cell, TableDef};
@@ -326,6 +326,52 @@ pub fn duplicate_change(matches: &[(i64, &'static str, String)]) -> Option<LeadC
 /// The contact kinds, as the contact field keys `lead_contacts.kind` holds.
 pub fn contact_kind(kind: &str) -> Option<&'static str> {
     CONTACT_FIELDS.iter().copied().find(|k| *k == kind)
+}
+
+/// What a new lead holds once its first card is stored, computed from the card alone. The
+/// writers insert a new lead whole (counts and score included) instead of inserting it and then
+/// counting and scoring it in three more statements: most pushes bring a new visitor (issue #8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewLeadTally {
+    /// Messages stored: the first of each recorder id, as the unique key keeps them.
+    pub messages: i64,
+    pub visitor_messages: i64,
+    /// Distinct chats: the card's own and those its messages name.
+    pub chats: i64,
+}
+
+impl NewLeadTally {
+    pub fn of(card: &Card) -> NewLeadTally {
+        let mut seen = std::collections::HashSet::new();
+        let (mut messages, mut visitor_messages) = (0, 0);
+        for m in &card.messages {
+            if seen.insert(m.recorder_id.as_str()) {
+                messages += 1;
+                if m.sender == Sender::Visitor {
+                    visitor_messages += 1;
+                }
+            }
+        }
+        let chats: std::collections::HashSet<&str> =
+            card.chat_id().into_iter().chain(card.messages.iter().filter_map(|m| m.chat_id.as_deref())).collect();
+        NewLeadTally { messages, visitor_messages, chats: chats.len() as i64 }
+    }
+
+    /// The score inputs of the new lead, as [`ScoreRow`] would read them back after the insert.
+    pub fn score_row(&self, card: &Card) -> ScoreRow {
+        ScoreRow {
+            intent_words: Vec::new(),
+            visitor_messages: self.visitor_messages,
+            chats: self.chats,
+            tag_id: card.fields.get("ntag_id").cloned(),
+            tag_name: card.fields.get("ntag_name").cloned(),
+            found_in_chat: CONTACT_FIELDS
+                .iter()
+                .any(|c| !card.fields.contains_key(*c) && card.found_in_chat.contains_key(*c)),
+            has_mobile: card.contact_keys.iter().any(|(kind, _)| *kind == "mobile"),
+            has_other_contact: card.contact_keys.iter().any(|(kind, _)| *kind != "mobile"),
+        }
+    }
 }
 
 /// What a lead's score is computed from, as stored, and the intent words it has now.

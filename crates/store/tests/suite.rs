@@ -71,6 +71,7 @@ suite!(
     a_dismissed_pair_is_no_longer_listed,
     merge_keeps_everything_and_undo_restores_it,
     score_and_its_reasons_follow_each_push,
+    a_new_lead_is_stored_counted_and_scored_at_once,
     tag_filter_by_id_or_name,
     a_spool_entry_is_stored_once,
     the_audit_log_keeps_entries_newest_first,
@@ -1522,6 +1523,37 @@ async fn score_and_its_reasons_follow_each_push(env: Env) {
     assert_eq!(by_score.items.iter().map(|l| l.id).collect::<Vec<_>>(), [id, plain]);
     let ascending = leads(s, &LeadQuery { per_page: 50, sort: LeadSort::ScoreAsc, ..Default::default() }).await;
     assert_eq!(ascending.items.iter().map(|l| l.id).collect::<Vec<_>>(), [plain, id]);
+}
+
+/// A new lead is inserted with its counts and score computed from the card (issue #8): they must
+/// be what counting the stored rows and scoring them again gives.
+async fn a_new_lead_is_stored_counted_and_scored_at_once(env: Env) {
+    let s = &env.store;
+    let mut scoring = xiansuo_domain::Scoring::default();
+    scoring.tag_points.insert("hot".into(), 25);
+    s.set_scoring(scoring);
+    let mut first = with_contacts(card("c1", "va").set("ntag_id", "hot"), &[("weixin", "zhang_wx")])
+        .set("chat_id", "ch0")
+        .message(msg("1", Some("ch1"), Sender::Visitor, "学费多少钱", None))
+        .message(msg("2", Some("ch2"), Sender::Staff, "您好", None))
+        .message(msg("3", None, Sender::Visitor, "地址在哪", None));
+    first.found_in_chat.insert("mobile", "13812345678".into());
+    // The same message twice in one card is stored (and counted) once.
+    first.messages.push(first.messages[0].clone());
+    let id = record(s, cards_push("easyliao", hour(0), vec![first.clone()])).await.leads[0].id;
+    let stored = detail(s, id).await;
+    let lead = &stored.lead;
+    assert_eq!((lead.push_count, lead.message_count, lead.visitor_message_count), (1, 3, 2));
+    assert_eq!(stored.messages.len(), 3);
+    let codes: Vec<&str> = lead.score_reasons.iter().map(|r| r.code.as_str()).collect();
+    assert!(codes.contains(&"found_in_chat") && codes.contains(&"tag"), "{codes:?}");
+
+    // Scoring the stored rows again (what a reindex does) changes nothing.
+    let (score, reasons) = (lead.score, lead.score_reasons.clone());
+    s.index_lead(id, first.contact_keys.clone(), Vec::new()).await.expect("reindex");
+    let again = detail(s, id).await.lead;
+    assert_eq!((again.score, again.score_reasons), (score, reasons));
+    assert_eq!((again.push_count, again.message_count, again.visitor_message_count), (1, 3, 2));
 }
 
 async fn tag_filter_by_id_or_name(env: Env) {

@@ -72,6 +72,12 @@ impl From<tokio_postgres::Error> for StoreError {
     }
 }
 
+/// How many writers commit side by side: a quarter of the connections (the rest serve reads),
+/// between 1 and 4 (beyond that, batches mostly wait for each other's row locks).
+fn writers(pool_size: usize) -> usize {
+    (pool_size / 4).clamp(1, 4)
+}
+
 impl PostgresStore {
     /// Connects (at most `pool_size` connections), applies the migrations the database lacks,
     /// and starts the writer. `write_queue` bounds the writes waiting for the writer.
@@ -95,7 +101,11 @@ impl PostgresStore {
         let (jobs, queue) = mpsc::channel(write_queue.max(1));
         let scoring = ScoringCell::default();
         let routing = std::sync::Arc::new(crate::outbox::RoutingCell::default());
-        tokio::spawn(outbox::scope(std::sync::Arc::clone(&routing), writer::run(pool.clone(), queue, scoring.clone())));
+        let queue = std::sync::Arc::new(tokio::sync::Mutex::new(queue));
+        for _ in 0..writers(pool_size) {
+            let writer = writer::run(pool.clone(), std::sync::Arc::clone(&queue), scoring.clone());
+            tokio::spawn(outbox::scope(std::sync::Arc::clone(&routing), writer));
+        }
         Ok(PostgresStore { pool, jobs, scoring, routing })
     }
 

@@ -1,10 +1,11 @@
 //! The PostgreSQL writer task: group commit with a savepoint per write, and whole-batch retry
 //! when the batch loses a deadlock or serialization conflict to another process.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Pool, Transaction};
-use tokio::sync::mpsc;
+use tokio::sync::{Mutex, mpsc};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use xiansuo_domain::{
@@ -52,15 +53,25 @@ impl From<tokio_postgres::Error> for Failure {
     }
 }
 
-pub async fn run(pool: Pool, mut jobs: mpsc::Receiver<Job>, scoring: ScoringCell) {
-    while let Some(first) = jobs.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+/// One of the store's writers: takes whatever has queued (up to [`MAX_BATCH`]) and commits it in
+/// one transaction, answering each job after the commit. Several run side by side on their own
+/// connections (issue #8): a batch spends most of its time waiting for PostgreSQL's answers, one
+/// statement after another, and PostgreSQL keeps concurrent transactions apart (row locks; a
+/// deadlock between two batches retries one of them whole, as between two instances).
+pub async fn run(pool: Pool, jobs: Arc<Mutex<mpsc::Receiver<Job>>>, scoring: ScoringCell) {
+    loop {
+        let batch = {
+            let mut queue = jobs.lock().await;
+            let Some(first) = queue.recv().await else { break };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match queue.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
             }
-        }
+            batch
+        };
         let writes: Vec<&Write> = batch.iter().map(|j| &j.write).collect();
         match commit_batch(&pool, &writes, &scoring.get()).await {
             Ok(results) => {
