@@ -15,8 +15,8 @@ use xiansuo_domain::{
 use super::describe;
 use crate::query::summarize;
 use crate::write::{
-    Apply, Job, MAX_BATCH, ScoreRow, ScoringCell, Write, Written, change_detail, contact_kind, duplicate_change,
-    filled_by_merge, millis, plan_merge, plan_update, rescore,
+    Apply, Job, MAX_BATCH, NewLeadTally, ScoreRow, ScoringCell, Write, Written, change_detail, contact_kind,
+    duplicate_change, filled_by_merge, millis, plan_merge, plan_update, rescore,
 };
 use crate::{Actor, LeadUpdate, UserChange};
 use crate::{LeadWritten, NewPush, PushRecorded, PushResult, StoreError};
@@ -440,6 +440,9 @@ fn upsert_lead_sql(fill_only: bool) -> String {
         values.push(format!("(${v}::text IS NULL AND ${}::text IS NOT NULL)", found(c)));
     }
     values.extend((n + 1..=n + 4).map(|i| format!("${i}")));
+    // A new lead is inserted with its counts and score ([`NewLeadTally`]); an update leaves them
+    // to the statements that count what it adds.
+    values.extend((n + 10..=n + 15).map(|i| format!("${i}")));
     let sets: Vec<String> = columns
         .iter()
         .enumerate()
@@ -463,7 +466,8 @@ fn upsert_lead_sql(fill_only: bool) -> String {
         .collect();
     let extra = if fill_only { "EXCLUDED.extra || leads.extra" } else { "leads.extra || EXCLUDED.extra" };
     format!(
-        "INSERT INTO leads ({}, source, extra, received_at, updated_at) VALUES ({})
+        "INSERT INTO leads ({}, source, extra, received_at, updated_at, push_count, message_count,
+             visitor_message_count, score, score_reasons, intent_words) VALUES ({})
          ON CONFLICT (source, company_id, visitor_static_id) DO UPDATE SET {},
              extra = {extra}, updated_at = EXCLUDED.updated_at
          RETURNING id, (xmax = 0), merged_into",
@@ -505,6 +509,21 @@ async fn store_card(
     params.push(&at);
     let found: Vec<Option<&String>> = CONTACT_FIELDS.iter().map(|c| card.found_in_chat.get(c)).collect();
     params.extend(found.iter().map(|f| f as &(dyn ToSql + Sync)));
+    // Used only if the lead is new (the insert); an update ignores them.
+    let tally = NewLeadTally::of(card);
+    let (score, words) = rescore(tally.score_row(card), scoring.intent_words_in(&card.messages), scoring);
+    let (score_value, one) = (i64::from(score.value), 1i64);
+    let reasons =
+        serde_json::to_value(&score.reasons).map_err(|e| Failure::Refused(StoreError::Unavailable(e.to_string())))?;
+    let words = serde_json::to_value(&words).map_err(|e| Failure::Refused(StoreError::Unavailable(e.to_string())))?;
+    params.extend([
+        &one as &(dyn ToSql + Sync),
+        &tally.messages,
+        &tally.visitor_messages,
+        &score_value,
+        &reasons,
+        &words,
+    ]);
     let stmt = tx.prepare_cached(&upsert_lead_sql(how.fill_only)).await?;
     let row = tx.query_one(&stmt, &params).await?;
     let (lead_id, created): (i64, bool) = (row.try_get(0)?, row.try_get(1)?);
@@ -517,7 +536,7 @@ async fn store_card(
     let stmt = tx
         .prepare_cached("INSERT INTO push_leads (push_id, lead_id, created) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
         .await?;
-    if tx.execute(&stmt, &[&push_id, &lead_id, &created]).await? == 1 {
+    if tx.execute(&stmt, &[&push_id, &lead_id, &created]).await? == 1 && !created {
         let stmt = tx.prepare_cached("UPDATE leads SET push_count = push_count + 1 WHERE id = ANY($1)").await?;
         let ids: Vec<i64> = std::iter::once(lead_id).chain(counted.iter().copied()).collect();
         tx.execute(&stmt, &[&ids]).await?;
@@ -561,10 +580,15 @@ async fn store_card(
         let inserted = tx
             .query(&stmt, &[&lead_id, &recorder_ids, &chats, &senders, &from_ids, &texts, &kinds, &created_at, &extras])
             .await?;
-        if !inserted.is_empty() {
-            let by_visitor =
-                inserted.iter().filter(|r| r.try_get::<_, &str>(0).ok() == Some(Sender::Visitor.as_str())).count()
-                    as i64;
+        let mut added = inserted.len() as i64;
+        let mut by_visitor =
+            inserted.iter().filter(|r| r.try_get::<_, &str>(0).ok() == Some(Sender::Visitor.as_str())).count() as i64;
+        // A new lead counted its messages when inserted: only a difference is added.
+        if created {
+            added -= tally.messages;
+            by_visitor -= tally.visitor_messages;
+        }
+        if added != 0 || by_visitor != 0 {
             let stmt = tx
                 .prepare_cached(
                     "UPDATE leads SET message_count = message_count + $2,
@@ -572,11 +596,13 @@ async fn store_card(
                 )
                 .await?;
             let ids: Vec<i64> = std::iter::once(lead_id).chain(counted.iter().copied()).collect();
-            tx.execute(&stmt, &[&ids, &(inserted.len() as i64), &by_visitor]).await?;
+            tx.execute(&stmt, &[&ids, &added, &by_visitor]).await?;
         }
     }
     let duplicates = index_contacts(tx, lead_id, &card.contact_keys, Some(at)).await?;
-    rescore_lead(tx, lead_id, scoring.intent_words_in(&card.messages), scoring).await?;
+    if !created {
+        rescore_lead(tx, lead_id, scoring.intent_words_in(&card.messages), scoring).await?;
+    }
     super::outbox::card_stored(tx, how, lead_id, created, card).await?; // issue #6: assignment, outbound events
     Ok(LeadWritten { id: lead_id, created, duplicates })
 }
