@@ -97,7 +97,16 @@ async fn an_sqlite_installation_moves_to_postgres_and_back() {
         Server::start_with(Options { backend: Some(postgres.clone()), fixed_tokens: false, ..Default::default() })
             .await;
     assert_eq!(token_in(&pg_server.banner, "?token="), push_token);
-    assert_eq!(everything(&pg_server, &admin).await, before);
+    let after = everything(&pg_server, &admin).await;
+    // Lead 1's timeline now holds that claim (the API shows the timeline since issue #11).
+    let claim = &after[2]["timeline"];
+    assert_eq!(claim.as_array().map(Vec::len), Some(1), "{claim}");
+    assert_eq!(
+        (&claim[0]["kind"], &claim[0]["user_id"], &claim[0]["detail"]["claimed"]),
+        (&json!("owner"), &json!(1), &json!(true))
+    );
+    before[2]["timeline"] = claim.clone();
+    assert_eq!(after, before);
 
     // New rows continue after the copied ids.
     let res = pg_server

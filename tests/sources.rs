@@ -106,6 +106,25 @@ async fn tawk_webhooks_are_verified_decoded_and_idempotent() {
     let (status, answer) = post_tawk(&server, &end, Some(&tawk_signature(TAWK_SECRET, &end)), "evt-3").await;
     assert_eq!(status, 200);
     assert_eq!(answer["outcome"], "ignored");
+    let end_push = answer["push_id"].clone();
+    // Resent: still one timeline entry.
+    let (_, again) = post_tawk(&server, &end, Some(&tawk_signature(TAWK_SECRET, &end)), "evt-3").await;
+    assert_eq!(again["duplicate"], true, "{again}");
+
+    // The chat's end reached the lead's timeline (the start came before the transcript made the
+    // lead known: it is in the push log only); no lead was made of either.
+    let (_, lead) = server.get(&format!("/api/v1/leads/{lead_id}")).await;
+    let vendor_events: Vec<&Value> =
+        lead["timeline"].as_array().unwrap().iter().filter(|e| e["kind"] == "vendor_event").collect();
+    assert_eq!(vendor_events.len(), 1, "{}", lead["timeline"]);
+    assert_eq!(vendor_events[0]["detail"]["text"], "会话结束");
+    assert_eq!(vendor_events[0]["detail"]["event"], "chat:end");
+    assert_eq!(vendor_events[0]["detail"]["push_id"], end_push);
+    assert_eq!(vendor_events[0]["user_id"], Value::Null);
+    assert_eq!(server.get("/api/v1/leads?source=tawk").await.1["total"], 1);
+    let cookie = common::console::sign_in(&server, "admin", &server.admin_password()).await;
+    let (_, html) = common::console::get(&server, &cookie, &format!("/leads/{lead_id}")).await;
+    assert!(html.contains("Tawk.to: 会话结束"), "the console's timeline: {html}");
 
     let (_, lead) = server.get(&format!("/api/v1/leads/{lead_id}")).await;
     assert_eq!(lead["source"], "tawk");
@@ -215,11 +234,18 @@ async fn qiyu_pushes_are_checked_answered_empty_and_unioned_by_message_id() {
         "startTime": now - 120_000, "endTime": now, "staffId": 301, "staffName": "王老师"
     });
     assert_eq!(post_qiyu(&server, "SESSION_END", &session, QIYU_SECRET, 0).await, (200, String::new()));
-    let end = json!({ "sessionId": 8812345, "uid": uid, "closeReason": 1 });
+    let end = json!({ "sessionId": 8812345, "uid": uid, "closeReason": 1, "staffName": "王老师" });
     assert_eq!(post_qiyu(&server, "SESSION_END", &end, QIYU_SECRET, 0).await.0, 200);
+    // Then the rating, and the visitor's next chat; a stranger's session is kept in the log only.
+    let rating = json!({ "sessionId": 8812345, "uid": uid, "evaluation": 5 });
+    assert_eq!(post_qiyu(&server, "EVA_INVITATION", &rating, QIYU_SECRET, 0).await, (200, String::new()));
+    let next = json!({ "sessionId": 8812399, "uid": uid, "staffId": 302, "staffName": "李老师", "staffType": 0 });
+    assert_eq!(post_qiyu(&server, "SESSION_START", &next, QIYU_SECRET, 0).await.0, 200);
+    let stranger = json!({ "sessionId": 8812400, "uid": "someone-else", "staffId": 302 });
+    assert_eq!(post_qiyu(&server, "SESSION_START", &stranger, QIYU_SECRET, 0).await.0, 200);
 
     let (_, list) = server.get("/api/v1/leads?source=qiyu").await;
-    assert_eq!(list["total"], 1, "{list}");
+    assert_eq!(list["total"], 1, "events make no lead: {list}");
     let id = list["items"][0]["id"].as_i64().unwrap();
     let (_, lead) = server.get(&format!("/api/v1/leads/{id}")).await;
     assert_eq!(lead["visitor_static_id"], uid);
@@ -231,8 +257,21 @@ async fn qiyu_pushes_are_checked_answered_empty_and_unioned_by_message_id() {
     assert!(messages.iter().all(|m| m["sender"] == "visitor"));
     assert_eq!(messages[0]["recorder_id"], "m-1001");
 
+    // The events of the known visitor, in the timeline in the order they came.
+    let texts: Vec<&str> = lead["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "vendor_event")
+        .map(|e| e["detail"]["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["会话结束（客服 王老师），结束原因 1", "访客评价 5 星", "会话开始（客服 李老师）"], "{lead}");
+    let cookie = common::console::sign_in(&server, "admin", &server.admin_password()).await;
+    let (_, html) = common::console::get(&server, &cookie, &format!("/leads/{id}")).await;
+    assert!(html.contains("七鱼: 访客评价 5 星"), "the console's timeline: {html}");
+
     let (_, log) = server.get("/api/v1/pushes?source=qiyu").await;
-    assert_eq!(log["total"], 5, "the resent message (same msgId) is stored once: {log}");
+    assert_eq!(log["total"], 8, "the resent message (same msgId) is stored once: {log}");
     // A wrong secret, a stale time (6 minutes), no checksum: 401 and kept as rejected.
     let (status, text) = post_qiyu(&server, "MSG", &msg("m-1003", "x", now), "wrong-secret", 0).await;
     assert_eq!(status, 401, "{text}");

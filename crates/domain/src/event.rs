@@ -50,6 +50,18 @@ pub enum LeadChange {
         /// The rule's name, or `owner_map`.
         rule: String,
     },
+    /// Issue #11: an event of this lead's visitor that carries no lead data (a chat started or
+    /// ended, a rating), recorded by the service in the transaction of the push that carried it.
+    VendorEvent {
+        /// The source's kind (`tawk`, `qiyu`…).
+        vendor: String,
+        /// The vendor's name of the event (`chat:start`, `SESSION_END`…).
+        event: String,
+        /// What happened, in Chinese, for the timeline (`会话开始`, `访客评价 5 星`).
+        text: String,
+        /// The push that carried it.
+        push_id: i64,
+    },
 }
 
 impl LeadChange {
@@ -64,6 +76,7 @@ impl LeadChange {
             LeadChange::Unmerged { .. } => "unmerged",
             LeadChange::Dismissed { .. } => "dismissed",
             LeadChange::AutoAssigned { .. } => "auto_assign",
+            LeadChange::VendorEvent { .. } => "vendor_event",
         }
     }
 }
@@ -76,4 +89,30 @@ pub struct LeadEvent {
     /// Who made the change.
     pub user_id: Option<i64>,
     pub change: LeadChange,
+}
+
+/// Issue #11: a vendor's event without lead data, naming its visitor as leads are keyed
+/// (`company_id`, `visitor_static_id`; the source is the push's). It becomes a
+/// [`LeadChange::VendorEvent`] on that visitor's lead if there is one, and nothing otherwise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VisitorEvent {
+    pub company_id: String,
+    pub visitor_id: String,
+    /// The source's kind (`tawk`, `qiyu`…).
+    pub vendor: String,
+    /// The vendor's name of the event.
+    pub event: String,
+    /// What happened, in Chinese.
+    pub text: String,
+}
+
+/// The name a vendor goes by in the console (`七鱼`, `Tawk.to`).
+pub fn vendor_label(vendor: &str) -> &str {
+    match vendor {
+        "tawk" => "Tawk.to",
+        "qiyu" => "七鱼",
+        "meiqia" => "美洽",
+        "easyliao" => "易聊",
+        other => other,
+    }
 }

@@ -14,7 +14,7 @@ mod text;
 mod user;
 
 pub use card::{Card, Message, Sender};
-pub use event::{LeadChange, LeadEvent};
+pub use event::{LeadChange, LeadEvent, VisitorEvent, vendor_label};
 pub use fields::{CONTACT_FIELDS, FIELDS, FieldDef, FieldKind, field, field_index};
 pub use lead::{Lead, LeadStatus, PushOutcomeKind};
 pub use score::{Score, ScoreInputs, ScoreReason, Scoring, score};

@@ -126,6 +126,13 @@ pub fn tables() -> Vec<TableDef> {
             order_by: "push_id, lead_id",
             columns: vec![("push_id", Int), ("lead_id", Int), ("created", Bool)],
         },
+        // Issue #11: the vendor event ids each source has stored.
+        TableDef {
+            name: "vendor_events",
+            range_key: None,
+            order_by: "source, event_id",
+            columns: vec![("source", Text), ("event_id", Text), ("push_id", Int), ("received_at", Time)],
+        },
         TableDef {
             name: "lead_events",
             range_key: Some("id"),

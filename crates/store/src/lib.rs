@@ -14,6 +14,8 @@ pub mod sqlite;
 pub mod testing;
 mod write;
 
+pub use write::change_detail;
+
 use async_trait::async_trait;
 use copy::{Cell, TableDef};
 pub use reports::{ExportEntry, LeadCursor, LeadStats, NewExport};
@@ -74,6 +76,28 @@ pub struct NewPush {
     pub content_type: Option<String>,
     pub body: Vec<u8>,
     pub result: PushResult,
+}
+
+/// Issue #11: what a vendor's push adds to [`NewPush`], written in the push's own transaction.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VendorPush {
+    /// The vendor's id of the event, the same when it resends it: a push whose event id the
+    /// source has stored already is not stored again.
+    pub event_id: Option<String>,
+    /// Events without lead data naming their visitor: each becomes a timeline entry on the
+    /// visitor's lead (same source, `company_id` and `visitor_static_id`), if there is one.
+    pub events: Vec<xiansuo_domain::VisitorEvent>,
+}
+
+/// What the store did with a vendor's push.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VendorRecorded {
+    /// The push stored now, or (`retry`) the one stored first with this event id.
+    pub recorded: PushRecorded,
+    /// The event id was known: nothing was stored.
+    pub retry: bool,
+    /// The timeline entries the visitors' events made.
+    pub events: Vec<LeadEvent>,
 }
 
 /// A lead a push wrote.
@@ -336,6 +360,11 @@ pub trait Store: outbox::Outbox + Send + Sync + 'static {
     /// [`Store::record_push`] for an entry of the local spool: a second call with the same
     /// `spool_id` stores nothing and answers what the first one stored.
     async fn record_spooled_push(&self, spool_id: &str, push: NewPush) -> Result<PushRecorded, StoreError>;
+
+    /// Issue #11: [`Store::record_push`] for a vendor's push, in one transaction with its event
+    /// id (claimed first: a known one stores nothing and answers the first push, `retry`, even
+    /// when two copies race) and its visitors' events (timeline entries on known leads).
+    async fn record_vendor_push(&self, push: NewPush, vendor: VendorPush) -> Result<VendorRecorded, StoreError>;
 
     /// Applies a stored push again with a new decoding (after a configuration change) and
     /// updates its outcome; returns after the commit.

@@ -22,6 +22,11 @@ pub const MAX_BATCH: usize = 512;
 
 pub enum Write {
     Push(NewPush),
+    /// Issue #11: a vendor's push, with its event id and its visitors' events.
+    VendorPush {
+        push: NewPush,
+        vendor: crate::VendorPush,
+    },
     Audit(crate::AuditEntry),
     /// A push kept in the local spool while the database was unavailable: stored once, whatever
     /// number of times the spool is drained (the entry's id is kept with it).
@@ -100,6 +105,7 @@ pub enum Write {
 
 pub enum Written {
     Push(PushRecorded),
+    VendorPush(crate::VendorRecorded),
     Setting(String),
     Imported,
     User(User),
@@ -115,6 +121,13 @@ impl Written {
         match self {
             Written::Push(p) => Ok(p),
             _ => Err(StoreError::Unavailable("the writer answered a push with something else".into())),
+        }
+    }
+
+    pub fn into_vendor_push(self) -> Result<crate::VendorRecorded, StoreError> {
+        match self {
+            Written::VendorPush(p) => Ok(p),
+            _ => Err(StoreError::Unavailable("the writer answered a vendor's push with something else".into())),
         }
     }
 
@@ -182,6 +195,9 @@ pub fn change_detail(change: &LeadChange) -> serde_json::Value {
         LeadChange::Unmerged { other } => serde_json::json!({ "other": other }),
         LeadChange::Dismissed { other } => serde_json::json!({ "other": other }),
         LeadChange::AutoAssigned { to, rule } => serde_json::json!({ "to": to, "rule": rule }),
+        LeadChange::VendorEvent { vendor, event, text, push_id } => {
+            serde_json::json!({ "vendor": vendor, "event": event, "text": text, "push_id": push_id })
+        }
     }
 }
 
@@ -219,6 +235,12 @@ pub fn change_from_detail(kind: &str, detail: &serde_json::Value) -> Option<Lead
         "unmerged" => LeadChange::Unmerged { other: id("other")? },
         "dismissed" => LeadChange::Dismissed { other: id("other")? },
         "auto_assign" => LeadChange::AutoAssigned { to: id("to")?, rule: text("rule")? },
+        "vendor_event" => LeadChange::VendorEvent {
+            vendor: text("vendor")?,
+            event: text("event").unwrap_or_default(),
+            text: text("text")?,
+            push_id: id("push_id").unwrap_or(0),
+        },
         _ => return None,
     })
 }

@@ -14,7 +14,7 @@ use xiansuo_domain::{Card, Instant, Lead, LeadChange, LeadStatus, Message, PushO
 use xiansuo_store::postgres::PostgresStore;
 use xiansuo_store::sqlite::SqliteStore;
 use xiansuo_store::testing::{TestDatabase, throwaway_postgres};
-use xiansuo_store::{Actor, AuditEntry, AuditQuery, LeadUpdate, NewSession, UserChange};
+use xiansuo_store::{Actor, AuditEntry, AuditQuery, LeadUpdate, NewSession, UserChange, VendorPush};
 use xiansuo_store::{
     LeadDetail, LeadQuery, LeadSort, LeadWritten, NewPush, Page, PushEntry, PushQuery, PushRecorded, PushResult,
     PushSummary, Store, StoreError,
@@ -75,6 +75,8 @@ suite!(
     tag_filter_by_id_or_name,
     a_spool_entry_is_stored_once,
     the_audit_log_keeps_entries_newest_first,
+    vendor_event_ids_are_claimed_in_the_push_transaction,
+    visitor_events_reach_known_leads_only,
 );
 
 /// Write queue of the stores under test: large enough for the concurrency tests.
@@ -1605,4 +1607,123 @@ async fn the_audit_log_keeps_entries_newest_first(env: Env) {
     assert_eq!(all.items[1].entry, entry("lead_merged", hour(1)));
     let merges = s.audit_log(&AuditQuery { action: Some("lead_merged".into()), page: 1, per_page: 10 }).await.unwrap();
     assert_eq!((merges.total, merges.items.len()), (1, 1));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue #11: vendors' event ids and their visitors' events, in the push's transaction.
+
+fn with_event_id(id: &str) -> VendorPush {
+    VendorPush { event_id: Some(id.to_string()), events: Vec::new() }
+}
+
+async fn push_total(s: &Arc<dyn Store>) -> u64 {
+    s.list_pushes(&PushQuery { per_page: 10, ..Default::default() }).await.unwrap().total
+}
+
+async fn vendor_event_ids_are_claimed_in_the_push_transaction(env: Env) {
+    let Env { store: s, db } = env;
+    let push = |visitor: &str, at: i64| cards_push("tawk", hour(at), vec![card("p1", visitor)]);
+    let first = s.record_vendor_push(push("chat-1", 0), with_event_id("evt-1")).await.unwrap();
+    assert!(!first.retry);
+    assert!(first.recorded.leads[0].created);
+    // Resent: nothing stored, the first push answered (its outcome, its lead).
+    let again = s.record_vendor_push(push("chat-1", 1), with_event_id("evt-1")).await.unwrap();
+    assert!(again.retry);
+    assert_eq!(again.recorded.push_id, first.recorded.push_id);
+    assert_eq!(again.recorded.outcome, PushOutcomeKind::Accepted);
+    assert_eq!(again.recorded.leads.iter().map(|l| l.id).collect::<Vec<_>>(), vec![first.recorded.leads[0].id]);
+    assert_eq!(push_total(&s).await, 1);
+    assert_eq!(detail(&s, first.recorded.leads[0].id).await.lead.push_count, 1);
+    // The same id at another source is another event; no id, no deduplication.
+    let other = NewPush { source: "qiyu".into(), ..push("chat-1", 2) };
+    assert!(!s.record_vendor_push(other, with_event_id("evt-1")).await.unwrap().retry);
+    assert!(!s.record_vendor_push(push("chat-1", 3), VendorPush::default()).await.unwrap().retry);
+    assert!(!s.record_vendor_push(push("chat-1", 3), VendorPush::default()).await.unwrap().retry);
+    assert_eq!(push_total(&s).await, 4);
+
+    // Copies racing (and, on PostgreSQL, through two stores: two instances on one database):
+    // one is stored, every other is answered as its retry; none fails.
+    let second = match &db {
+        Db::Postgres(_) => db.open().await,
+        Db::Sqlite(_) => Arc::clone(&s),
+    };
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let store = if i % 2 == 0 { Arc::clone(&s) } else { Arc::clone(&second) };
+            tokio::spawn(async move { store.record_vendor_push(push("chat-2", 4), with_event_id("evt-race")).await })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for t in tasks {
+        results.push(t.await.unwrap().expect("a racing copy is answered, not refused"));
+    }
+    assert_eq!(results.iter().filter(|r| !r.retry).count(), 1, "{results:?}");
+    let stored = results.iter().find(|r| !r.retry).unwrap().recorded.push_id;
+    assert!(results.iter().all(|r| r.recorded.push_id == stored));
+    assert_eq!(push_total(&s).await, 5);
+    drop(second);
+
+    // An earlier release kept event ids as settings: carried over at start, then gone.
+    let key = format!("vendor_event.tawk.evt-old.{}", "with.dots");
+    s.set_setting(&key, Some(&first.recorded.push_id.to_string())).await.unwrap();
+    s.set_setting("vendor_event.tawk.evt-lost", Some("999999")).await.unwrap();
+    drop(s);
+    let s = db.open().await;
+    assert_eq!(s.setting(&key).await.unwrap(), None, "carried over");
+    assert_eq!(s.setting("vendor_event.tawk.evt-lost").await.unwrap(), None);
+    let old = s.record_vendor_push(push("chat-1", 5), with_event_id("evt-old.with.dots")).await.unwrap();
+    assert!(old.retry);
+    assert_eq!(old.recorded.push_id, first.recorded.push_id);
+    // A setting naming a push no longer in the log is dropped: the event is stored anew.
+    assert!(!s.record_vendor_push(push("chat-1", 6), with_event_id("evt-lost")).await.unwrap().retry);
+    // And the ids stored before reopening hold.
+    assert!(s.record_vendor_push(push("chat-1", 7), with_event_id("evt-1")).await.unwrap().retry);
+    drop(s);
+    drop(db);
+}
+
+async fn visitor_events_reach_known_leads_only(env: Env) {
+    let s = &env.store;
+    let lead = s.record_vendor_push(cards_push("qiyu", hour(0), vec![card("app", "uid-1")]), VendorPush::default());
+    let lead_id = lead.await.unwrap().recorded.leads[0].id;
+    let event = |company: &str, visitor: &str, text: &str| xiansuo_domain::VisitorEvent {
+        company_id: company.into(),
+        visitor_id: visitor.into(),
+        vendor: "qiyu".into(),
+        event: "SESSION_END".into(),
+        text: text.into(),
+    };
+    let ignored = |source: &str, at| NewPush {
+        source: source.into(),
+        result: PushResult::Cards { cards: vec![], ignored: 1 },
+        ..cards_push("qiyu", hour(at), vec![])
+    };
+    let vendor = VendorPush {
+        event_id: Some("SESSION_END:1".into()),
+        events: vec![event("app", "uid-1", "会话结束"), event("app", "uid-unknown", "会话结束")],
+    };
+    let r = s.record_vendor_push(ignored("qiyu", 1), vendor.clone()).await.unwrap();
+    assert_eq!(r.recorded.outcome, PushOutcomeKind::Ignored);
+    assert_eq!(r.recorded.leads, vec![], "an event links no lead to the push");
+    let expected = LeadChange::VendorEvent {
+        vendor: "qiyu".into(),
+        event: "SESSION_END".into(),
+        text: "会话结束".into(),
+        push_id: r.recorded.push_id,
+    };
+    assert_eq!(r.events.len(), 1, "only the known visitor's: {:?}", r.events);
+    assert_eq!((r.events[0].lead_id, r.events[0].user_id, &r.events[0].change), (lead_id, None, &expected));
+    assert_eq!(r.events[0].at, hour(1));
+    // Resent: no second entry.
+    assert!(s.record_vendor_push(ignored("qiyu", 2), vendor).await.unwrap().retry);
+    // Another company, another source: not this visitor.
+    let elsewhere = VendorPush { event_id: None, events: vec![event("other-app", "uid-1", "x")] };
+    assert!(s.record_vendor_push(ignored("qiyu", 3), elsewhere.clone()).await.unwrap().events.is_empty());
+    let tawk = VendorPush { event_id: None, events: vec![event("app", "uid-1", "x")] };
+    assert!(s.record_vendor_push(ignored("tawk", 3), tawk).await.unwrap().events.is_empty());
+    let events = s.lead_events(lead_id).await.unwrap();
+    assert_eq!(events.iter().map(|e| &e.change).collect::<Vec<_>>(), vec![&expected]);
+    let lead = detail(s, lead_id).await.lead;
+    assert_eq!((lead.push_count, lead.updated_at), (1, hour(0)), "the lead's data is untouched");
+    assert_eq!(leads(s, &all_leads()).await.total, 1, "events create no lead");
 }

@@ -318,7 +318,8 @@ pub async fn get_lead(
         .filter(|d| principal.may_see(d.lead.owner_id))
         .ok_or_else(|| ApiError::NotFound(format!("no lead with id {lead_id}")))?;
     let duplicates = visible_duplicates(&app, &principal, lead_id).await?;
-    Ok(Json(repr::lead_detail(&detail, &duplicates, &app.tags)))
+    let events = app.store.lead_events(lead_id).await?;
+    Ok(Json(repr::lead_detail(&detail, &duplicates, &events, &app.tags)))
 }
 
 /// The duplicates of a lead that the caller may see.

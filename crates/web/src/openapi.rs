@@ -200,6 +200,12 @@ fn document_value() -> Value {
             "value": { "type": "string" }, "recorder_id": { "type": "string" } } } });
     lead_detail["properties"]["pushes"] = json!({ "type": "array", "items": { "type": "object", "required": ["id", "received_at", "outcome"], "properties": {
         "id": { "type": "integer" }, "received_at": { "type": "string", "format": "date-time" }, "outcome": { "type": "string", "enum": ["accepted", "ignored", "rejected"] } } } });
+    lead_detail["properties"]["timeline"] = json!({ "type": "array", "description": "the lead's timeline, oldest first: people's changes (status, owner, note, merge…), possible duplicates, automatic assignment, and the chat tool's events of the visitor that carry no lead data (kind vendor_event: a chat started or ended, a rating)",
+        "items": { "type": "object", "required": ["id", "lead_id", "at", "kind", "detail"], "properties": {
+            "id": { "type": "integer" }, "lead_id": { "type": "integer", "description": "this lead, or a lead merged into it" },
+            "at": { "type": "string", "format": "date-time" }, "user_id": { "type": ["integer", "null"], "description": "who made the change; null: the service" },
+            "kind": { "type": "string", "enum": ["status", "owner", "note", "duplicate", "merged", "merged_into", "unmerged", "dismissed", "auto_assign", "vendor_event"] },
+            "detail": { "type": "object", "description": "the change; vendor_event: {vendor, event, text, push_id}, text in Chinese (会话开始, 访客评价 5 星)" } } } });
     lead_detail["properties"]["duplicates"] = json!({ "type": "array", "description": "leads sharing a normalized contact (possible duplicates)",
         "items": { "$ref": "#/components/schemas/Duplicate" } });
     if let Some(required) = lead_detail["required"].as_array_mut() {
@@ -207,6 +213,7 @@ fn document_value() -> Value {
         required.push(json!("messages"));
         required.push(json!("contacts_found_in_chat"));
         required.push(json!("pushes"));
+        required.push(json!("timeline"));
     }
     let page_of = |item: &str| {
         json!({ "type": "object", "required": ["total", "page", "per_page", "items"], "properties": {

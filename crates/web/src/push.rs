@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 use xiansuo_push::DecodeError;
-use xiansuo_store::{NewPush, PushRecorded, PushResult, StoreError};
+use xiansuo_store::{NewPush, PushRecorded, PushResult, StoreError, VendorRecorded};
 
 use std::net::SocketAddr;
 
@@ -118,7 +118,7 @@ pub async fn receive_push(
     };
 
     // Issue #11: the source's vendor module checks the signature and decodes.
-    let (result, decoded) = crate::sources::decode_request(
+    let (result, decoded, vendor) = crate::sources::decode_request(
         &app,
         source,
         &headers,
@@ -139,8 +139,23 @@ pub async fn receive_push(
         body: body.to_vec(),
         result,
     };
-    let recorded = match app.store.record_push(push).await {
-        Ok(recorded) => recorded,
+    // Issue #11: the vendor's event id and its visitor's event, in the push's transaction (a body
+    // that did not decode is kept as rejected, with neither).
+    let event_id = vendor.event_id.clone();
+    let stored = match &decoded {
+        Ok(_) => app.store.record_vendor_push(push, vendor).await,
+        Err(_) => app.store.record_push(push).await.map(|recorded| VendorRecorded {
+            recorded,
+            retry: false,
+            events: Vec::new(),
+        }),
+    };
+    let recorded = match stored {
+        // A resent event: answered like the first time, stored once.
+        Ok(VendorRecorded { recorded, retry: true, .. }) => {
+            return Ok(crate::sources::retry_answer(source, event_id.as_deref(), &recorded));
+        }
+        Ok(VendorRecorded { recorded, .. }) => recorded,
         // The database refuses what the cards hold: keep the body as rejected, and say so with a
         // 4xx, since sending it again cannot help. (`body` is shared bytes: the second copy is
         // made only on this rare path.)
@@ -170,11 +185,7 @@ pub async fn receive_push(
     }
     match decoded {
         // Issue #11: the answer the source's vendor counts as success.
-        Ok(warnings) => {
-            let answer = push_answer(&recorded, &warnings);
-            Ok(crate::sources::stored(&app, source, &headers, raw_query.as_deref(), &body, recorded.push_id, answer)
-                .await)
-        }
+        Ok(warnings) => Ok(crate::sources::success(source, push_answer(&recorded, &warnings))),
         Err(error) => Err(ApiError::Decode { error, push_id: Some(recorded.push_id) }),
     }
 }

@@ -86,8 +86,14 @@ pub fn found_in_chat(d: &LeadDetail) -> Vec<xiansuo_contacts::Candidate> {
     xiansuo_contacts::extract(&d.messages, d.lead.fields.get("visitor_static_id").map(String::as_str))
 }
 
-pub fn lead_detail(d: &LeadDetail, duplicates: &[Duplicate], tags: &TagDictionary) -> Value {
+pub fn lead_detail(
+    d: &LeadDetail,
+    duplicates: &[Duplicate],
+    events: &[xiansuo_domain::LeadEvent],
+    tags: &TagDictionary,
+) -> Value {
     let mut v = lead(&d.lead, tags);
+    v["timeline"] = events.iter().map(timeline_entry).collect();
     v["duplicates"] = duplicates.iter().map(|x| duplicate(x, tags)).collect();
     v["messages"] = d.messages.iter().map(message).collect();
     v["contacts_found_in_chat"] = found_in_chat(d)
@@ -100,6 +106,18 @@ pub fn lead_detail(d: &LeadDetail, duplicates: &[Duplicate], tags: &TagDictionar
         .map(|p| json!({ "id": p.id, "received_at": time(p.received_at), "outcome": p.outcome.as_str() }))
         .collect();
     v
+}
+
+/// A timeline entry: people's changes, and (issue #11) the vendor's events of the lead's visitor.
+pub fn timeline_entry(e: &xiansuo_domain::LeadEvent) -> Value {
+    json!({
+        "id": e.id,
+        "lead_id": e.lead_id,
+        "at": time(e.at),
+        "user_id": e.user_id,
+        "kind": e.change.kind(),
+        "detail": xiansuo_store::change_detail(&e.change),
+    })
 }
 
 /// A push log entry. The body is returned verbatim as text when it is UTF-8, otherwise in

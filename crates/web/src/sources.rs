@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use xiansuo_push::vendors::{Kind, Request, Vendor};
 use xiansuo_push::{DecodeError, DecodedPush};
 use xiansuo_store::outbox::{DeliveryQuery, DeliveryStatus};
-use xiansuo_store::{NewPush, PushResult, UNAUTHENTICATED_PREFIX};
+use xiansuo_store::{NewPush, PushRecorded, PushResult, UNAUTHENTICATED_PREFIX, VendorPush};
 
 use crate::repr::time;
 use crate::{ApiError, AppState, Source};
@@ -93,7 +93,9 @@ impl SourceKind {
 
 /// The push endpoint's decoding step for every kind of source: the vendor's signature is checked
 /// first (a bad or stale one: the body is kept as rejected, never relayed, and answered 401), then
-/// the body is decoded by the source's vendor module.
+/// the body is decoded by the source's vendor module. Also returns what the store writes in the
+/// push's transaction beside it: the vendor's event id (a resent event is answered like the first
+/// and not stored again) and, for an event without lead data, the visitor it names.
 #[allow(clippy::too_many_arguments)]
 pub async fn decode_request(
     app: &AppState,
@@ -103,7 +105,7 @@ pub async fn decode_request(
     body: &[u8],
     content_type: Option<&str>,
     received_at: xiansuo_domain::Instant,
-) -> Result<(PushResult, Result<Vec<String>, DecodeError>), ApiError> {
+) -> Result<(PushResult, Result<Vec<String>, DecodeError>, VendorPush), ApiError> {
     let header_list: Vec<(String, String)> = headers
         .iter()
         .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_ascii_lowercase(), v.to_string())))
@@ -112,7 +114,6 @@ pub async fn decode_request(
         form_urlencoded::parse(raw_query.unwrap_or("").as_bytes()).into_owned().collect();
     let request = Request { body, content_type, headers: &header_list, query: &query, now: received_at };
     let vendor = source.kind.vendor.as_ref();
-    let event_id = vendor.event_id(&request);
     if vendor.signs() {
         let verdict = match &source.kind.secret {
             Some(secret) => vendor.verify(&request, secret).map_err(|e| e.to_string()),
@@ -137,26 +138,32 @@ pub async fn decode_request(
             return Err(ApiError::BadSignature { error: reason, push_id: recorded.push_id });
         }
     }
-    // A retry of an event already stored (same vendor event id): answered as it was, stored once.
-    if let Some(id) = &event_id
-        && let Some(push_id) =
-            app.store.setting(&event_setting(&source.name, id)).await?.and_then(|p| p.parse::<i64>().ok())
-        && let Some(entry) = app.store.push(push_id).await?
-    {
-        let answer = json!({
-            "code": 0,
-            "msg": format!("already received: a retry of push {push_id} (vendor event {id}), not stored again"),
-            "push_id": push_id,
-            "outcome": entry.outcome.as_str(),
-            "accepted": entry.accepted,
-            "ignored": entry.ignored,
-            "leads": entry.lead_ids.iter().map(|l| json!({ "id": l, "created": false, "duplicates": [] })).collect::<Vec<_>>(),
-            "warnings": [],
-            "duplicate": true,
-        });
-        return Err(ApiError::AlreadyReceived(Box::new(success(source, answer))));
-    }
-    Ok(split(vendor.decode(&request, &source.rules)))
+    let decoded = vendor.decode(&request, &source.rules);
+    let events = match &decoded {
+        Ok(d) if d.accepted() == 0 => vendor.visitor_event(&request).into_iter().collect(),
+        _ => Vec::new(),
+    };
+    let extra = VendorPush { event_id: vendor.event_id(&request), events };
+    let (result, decoded) = split(decoded);
+    Ok((result, decoded, extra))
+}
+
+/// The answer to a resent event (an event id the source has stored): a success, as the first
+/// time, naming the push that stored it.
+pub fn retry_answer(source: &Source, event_id: Option<&str>, first: &PushRecorded) -> axum::response::Response {
+    let push_id = first.push_id;
+    let answer = json!({
+        "code": 0,
+        "msg": format!("already received: a retry of push {push_id} (vendor event {}), not stored again", event_id.unwrap_or("")),
+        "push_id": push_id,
+        "outcome": first.outcome.as_str(),
+        "accepted": first.accepted,
+        "ignored": first.ignored,
+        "leads": first.leads.iter().map(|l| json!({ "id": l.id, "created": false, "duplicates": [] })).collect::<Vec<_>>(),
+        "warnings": [],
+        "duplicate": true,
+    });
+    success(source, answer)
 }
 
 /// A decoded push as the store keeps it, and the warnings (or the error) for the answer.
@@ -189,37 +196,4 @@ pub fn success(source: &Source, answer: Value) -> axum::response::Response {
         }
         None => axum::Json(answer).into_response(),
     }
-}
-
-/// The settings key remembering which push stored a vendor's event (`vendor_event.SOURCE.ID`).
-fn event_setting(source: &str, event_id: &str) -> String {
-    format!("vendor_event.{source}.{event_id}")
-}
-
-/// The answer to a push stored now; the vendor's event id (if any) is remembered after the
-/// commit, so that its retries are answered without storing them again. (A crash between the
-/// commit and this lets one retry through: harmless, since leads upsert and messages union by id.)
-pub async fn stored(
-    app: &AppState,
-    source: &Source,
-    headers: &HeaderMap,
-    raw_query: Option<&str>,
-    body: &[u8],
-    push_id: i64,
-    answer: Value,
-) -> axum::response::Response {
-    let header_list: Vec<(String, String)> = headers
-        .iter()
-        .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_ascii_lowercase(), v.to_string())))
-        .collect();
-    let query: Vec<(String, String)> =
-        form_urlencoded::parse(raw_query.unwrap_or("").as_bytes()).into_owned().collect();
-    let request =
-        Request { body, content_type: None, headers: &header_list, query: &query, now: xiansuo_domain::now() };
-    if let Some(id) = source.kind.vendor.event_id(&request)
-        && let Err(e) = app.store.set_setting(&event_setting(&source.name, &id), Some(&push_id.to_string())).await
-    {
-        tracing::warn!(source = %source.name, event = %id, error = %e, "cannot remember a vendor's event id; a retry of it will be stored again");
-    }
-    success(source, answer)
 }

@@ -129,6 +129,13 @@ pub trait Vendor: Send + Sync {
 
     /// The answer the vendor counts as success; `None`: the push endpoint's JSON answer.
     fn success(&self) -> Option<Answer>;
+
+    /// An event without lead data (one that [`Vendor::decode`] makes an ignored card) that
+    /// names its visitor the way this vendor's leads are keyed: a timeline entry on that
+    /// visitor's lead, if there is one. `None` for everything else.
+    fn visitor_event(&self, _request: &Request) -> Option<xiansuo_domain::VisitorEvent> {
+        None
+    }
 }
 
 /// 易聊 EasyLiao: today's decoder, unchanged.
@@ -178,6 +185,11 @@ pub(crate) fn no_lead(event: &str) -> DecodedPush {
     let mut card = xiansuo_domain::Card::default();
     card.extra.insert("event".into(), event.to_string());
     DecodedPush { cards: vec![DecodedCard { card, ignored: true, warnings: Vec::new() }] }
+}
+
+/// A request body as a JSON document (`None`: not UTF-8 JSON).
+pub(crate) fn document(request: &Request) -> Option<Json> {
+    std::str::from_utf8(request.body).ok().and_then(|t| crate::json::parse(t).ok())
 }
 
 /// The member of an object (last non-empty wins, as everywhere).

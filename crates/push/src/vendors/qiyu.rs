@@ -17,7 +17,9 @@
 use md5::Md5;
 use sha1::{Digest, Sha1};
 
-use super::{Answer, Kind, Request, SignatureError, Vendor, canonical_card, hex, no_lead, same, text};
+use xiansuo_domain::VisitorEvent;
+
+use super::{Answer, Kind, Request, SignatureError, Vendor, canonical_card, document, hex, no_lead, same, text};
 use crate::json::{self, Json};
 use crate::{DecodeError, DecodedPush, SourceRules};
 
@@ -74,15 +76,9 @@ impl Vendor for Qiyu {
             DecodeError::BadEncoding(format!("a Qiyu push is UTF-8 JSON, but byte {} is not UTF-8", e.valid_up_to()))
         })?;
         let doc = json::parse(body).map_err(DecodeError::InvalidJson)?;
-        let event = request.query("eventType").map(str::to_string).or_else(|| text(&doc, "eventType"));
-        let event = event.unwrap_or_default();
+        let Classified { event, is_msg, session_data } = classify(&doc, request);
         let s = Json::String;
         let uid = text(&doc, "uid");
-        let session_data =
-            ["fromPage", "fromIp", "fromType", "foreignId", "fromTitle"].iter().any(|k| text(&doc, k).is_some());
-        // A replayed push has no query any more: a body with a msgId and content is a message.
-        let is_msg =
-            event == "MSG" || (event.is_empty() && text(&doc, "msgId").is_some() && text(&doc, "content").is_some());
         if is_msg {
             let uid = uid.ok_or_else(|| {
                 DecodeError::NotCards("a Qiyu MSG push without uid: the visitor's uid is the lead's identity".into())
@@ -144,6 +140,56 @@ impl Vendor for Qiyu {
     fn success(&self) -> Option<Answer> {
         Some(Answer { status: 200, content_type: "text/plain; charset=utf-8".into(), body: String::new() })
     }
+
+    /// `SESSION_START`, `SESSION_END` without the session data, `EVA_INVITATION` and other
+    /// events naming a `uid`: the visitor's id is the lead's identity. A rating in the body
+    /// (`evaluation`, or `satisfaction`: the field list is not public) is said as one.
+    fn visitor_event(&self, request: &Request) -> Option<VisitorEvent> {
+        let doc = document(request)?;
+        let Classified { event, is_msg, session_data } = classify(&doc, request);
+        let uid = text(&doc, "uid")?;
+        if is_msg || session_data {
+            return None;
+        }
+        let staff = text(&doc, "staffName").map(|n| format!("（客服 {n}）")).unwrap_or_default();
+        let rating = text(&doc, "evaluation").or_else(|| text(&doc, "satisfaction"));
+        let what = match (event.as_str(), rating) {
+            (_, Some(r)) if r.trim().parse::<f64>().is_ok() => format!("访客评价 {} 星", r.trim()),
+            (_, Some(r)) => format!("访客评价「{}」", r.trim()),
+            ("SESSION_START", None) => format!("会话开始{staff}"),
+            ("SESSION_END", None) => match text(&doc, "closeReason") {
+                Some(reason) => format!("会话结束{staff}，结束原因 {reason}"),
+                None => format!("会话结束{staff}"),
+            },
+            ("EVA_INVITATION", None) => format!("邀请访客评价{staff}"),
+            ("", None) => "事件".to_string(),
+            (other, None) => format!("事件 {other}"),
+        };
+        Some(VisitorEvent {
+            company_id: request.query("appKey").unwrap_or("qiyu").to_string(),
+            visitor_id: uid,
+            vendor: Kind::Qiyu.as_str().into(),
+            event: if event.is_empty() { "qiyu".into() } else { event },
+            text: what,
+        })
+    }
+}
+
+/// What a push is: its event type (the query's, else the body's), whether it is a message, and
+/// whether it carries the session data pushed at a session's end.
+struct Classified {
+    event: String,
+    is_msg: bool,
+    session_data: bool,
+}
+
+fn classify(doc: &Json, request: &Request) -> Classified {
+    let event = request.query("eventType").map(str::to_string).or_else(|| text(doc, "eventType")).unwrap_or_default();
+    let session_data =
+        ["fromPage", "fromIp", "fromType", "foreignId", "fromTitle"].iter().any(|k| text(doc, k).is_some());
+    // A replayed push has no query any more: a body with a msgId and content is a message.
+    let is_msg = event == "MSG" || (event.is_empty() && text(doc, "msgId").is_some() && text(doc, "content").is_some());
+    Classified { event, is_msg, session_data }
 }
 
 /// The canonical identity of a Qiyu visitor: `uid`, the app (the query's `appKey` when the

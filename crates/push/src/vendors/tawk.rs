@@ -14,7 +14,11 @@
 use hmac::{Hmac, KeyInit, Mac};
 use sha1::Sha1;
 
-use super::{Answer, Kind, Request, SignatureError, Vendor, canonical_card, hex, member, no_lead, same, text};
+use xiansuo_domain::VisitorEvent;
+
+use super::{
+    Answer, Kind, Request, SignatureError, Vendor, canonical_card, document, hex, member, no_lead, same, text,
+};
 use crate::json::{self, Json};
 use crate::{DecodeError, DecodedPush, SourceRules};
 
@@ -153,6 +157,32 @@ impl Vendor for Tawk {
         // Any 2xx will do; the push endpoint's JSON answer is one.
         None
     }
+
+    /// `chat:start`, `chat:end` and other events naming a chat: the chat id is the lead's
+    /// identity (a transcript that came before makes the lead known).
+    fn visitor_event(&self, request: &Request) -> Option<VisitorEvent> {
+        let doc = document(request)?;
+        let event = text(&doc, "event")?;
+        if event == "chat:transcript_created" {
+            return None;
+        }
+        let chat = member(&doc, "chat").cloned().unwrap_or(Json::Null);
+        let chat_id = text(&doc, "chatId").or_else(|| text(&chat, "id"))?;
+        let property = member(&doc, "property").cloned().unwrap_or(Json::Null);
+        let what = match event.as_str() {
+            "chat:start" => "会话开始".to_string(),
+            "chat:end" => "会话结束".to_string(),
+            "ticket:create" => "提交了工单".to_string(),
+            other => format!("事件 {other}"),
+        };
+        Some(VisitorEvent {
+            company_id: text(&property, "id").unwrap_or_else(|| "tawk".into()),
+            visitor_id: chat_id,
+            vendor: Kind::Tawk.as_str().into(),
+            event,
+            text: what,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -194,5 +224,15 @@ mod tests {
         assert_eq!(card.found_in_chat.get("mobile").map(String::as_str), Some("13912345678"));
         let start = Tawk.decode(&request(br#"{"event":"chat:start","chatId":"c-77"}"#, &[]), &SourceRules::default());
         assert_eq!(start.unwrap().ignored(), 1);
+    }
+
+    #[test]
+    fn events_without_a_transcript_name_their_chat() {
+        let body = br#"{"event":"chat:end","chatId":"c-77","property":{"id":"p1"}}"#;
+        let e = Tawk.visitor_event(&request(body, &[])).unwrap();
+        assert_eq!((e.company_id.as_str(), e.visitor_id.as_str(), e.text.as_str()), ("p1", "c-77", "会话结束"));
+        let transcript = br#"{"event":"chat:transcript_created","chat":{"id":"c-77"}}"#;
+        assert_eq!(Tawk.visitor_event(&request(transcript, &[])), None);
+        assert_eq!(Tawk.visitor_event(&request(br#"{"event":"ticket:create"}"#, &[])), None);
     }
 }

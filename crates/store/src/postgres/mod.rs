@@ -44,6 +44,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (7, "reports", include_str!("migrations/0007_reports.sql")),
     (8, "spool_audit", include_str!("migrations/0008_spool_audit.sql")),
     (9, "relay", include_str!("migrations/0009_relay.sql")),
+    (10, "vendor_events", include_str!("migrations/0010_vendor_events.sql")),
 ];
 
 /// Any number: the advisory lock that serializes migrations of processes starting together.
@@ -145,6 +146,27 @@ async fn migrate(pool: &Pool) -> Result<(), StoreError> {
             .await
             .map_err(setup)?;
         tracing::info!(version, name, "applied database migration");
+    }
+    // Issue #11: the vendor event ids earlier releases kept as `vendor_event.SOURCE.ID` settings
+    // (the value: the push's id) move to `vendor_events`; run at every start, so that an instance
+    // of an earlier release writing them during an upgrade loses none either. Rows naming a push
+    // no longer in the log are dropped.
+    let moved = tx
+        .execute(
+            "INSERT INTO vendor_events (source, event_id, push_id, received_at)
+             SELECT p.source, substr(s.key, length('vendor_event.' || p.source || '.') + 1), p.id, p.received_at
+             FROM settings s
+             JOIN pushes p ON p.id = CASE WHEN s.value ~ '^[0-9]{1,18}$' THEN s.value::bigint END
+             WHERE s.key LIKE 'vendor\\_event.%' AND starts_with(s.key, 'vendor_event.' || p.source || '.')
+               AND length(s.key) > length('vendor_event.' || p.source || '.')
+             ON CONFLICT (source, event_id) DO NOTHING",
+            &[],
+        )
+        .await
+        .map_err(setup)?;
+    let removed = tx.execute("DELETE FROM settings WHERE key LIKE 'vendor\\_event.%'", &[]).await.map_err(setup)?;
+    if removed > 0 {
+        tracing::info!(moved, removed, "vendor event ids moved from the settings to vendor_events");
     }
     tx.commit().await.map_err(setup)
 }
@@ -353,6 +375,14 @@ impl Store for PostgresStore {
 
     async fn record_spooled_push(&self, spool_id: &str, push: NewPush) -> Result<PushRecorded, StoreError> {
         self.submit(Write::SpooledPush { spool_id: spool_id.to_string(), push }).await?.into_push()
+    }
+
+    async fn record_vendor_push(
+        &self,
+        push: NewPush,
+        vendor: crate::VendorPush,
+    ) -> Result<crate::VendorRecorded, StoreError> {
+        self.submit(Write::VendorPush { push, vendor }).await?.into_vendor_push()
     }
 
     async fn replay_push(&self, push_id: i64, result: PushResult, at: Instant) -> Result<PushRecorded, StoreError> {

@@ -19,7 +19,7 @@ use crate::write::{
     duplicate_change, filled_by_merge, millis, plan_merge, plan_update, rescore,
 };
 use crate::{Actor, LeadUpdate, UserChange};
-use crate::{LeadWritten, NewPush, PushRecorded, PushResult, StoreError};
+use crate::{LeadWritten, NewPush, PushRecorded, PushResult, StoreError, VendorPush, VendorRecorded};
 
 /// Attempts of one batch that keeps losing conflicts to other processes.
 const ATTEMPTS: u32 = 5;
@@ -146,6 +146,9 @@ async fn try_batch(
 async fn apply(tx: &Transaction<'_>, write: &Write, scoring: &Scoring) -> Result<Written, Failure> {
     match write {
         Write::Push(push) => record_push(tx, push, scoring).await.map(Written::Push),
+        Write::VendorPush { push, vendor } => {
+            record_vendor_push(tx, push, vendor, scoring).await.map(Written::VendorPush)
+        }
         Write::Audit(e) => {
             tx.execute(
                 "INSERT INTO audit_log (at, user_id, actor, action, target, detail, ip) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -351,6 +354,67 @@ async fn record_push(tx: &Transaction<'_>, push: &NewPush, scoring: &Scoring) ->
     let how = Apply { push_id, source: &push.source, received: received_at, at: received_at, fill_only: false };
     let leads = store_cards(tx, &how, &push.result, scoring).await?;
     Ok(PushRecorded { push_id, outcome, accepted, ignored, leads })
+}
+
+/// Issue #11: a vendor's push. Its event id is claimed before anything is stored: a copy of the
+/// event being stored by another process at the same moment makes the claim wait for that
+/// transaction, then find its row (a new statement sees what committed) and store nothing. Then
+/// the push is stored and the claim names it, then its visitors' events go into the timelines of
+/// their leads: one transaction.
+async fn record_vendor_push(
+    tx: &Transaction<'_>,
+    push: &NewPush,
+    vendor: &VendorPush,
+    scoring: &Scoring,
+) -> Result<VendorRecorded, Failure> {
+    let received_at = millis(push.received_at);
+    if let Some(event_id) = &vendor.event_id {
+        let stmt = tx
+            .prepare_cached(
+                "INSERT INTO vendor_events (source, event_id, push_id, received_at) VALUES ($1, $2, NULL, $3)
+                 ON CONFLICT (source, event_id) DO NOTHING",
+            )
+            .await?;
+        let claimed = tx.execute(&stmt, &[&push.source, event_id, &received_at]).await? == 1;
+        if !claimed {
+            // The push that carried it first (if it is still in the push log).
+            let stmt = tx
+                .prepare_cached(
+                    "SELECT p.id FROM vendor_events v JOIN pushes p ON p.id = v.push_id
+                     WHERE v.source = $1 AND v.event_id = $2",
+                )
+                .await?;
+            if let Some(row) = tx.query_opt(&stmt, &[&push.source, event_id]).await? {
+                let recorded = stored_push(tx, row.try_get(0)?).await?;
+                return Ok(VendorRecorded { recorded, retry: true, events: Vec::new() });
+            }
+        }
+    }
+    let recorded = record_push(tx, push, scoring).await?;
+    if let Some(event_id) = &vendor.event_id {
+        let stmt = tx
+            .prepare_cached(
+                "UPDATE vendor_events SET push_id = $3, received_at = $4 WHERE source = $1 AND event_id = $2",
+            )
+            .await?;
+        tx.execute(&stmt, &[&push.source, event_id, &recorded.push_id, &received_at]).await?;
+    }
+    let mut events = Vec::new();
+    for e in &vendor.events {
+        let stmt = tx
+            .prepare_cached("SELECT id FROM leads WHERE source = $1 AND company_id = $2 AND visitor_static_id = $3")
+            .await?;
+        if let Some(row) = tx.query_opt(&stmt, &[&push.source, &e.company_id, &e.visitor_id]).await? {
+            let change = LeadChange::VendorEvent {
+                vendor: e.vendor.clone(),
+                event: e.event.clone(),
+                text: e.text.clone(),
+                push_id: recorded.push_id,
+            };
+            events.push(record_event(tx, row.try_get(0)?, None, &change, received_at).await?);
+        }
+    }
+    Ok(VendorRecorded { recorded, retry: false, events })
 }
 
 /// What a push stored, read back (a spool entry drained a second time).

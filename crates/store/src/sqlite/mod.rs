@@ -41,6 +41,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (7, "reports", include_str!("migrations/0007_reports.sql")),
     (8, "spool_audit", include_str!("migrations/0008_spool_audit.sql")),
     (9, "relay", include_str!("migrations/0009_relay.sql")),
+    (10, "vendor_events", include_str!("migrations/0010_vendor_events.sql")),
 ];
 
 /// Read connections kept open between requests.
@@ -161,6 +162,29 @@ fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
         )?;
         tx.commit()?;
         tracing::info!(version, name, "applied database migration");
+    }
+    carry_over_vendor_events(conn)
+}
+
+/// Issue #11: the vendor event ids earlier releases kept as `vendor_event.SOURCE.ID` settings
+/// (the value: the push's id) move to `vendor_events`; run at every start, so that an instance
+/// of an earlier release writing them during an upgrade loses none either. Rows naming a push no
+/// longer in the log are dropped.
+fn carry_over_vendor_events(conn: &mut Connection) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    let moved = tx.execute(
+        "INSERT INTO vendor_events (source, event_id, push_id, received_at)
+         SELECT p.source, substr(s.key, length('vendor_event.' || p.source || '.') + 1), p.id, p.received_at
+         FROM settings s JOIN pushes p ON p.id = CAST(s.value AS INTEGER)
+         WHERE s.key LIKE 'vendor_event.%' AND substr(s.key, 1, length('vendor_event.' || p.source || '.')) = 'vendor_event.' || p.source || '.'
+           AND length(s.key) > length('vendor_event.' || p.source || '.')
+         ON CONFLICT (source, event_id) DO NOTHING",
+        [],
+    )?;
+    let removed = tx.execute("DELETE FROM settings WHERE key LIKE 'vendor_event.%'", [])?;
+    tx.commit()?;
+    if removed > 0 {
+        tracing::info!(moved, removed, "vendor event ids moved from the settings to vendor_events");
     }
     Ok(())
 }
@@ -382,6 +406,14 @@ impl Store for SqliteStore {
 
     async fn record_spooled_push(&self, spool_id: &str, push: NewPush) -> Result<PushRecorded, StoreError> {
         self.submit(Write::SpooledPush { spool_id: spool_id.to_string(), push }).await?.into_push()
+    }
+
+    async fn record_vendor_push(
+        &self,
+        push: NewPush,
+        vendor: crate::VendorPush,
+    ) -> Result<crate::VendorRecorded, StoreError> {
+        self.submit(Write::VendorPush { push, vendor }).await?.into_vendor_push()
     }
 
     async fn replay_push(&self, push_id: i64, result: PushResult, at: Instant) -> Result<PushRecorded, StoreError> {

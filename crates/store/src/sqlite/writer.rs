@@ -17,7 +17,10 @@ use crate::write::{
     Apply, Job, MAX_BATCH, NewLeadTally, ScoreRow, ScoringCell, Write, Written, change_detail, duplicate_change,
     filled_by_merge, plan_merge, plan_update, rescore,
 };
-use crate::{Actor, LeadUpdate, LeadWritten, NewPush, PushRecorded, PushResult, StoreError, UserChange};
+use crate::{
+    Actor, LeadUpdate, LeadWritten, NewPush, PushRecorded, PushResult, StoreError, UserChange, VendorPush,
+    VendorRecorded,
+};
 
 /// Runs until every sender is dropped, then returns after committing what was queued.
 pub fn run(mut conn: Connection, jobs: Receiver<Job>, scoring: ScoringCell) {
@@ -107,6 +110,7 @@ fn commit_in_savepoints(conn: &mut Connection, batch: Vec<Job>, scoring: &Scorin
 fn apply(conn: &Connection, write: &Write, scoring: &Scoring) -> Result<Written, StoreError> {
     match write {
         Write::Push(push) => record_push(conn, push, scoring).map(Written::Push),
+        Write::VendorPush { push, vendor } => record_vendor_push(conn, push, vendor, scoring).map(Written::VendorPush),
         Write::Audit(e) => {
             conn.prepare_cached(
                 "INSERT INTO audit_log (at, user_id, actor, action, target, detail, ip) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -335,6 +339,63 @@ fn record_push(conn: &Connection, push: &NewPush, scoring: &Scoring) -> Result<P
         Apply { push_id, source: &push.source, received: push.received_at, at: push.received_at, fill_only: false };
     let leads = store_cards(conn, &how, &push.result, scoring)?;
     Ok(PushRecorded { push_id, outcome, accepted, ignored, leads })
+}
+
+/// Issue #11: a vendor's push. Its event id is claimed before anything is stored (a second copy,
+/// even in the same batch, finds it and stores nothing), then the push is stored and the claim
+/// names it, then its visitors' events go into the timelines of their leads: one transaction.
+fn record_vendor_push(
+    conn: &Connection,
+    push: &NewPush,
+    vendor: &VendorPush,
+    scoring: &Scoring,
+) -> Result<VendorRecorded, StoreError> {
+    if let Some(event_id) = &vendor.event_id {
+        let claimed = conn
+            .prepare_cached(
+                "INSERT INTO vendor_events (source, event_id, push_id, received_at) VALUES (?1, ?2, NULL, ?3)
+                 ON CONFLICT (source, event_id) DO NOTHING",
+            )?
+            .execute(params![push.source, event_id, ms(push.received_at)])?
+            == 1;
+        if !claimed {
+            // The push that carried it first (if it is still in the push log).
+            let first: Option<i64> = conn
+                .prepare_cached(
+                    "SELECT p.id FROM vendor_events v JOIN pushes p ON p.id = v.push_id
+                     WHERE v.source = ?1 AND v.event_id = ?2",
+                )?
+                .query_row(params![push.source, event_id], |r| r.get(0))
+                .optional()?;
+            if let Some(first) = first {
+                return Ok(VendorRecorded { recorded: stored_push(conn, first)?, retry: true, events: Vec::new() });
+            }
+        }
+    }
+    let recorded = record_push(conn, push, scoring)?;
+    if let Some(event_id) = &vendor.event_id {
+        conn.prepare_cached(
+            "UPDATE vendor_events SET push_id = ?3, received_at = ?4 WHERE source = ?1 AND event_id = ?2",
+        )?
+        .execute(params![push.source, event_id, recorded.push_id, ms(push.received_at)])?;
+    }
+    let mut events = Vec::new();
+    for e in &vendor.events {
+        let lead: Option<i64> = conn
+            .prepare_cached("SELECT id FROM leads WHERE source = ?1 AND company_id = ?2 AND visitor_static_id = ?3")?
+            .query_row(params![push.source, e.company_id, e.visitor_id], |r| r.get(0))
+            .optional()?;
+        if let Some(lead_id) = lead {
+            let change = LeadChange::VendorEvent {
+                vendor: e.vendor.clone(),
+                event: e.event.clone(),
+                text: e.text.clone(),
+                push_id: recorded.push_id,
+            };
+            events.push(record_event(conn, lead_id, None, &change, push.received_at)?);
+        }
+    }
+    Ok(VendorRecorded { recorded, retry: false, events })
 }
 
 /// What a push stored, read back (a spool entry drained a second time).

@@ -617,7 +617,11 @@ pub async fn lead_page(
     let mut timeline: Vec<(xiansuo_domain::Instant, view::TimelineItem)> = events
         .iter()
         .map(|e| {
-            let who = e.user_id.and_then(|u| names.get(&u).cloned()).unwrap_or_else(|| "系统".into());
+            let who = match &e.change {
+                // Issue #11: the vendor's event came through the lead's source.
+                LeadChange::VendorEvent { .. } => lead.source.clone(),
+                _ => e.user_id.and_then(|u| names.get(&u).cloned()).unwrap_or_else(|| "系统".into()),
+            };
             let (kind, text) = match &e.change {
                 LeadChange::Status { from, to, reason } => (
                     "status",
@@ -654,6 +658,10 @@ pub async fn lead_page(
                 }
                 LeadChange::AutoAssigned { to, rule } => {
                     ("owner", format!("按规则「{rule}」自动分配给「{}」", name_of(Some(*to))))
+                }
+                // Issue #11: a chat started or ended, a rating: `七鱼: 访客评价 5 星`.
+                LeadChange::VendorEvent { vendor, text, .. } => {
+                    ("vendor", format!("{}: {text}", xiansuo_domain::vendor_label(vendor)))
                 }
             };
             let link = match &e.change {
