@@ -26,6 +26,11 @@ pub use user::{Role, User, valid_user_name};
 /// converted when decoded.
 pub type Instant = chrono::DateTime<chrono::Utc>;
 
+/// A contact value held by more than this many leads is a placeholder, not evidence that they
+/// are one visitor: a test number (13800138000), the company's own hotline, an e-mail a form
+/// fills in by default. Such a value is still indexed, but no longer makes leads duplicates.
+pub const COMMON_CONTACT_LEADS: usize = 10;
+
 /// China Standard Time, the zone the vendor's zone-less times are in and the zone the API
 /// prints times in.
 pub const CHINA_TIME: chrono::FixedOffset = match chrono::FixedOffset::east_opt(8 * 3600) {

@@ -68,6 +68,7 @@ suite!(
     users_and_sessions,
     follow_up_rules_hold_inside_the_transaction,
     duplicates_link_leads_sharing_a_contact,
+    a_contact_many_leads_hold_is_no_evidence,
     a_dismissed_pair_is_no_longer_listed,
     merge_keeps_everything_and_undo_restores_it,
     score_and_its_reasons_follow_each_push,
@@ -1393,6 +1394,36 @@ async fn duplicates_link_leads_sharing_a_contact(env: Env) {
         }]
     );
     assert_eq!(events[0].user_id, None, "recorded by the service, not a person");
+}
+
+/// A placeholder (a default e-mail, a test number) held by more than COMMON_CONTACT_LEADS leads
+/// no longer makes them duplicates; a contact two of them really share still does.
+async fn a_contact_many_leads_hold_is_no_evidence(env: Env) {
+    let s = &env.store;
+    let common = xiansuo_domain::COMMON_CONTACT_LEADS;
+    let mut ids = Vec::new();
+    for i in 0..common {
+        let c = with_contacts(card("c1", &format!("v{i}")), &[("email", "zhangsan@163.com")]);
+        let written = record(s, cards_push("easyliao", hour(i as i64), vec![c])).await.leads[0].clone();
+        assert_eq!(written.duplicates.len(), i, "up to {common} holders, they are duplicates of each other");
+        ids.push(written.id);
+    }
+    assert_eq!(s.duplicates(ids[0]).await.unwrap().len(), common - 1);
+
+    // One more holder: the value is a placeholder. Neither the push nor the lead pages list it.
+    let last = with_contacts(card("c1", "vlast"), &[("email", "zhangsan@163.com"), ("mobile", "13912345678")]);
+    let last = record(s, cards_push("easyliao", hour(50), vec![last])).await.leads[0].clone();
+    assert!(last.duplicates.is_empty(), "{:?}", last.duplicates);
+    assert!(s.duplicates(ids[0]).await.unwrap().is_empty());
+    assert!(s.duplicates(last.id).await.unwrap().is_empty());
+
+    // A contact only two leads share still links them.
+    let twin = with_contacts(card("c1", "vtwin"), &[("email", "zhangsan@163.com"), ("mobile", "13912345678")]);
+    let twin = record(s, cards_push("easyliao", hour(51), vec![twin])).await.leads[0].clone();
+    assert_eq!(twin.duplicates, [last.id]);
+    let found = s.duplicates(last.id).await.unwrap();
+    assert_eq!(found.iter().map(|d| d.lead.id).collect::<Vec<_>>(), [twin.id]);
+    assert_eq!(found[0].contacts, [("mobile".to_string(), "13912345678".to_string())]);
 }
 
 async fn a_dismissed_pair_is_no_longer_listed(env: Env) {

@@ -45,6 +45,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (8, "spool_audit", include_str!("migrations/0008_spool_audit.sql")),
     (9, "relay", include_str!("migrations/0009_relay.sql")),
     (10, "vendor_events", include_str!("migrations/0010_vendor_events.sql")),
+    (12, "create_time_order", include_str!("migrations/0012_create_time_order.sql")),
 ];
 
 /// Any number: the advisory lock that serializes migrations of processes starting together.
@@ -618,8 +619,12 @@ impl Store for PostgresStore {
                  JOIN lead_contacts o ON o.kind = c.kind AND o.value = c.value
                  JOIN leads l ON l.id = o.lead_id
                  WHERE c.lead_id IN (SELECT id FROM grp) AND o.lead_id NOT IN (SELECT id FROM grp)
+                 AND (SELECT count(*) FROM (SELECT 1 FROM lead_contacts x WHERE x.kind = c.kind AND x.value = c.value
+                      LIMIT {common}) AS holders) <= {common_max}
                  ORDER BY o.lead_id DESC LIMIT 500",
-                group_cte("$1")
+                group_cte("$1"),
+                common = xiansuo_domain::COMMON_CONTACT_LEADS + 1,
+                common_max = xiansuo_domain::COMMON_CONTACT_LEADS
             ))
             .await?;
         let shared = client.query(&stmt, &[&lead_id]).await?;

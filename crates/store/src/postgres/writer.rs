@@ -9,7 +9,8 @@ use tokio::sync::{Mutex, mpsc};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use xiansuo_domain::{
-    CONTACT_FIELDS, Card, FIELDS, FieldKind, Instant, Lead, LeadChange, LeadEvent, LeadStatus, Scoring, Sender, User,
+    COMMON_CONTACT_LEADS, CONTACT_FIELDS, Card, FIELDS, FieldKind, Instant, Lead, LeadChange, LeadEvent, LeadStatus,
+    Scoring, Sender, User,
 };
 
 use super::describe;
@@ -736,17 +737,25 @@ async fn index_contacts(
         .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
         .collect::<Result<_, tokio_postgres::Error>>()?;
     // The leads sharing a contact, newest first, with what they were merged into (rare: only
-    // those are followed up to the lead they show on). Bounded: a number many leads share (a
-    // test number, the company's own) costs the same as any other.
+    // those are followed up to the lead they show on). Bounded: a value that many leads share
+    // is a placeholder ([`COMMON_CONTACT_LEADS`]) and costs the same as any other.
     let sharing = tx
-        .prepare_cached(
-            "SELECT c.lead_id, c.kind, c.value, l.merged_into FROM lead_contacts c
-             JOIN unnest($1::text[], $2::text[]) AS u(k, v) ON c.kind = u.k AND c.value = u.v
+        .prepare_cached(&format!(
+            "SELECT c.lead_id, c.kind, c.value, l.merged_into, count(*) OVER (PARTITION BY c.kind, c.value)
+             FROM unnest($1::text[], $2::text[]) AS u(k, v)
+             CROSS JOIN LATERAL (SELECT lead_id, kind, value FROM lead_contacts
+                                 WHERE kind = u.k AND value = u.v AND lead_id <> $3
+                                 ORDER BY lead_id DESC LIMIT {COMMON_CONTACT_LEADS}) c
              JOIN leads l ON l.id = c.lead_id
-             WHERE c.lead_id <> $3 ORDER BY c.lead_id DESC LIMIT 100",
-        )
+             ORDER BY c.lead_id DESC"
+        ))
         .await?;
-    let others = tx.query(&sharing, &[&kinds, &values, &lead_id]).await?;
+    let others: Vec<_> = tx
+        .query(&sharing, &[&kinds, &values, &lead_id])
+        .await?
+        .into_iter()
+        .filter(|r| r.try_get::<_, i64>(4).is_ok_and(|n| n < COMMON_CONTACT_LEADS as i64))
+        .collect();
     if others.is_empty() {
         return Ok(Vec::new());
     }

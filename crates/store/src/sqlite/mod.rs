@@ -42,6 +42,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (8, "spool_audit", include_str!("migrations/0008_spool_audit.sql")),
     (9, "relay", include_str!("migrations/0009_relay.sql")),
     (10, "vendor_events", include_str!("migrations/0010_vendor_events.sql")),
+    (12, "create_time_order", include_str!("migrations/0012_create_time_order.sql")),
 ];
 
 /// Read connections kept open between requests.
@@ -693,8 +694,12 @@ impl Store for SqliteStore {
                     "{} SELECT o.lead_id, o.kind, o.value FROM lead_contacts c
                      JOIN lead_contacts o ON o.kind = c.kind AND o.value = c.value
                      WHERE c.lead_id IN (SELECT id FROM grp) AND o.lead_id NOT IN (SELECT id FROM grp)
+                     AND (SELECT count(*) FROM (SELECT 1 FROM lead_contacts x WHERE x.kind = c.kind AND x.value = c.value
+                          LIMIT {common}) AS holders) <= {common_max}
                      ORDER BY o.lead_id DESC LIMIT 500",
-                    group_cte("?1")
+                    group_cte("?1"),
+                common = xiansuo_domain::COMMON_CONTACT_LEADS + 1,
+                common_max = xiansuo_domain::COMMON_CONTACT_LEADS
                 ))?
                 .query_map([lead_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
                 .collect::<rusqlite::Result<_>>()?;

@@ -7,8 +7,8 @@ use std::sync::mpsc::{Receiver, TryRecvError};
 
 use rusqlite::{Connection, OptionalExtension, params};
 use xiansuo_domain::{
-    CONTACT_FIELDS, Card, FIELDS, FieldKind, Instant, Lead, LeadChange, LeadEvent, LeadStatus, Scoring, Sender, User,
-    field_index,
+    COMMON_CONTACT_LEADS, CONTACT_FIELDS, Card, FIELDS, FieldKind, Instant, Lead, LeadChange, LeadEvent, LeadStatus,
+    Scoring, Sender, User, field_index,
 };
 
 use crate::copy::{Cell, TableDef};
@@ -723,20 +723,23 @@ fn index_contacts(
         "INSERT INTO lead_contacts (kind, value, lead_id) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
     )?;
     // The leads sharing a contact, newest first, with what they were merged into (rare: only
-    // those are followed up to the lead they show on). Bounded: a number many leads share (a
-    // test number, the company's own) costs the same as any other.
-    let mut sharing = conn.prepare_cached(
+    // those are followed up to the lead they show on). Bounded: a value that many leads share
+    // is a placeholder ([`COMMON_CONTACT_LEADS`]) and costs the same as any other.
+    let mut sharing = conn.prepare_cached(&format!(
         "SELECT c.lead_id, l.merged_into FROM lead_contacts c JOIN leads l ON l.id = c.lead_id
-         WHERE c.kind = ?1 AND c.value = ?2 AND c.lead_id <> ?3 ORDER BY c.lead_id DESC LIMIT 50",
-    )?;
+         WHERE c.kind = ?1 AND c.value = ?2 AND c.lead_id <> ?3 ORDER BY c.lead_id DESC LIMIT {COMMON_CONTACT_LEADS}"
+    ))?;
     // (other lead, its merged_into, kind, value, the contact is new to this lead)
     let mut shared: Vec<(i64, Option<i64>, &'static str, &String, bool)> = Vec::new();
     for (kind, value) in contact_keys {
         let new = insert.execute(params![kind, value, lead_id])? == 1;
-        for row in sharing.query_map(params![kind, value, lead_id], |r| Ok((r.get(0)?, r.get(1)?)))? {
-            let (other, merged_into) = row?;
-            shared.push((other, merged_into, kind, value, new));
+        let others = sharing
+            .query_map(params![kind, value, lead_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<Vec<(i64, Option<i64>)>>>()?;
+        if others.len() >= COMMON_CONTACT_LEADS {
+            continue; // held by more than COMMON_CONTACT_LEADS leads with this one
         }
+        shared.extend(others.into_iter().map(|(other, merged_into)| (other, merged_into, *kind, value, new)));
     }
     // Most cards share nothing: the lead's own root and its dismissals are read only when needed.
     if shared.is_empty() {
