@@ -120,7 +120,7 @@ async fn an_sqlite_installation_moves_to_postgres_and_back() {
     assert_eq!(answer["leads"][0]["id"], 5, "{answer}");
 
     // Every serial id continues after the copied ones: users and timeline events too.
-    let store = xiansuo_store::postgres::PostgresStore::open(&db.url, 2, 16).await.unwrap();
+    let store = xiansuo_store::postgres::PostgresStore::open(&db.url, 2, 1, 16).await.unwrap();
     use xiansuo_store::Store;
     let user =
         store.create_user("after-copy", xiansuo_domain::Role::Agent, "hash").await.expect("a new user after the copy");

@@ -587,7 +587,9 @@ pub fn run(
     let format = format_of(file)?;
     let runtime = super::runtime()?;
     runtime.block_on(async {
-        let (config, store) = super::configured_store(config_file).await?;
+        // In order: a vendor's events (start, messages, end) and a visitor's later cards are
+        // stored after the earlier ones, as when they were pushed.
+        let (config, store) = super::configured_store_in_order(config_file).await?;
         let name = match source {
             Some(s) => s.to_string(),
             None if config.sources.len() == 1 => config.sources.keys().next().cloned().unwrap_or_default(),

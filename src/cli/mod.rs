@@ -299,6 +299,22 @@ async fn configured_store(
     config_file: Option<&std::path::Path>,
 ) -> Result<(xiansuo_config::Config, std::sync::Arc<dyn xiansuo_store::Store>), String> {
     let config = xiansuo_config::Config::load(config_file, |k| std::env::var(k).ok()).map_err(|e| e.to_string())?;
+    open_configured(config).await
+}
+
+/// The same store, writing in the order writes are submitted: one PostgreSQL writer (SQLite
+/// always has one), so a file's rows reach the database in the file's order.
+async fn configured_store_in_order(
+    config_file: Option<&std::path::Path>,
+) -> Result<(xiansuo_config::Config, std::sync::Arc<dyn xiansuo_store::Store>), String> {
+    let mut config = xiansuo_config::Config::load(config_file, |k| std::env::var(k).ok()).map_err(|e| e.to_string())?;
+    config.postgres_writers = 1;
+    open_configured(config).await
+}
+
+async fn open_configured(
+    config: xiansuo_config::Config,
+) -> Result<(xiansuo_config::Config, std::sync::Arc<dyn xiansuo_store::Store>), String> {
     let store = xiansuo_web::startup::open_store(&config.database_url, &config).await.map_err(|e| e.to_string())?;
     Ok((config, store))
 }

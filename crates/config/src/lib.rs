@@ -145,6 +145,9 @@ pub struct Config {
     pub write_queue: usize,
     /// Most connections to PostgreSQL this process opens (unused with SQLite).
     pub pool_size: usize,
+    /// PostgreSQL writers committing batches side by side (unused with SQLite). With more than
+    /// one, writes submitted together may commit in any order; `xiansuo import` uses one.
+    pub postgres_writers: usize,
     pub sources: BTreeMap<String, SourceConfig>,
     /// `[tags.ID]`: names and colours of the vendor's summary tags.
     pub tags: TagDictionary,
@@ -174,6 +177,7 @@ struct FileConfig {
     max_body_bytes: Option<Spanned<i64>>,
     write_queue: Option<Spanned<i64>>,
     pool_size: Option<Spanned<i64>>,
+    postgres_writers: Option<Spanned<i64>>,
     #[serde(default)]
     sources: BTreeMap<String, Spanned<FileSource>>,
     #[serde(default)]
@@ -237,6 +241,7 @@ pub mod env {
     pub const MAX_BODY_BYTES: &str = "XIANSUO_MAX_BODY_BYTES";
     pub const WRITE_QUEUE: &str = "XIANSUO_WRITE_QUEUE";
     pub const POOL_SIZE: &str = "XIANSUO_POOL_SIZE";
+    pub const POSTGRES_WRITERS: &str = "XIANSUO_POSTGRES_WRITERS";
     pub const SPOOL_DIR: &str = "XIANSUO_SPOOL_DIR";
 }
 
@@ -324,6 +329,17 @@ impl Config {
             DEFAULT_POOL_SIZE,
             &at,
         )?;
+        // A quarter of the connections write (the rest serve reads), between 1 and 4: beyond
+        // that, batches mostly wait for each other's row locks.
+        let postgres_writers = positive(
+            var(env::POSTGRES_WRITERS),
+            file.postgres_writers.as_ref(),
+            "postgres_writers",
+            env::POSTGRES_WRITERS,
+            (pool_size / 4).clamp(1, 4),
+            &at,
+        )?
+        .min(pool_size);
 
         let mut sources = BTreeMap::new();
         // Token → where it was set, to refuse one token for two owners.
@@ -493,6 +509,7 @@ impl Config {
             max_body_bytes,
             write_queue,
             pool_size,
+            postgres_writers,
             sources,
             tags,
             scoring,
@@ -621,6 +638,21 @@ mod tests {
         assert_eq!(c.sources.keys().collect::<Vec<_>>(), vec!["easyliao"]);
         assert!(c.sources["easyliao"].token.is_none());
         assert!(c.admin_token.is_none());
+        assert_eq!((c.pool_size, c.postgres_writers), (16, 4), "a quarter of the connections write");
+    }
+
+    #[test]
+    fn postgres_writers_follow_the_pool_unless_set() {
+        let c = Config::from_toml("pool_size = 6\n", "x.toml", no_env).unwrap();
+        assert_eq!(c.postgres_writers, 1);
+        let c = Config::from_toml("pool_size = 64\n", "x.toml", no_env).unwrap();
+        assert_eq!(c.postgres_writers, 4, "at most 4 by default");
+        let c = Config::from_toml("pool_size = 4\npostgres_writers = 8\n", "x.toml", no_env).unwrap();
+        assert_eq!(c.postgres_writers, 4, "never more than the connections");
+        let env = |k: &str| (k == "XIANSUO_POSTGRES_WRITERS").then(|| "2".to_string());
+        assert_eq!(Config::from_toml("", "", env).unwrap().postgres_writers, 2);
+        let bad = Config::from_toml("postgres_writers = 0\n", "x.toml", no_env).unwrap_err();
+        assert!(bad.to_string().contains("postgres_writers (x.toml line 1)"), "{bad}");
     }
 
     #[test]

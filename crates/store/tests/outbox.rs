@@ -67,7 +67,7 @@ impl Env {
 
     async fn postgres() -> Env {
         let db = throwaway_postgres().await;
-        let store = PostgresStore::open(&db.url, 4, 256).await.expect("open PostgreSQL");
+        let store = PostgresStore::open(&db.url, 4, 1, 256).await.expect("open PostgreSQL");
         Env { store: Arc::new(store), _db: Db::Postgres(db) }
     }
 }

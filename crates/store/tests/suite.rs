@@ -96,7 +96,7 @@ impl Db {
                 Arc::new(SqliteStore::open(&dir.path().join("xiansuo.db"), WRITE_QUEUE).expect("open the SQLite store"))
             }
             Db::Postgres(db) => {
-                Arc::new(PostgresStore::open(&db.url, 8, WRITE_QUEUE).await.expect("open the PostgreSQL store"))
+                Arc::new(PostgresStore::open(&db.url, 8, 2, WRITE_QUEUE).await.expect("open the PostgreSQL store"))
             }
         }
     }

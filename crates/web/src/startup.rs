@@ -44,7 +44,9 @@ pub fn generate_token() -> Result<String, StartError> {
 pub async fn open_store(url: &DatabaseUrl, config: &Config) -> Result<Arc<dyn Store>, StartError> {
     let store: Arc<dyn Store> = match url {
         DatabaseUrl::Sqlite(path) => Arc::new(SqliteStore::open(path, config.write_queue)?),
-        DatabaseUrl::Postgres(url) => Arc::new(PostgresStore::open(url, config.pool_size, config.write_queue).await?),
+        DatabaseUrl::Postgres(url) => {
+            Arc::new(PostgresStore::open(url, config.pool_size, config.postgres_writers, config.write_queue).await?)
+        }
     };
     store.set_scoring(config.scoring.clone());
     Ok(store)

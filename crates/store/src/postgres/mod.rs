@@ -74,16 +74,15 @@ impl From<tokio_postgres::Error> for StoreError {
     }
 }
 
-/// How many writers commit side by side: a quarter of the connections (the rest serve reads),
-/// between 1 and 4 (beyond that, batches mostly wait for each other's row locks).
-fn writers(pool_size: usize) -> usize {
-    (pool_size / 4).clamp(1, 4)
-}
-
 impl PostgresStore {
     /// Connects (at most `pool_size` connections), applies the migrations the database lacks,
-    /// and starts the writer. `write_queue` bounds the writes waiting for the writer.
-    pub async fn open(url: &str, pool_size: usize, write_queue: usize) -> Result<PostgresStore, StoreError> {
+    /// and starts `writers` writers. `write_queue` bounds the writes waiting for them.
+    pub async fn open(
+        url: &str,
+        pool_size: usize,
+        writers: usize,
+        write_queue: usize,
+    ) -> Result<PostgresStore, StoreError> {
         let mut config = tokio_postgres::Config::from_str(url)
             .map_err(|e| StoreError::Setup(format!("database_url is not a PostgreSQL URL: {e}")))?;
         if config.get_connect_timeout().is_none() {
@@ -104,7 +103,7 @@ impl PostgresStore {
         let scoring = ScoringCell::default();
         let routing = std::sync::Arc::new(crate::outbox::RoutingCell::default());
         let queue = std::sync::Arc::new(tokio::sync::Mutex::new(queue));
-        for _ in 0..writers(pool_size) {
+        for _ in 0..writers.max(1) {
             let writer = writer::run(pool.clone(), std::sync::Arc::clone(&queue), scoring.clone());
             tokio::spawn(outbox::scope(std::sync::Arc::clone(&routing), writer));
         }
