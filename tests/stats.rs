@@ -175,3 +175,67 @@ fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+/// Every segment of the report, the per-hour ones and the empty ones ("（未填）") included,
+/// selects exactly its leads in the lead list, and the dashboard links to it.
+#[tokio::test]
+async fn every_segment_links_to_exactly_its_leads() {
+    let server = Server::start().await;
+    demo(&server, "300");
+    let (status, stats) = server.get("/api/v1/stats?from=2020-01-01").await;
+    assert_eq!(status, StatusCode::OK, "{stats}");
+    let total = |filter: String| {
+        let server = &server;
+        async move {
+            let (status, list) = server.get(&format!("/api/v1/leads?per_page=1&from=2020-01-01&{filter}")).await;
+            assert_eq!(status, StatusCode::OK, "{filter}: {list}");
+            list["total"].as_u64().unwrap()
+        }
+    };
+    let mut empty_segments = 0;
+    for d in stats["dimensions"].as_array().unwrap() {
+        let (key, filter) = (d["key"].as_str().unwrap(), d["filter"].as_str().unwrap());
+        for s in d["segments"].as_array().unwrap() {
+            let value = s["value"].as_str().unwrap();
+            let query = match (key, value) {
+                ("owner", "") => "owner=none".to_string(),
+                (_, "") => format!("empty={filter}"),
+                (_, v) => format!("{filter}={}", urlencode(v)),
+            };
+            empty_segments += usize::from(value.is_empty());
+            assert_eq!(total(query.clone()).await, s["leads"].as_u64().unwrap(), "{key}: {query}");
+        }
+    }
+    assert!(empty_segments >= 3, "the demo leaves keyword, bidding word and promotion id empty: {empty_segments}");
+    let hours = stats["hours"].as_array().unwrap();
+    for (h, n) in hours.iter().enumerate() {
+        assert_eq!(total(format!("hour={h}")).await, n.as_u64().unwrap(), "hour {h}");
+    }
+    // Filters combine: the empty keyword segment of the 百度 report.
+    let (_, baidu) = server.get("/api/v1/stats?from=2020-01-01&search_engine=%E7%99%BE%E5%BA%A6").await;
+    let none = segment(&baidu, "keyword", "")["leads"].as_u64().unwrap();
+    assert_eq!(total("search_engine=%E7%99%BE%E5%BA%A6&empty=keyword".into()).await, none);
+
+    // The dashboard links each of them to the inbox.
+    let admin = sign_in(&server, "admin", &server.admin_password()).await;
+    let (_, html) = page(&server, &admin, "/dashboard?from=2020-01-01").await;
+    let busiest = (0..24).max_by_key(|h| hours[*h].as_u64().unwrap()).unwrap();
+    let hour_link = format!("/?from=2020-01-01&#38;hour={busiest}");
+    assert!(html.contains(&format!("href=\"{hour_link}\"")), "the hour chart links to the inbox");
+    let (_, inbox) = page(&server, &admin, &hour_link.replace("&#38;", "&")).await;
+    let shown = inbox.split("id=\"total\">").nth(1).unwrap().split('<').next().unwrap();
+    assert_eq!(shown, hours[busiest].to_string());
+    let empty_link = "/?from=2020-01-01&#38;empty=keyword";
+    assert!(html.contains(&format!("href=\"{empty_link}\"")), "the empty keyword segment links to the inbox");
+    let (_, inbox) = page(&server, &admin, &empty_link.replace("&#38;", "&")).await;
+    let shown = inbox.split("id=\"total\">").nth(1).unwrap().split('<').next().unwrap();
+    assert_eq!(shown, segment(&stats, "keyword", "")["leads"].to_string());
+
+    // Validated like the other filters.
+    for bad in ["hour=24", "hour=x", "empty=owner", "empty=keyword,nothing"] {
+        let (status, body) = server.get(&format!("/api/v1/leads?{bad}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        let (status, _) = server.get(&format!("/api/v1/stats?{bad}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+    }
+}

@@ -6,12 +6,16 @@
 //!   same JSON) under the same load, and prints the service as a ratio of it.
 //! - `query`: fills a database with N leads through the push endpoint, restarts the server on it
 //!   (start-up time, idle memory), and times the API's pages and filters.
+//! - `dashboard`: starts the server on an existing database (one filled by `xiansuo demo`, say)
+//!   and times the attribution report (`GET /api/v1/stats`) for the default, 90-day and
+//!   all-time ranges, with and without filters.
 //!
 //! Each run prints tables, then one JSON line (also appended to `--json-out FILE`).
 //! See BENCHMARKS.md for the method and the results.
 
 mod cards;
 mod ceiling;
+mod dashboard;
 mod load;
 mod procs;
 mod query;
@@ -43,6 +47,8 @@ enum Command {
     Ingest(IngestArgs),
     /// Fill a database with N leads, then time the API (inbox, filters, search, lead page).
     Query(QueryArgs),
+    /// Time the attribution report (`GET /api/v1/stats`) on an existing database.
+    Dashboard(DashboardArgs),
     /// Print generated push bodies, one per line (what `ingest` sends, from push FIRST on).
     Cards {
         #[arg(long, default_value_t = 42)]
@@ -141,6 +147,19 @@ struct QueryArgs {
     no_vacuum: bool,
 }
 
+#[derive(Args)]
+struct DashboardArgs {
+    #[command(flatten)]
+    common: Common,
+    /// The database to serve (`sqlite:///path/xiansuo.db` or `postgres://…/name`), filled
+    /// beforehand, e.g. by `xiansuo demo --leads 1000000`. It is migrated if the server is newer.
+    #[arg(long)]
+    database_url: String,
+    /// Times each report is timed.
+    #[arg(long, default_value_t = 20)]
+    repeat: usize,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::CeilingServer = cli.command {
@@ -186,6 +205,7 @@ async fn run(command: Command) -> Result<(), String> {
     let (common, report) = match command {
         Command::Ingest(args) => (args.common.clone(), ingest(&args).await?),
         Command::Query(args) => (args.common.clone(), query::run(&args).await?),
+        Command::Dashboard(args) => (args.common.clone(), dashboard::run(&args).await?),
         Command::CeilingServer | Command::Cards { .. } => unreachable!("handled in main"),
     };
     let line = serde_json::to_string(&report).map_err(|e| e.to_string())?;

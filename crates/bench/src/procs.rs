@@ -297,16 +297,21 @@ impl Database {
 
     /// Starts the server on this database.
     pub fn start_server(&self, binary: &Path) -> Result<Proc, String> {
-        let mut cmd = Command::new(binary);
-        cmd.arg("serve")
-            .current_dir(self.work_dir())
-            .env("XIANSUO_LISTEN", "127.0.0.1:0")
-            .env("XIANSUO_DATABASE_URL", self.url())
-            .env("XIANSUO_ADMIN_TOKEN", ADMIN_TOKEN)
-            .env("XIANSUO_PUSH_TOKEN", PUSH_TOKEN)
-            .env_remove("XIANSUO_CONFIG");
-        Proc::spawn(cmd, &self.work_dir().join("server.log"), "the xiansuo server")
+        start_server_on(binary, &self.url(), self.work_dir())
     }
+}
+
+/// Starts the server on a database given by its URL (logs and working folder: `dir`).
+pub fn start_server_on(binary: &Path, database_url: &str, dir: &Path) -> Result<Proc, String> {
+    let mut cmd = Command::new(binary);
+    cmd.arg("serve")
+        .current_dir(dir)
+        .env("XIANSUO_LISTEN", "127.0.0.1:0")
+        .env("XIANSUO_DATABASE_URL", database_url)
+        .env("XIANSUO_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("XIANSUO_PUSH_TOKEN", PUSH_TOKEN)
+        .env_remove("XIANSUO_CONFIG");
+    Proc::spawn(cmd, &dir.join("server.log"), "the xiansuo server")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

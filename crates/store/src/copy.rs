@@ -38,7 +38,8 @@ pub struct TableDef {
 }
 
 /// Every table of the data model, parents before children. (Sessions are not copied: people
-/// sign in again on the new database.)
+/// sign in again on the new database. Nor is the dashboard's `report_days`: the target's
+/// triggers fill it as the leads arrive.)
 pub fn tables() -> Vec<TableDef> {
     use ColumnKind::*;
     let mut lead_columns = vec![("id", Int), ("source", Text), ("status", Text)];
@@ -61,6 +62,7 @@ pub fn tables() -> Vec<TableDef> {
         ("score", Int),
         ("score_reasons", Json),
         ("intent_words", Json),
+        ("followed_at", Time),
     ]);
     vec![
         TableDef {

@@ -19,6 +19,8 @@ pub struct Dialect {
     pub placeholder: fn(usize) -> String,
     /// The operator matching a `%…%` pattern with `\` as escape, ASCII case-insensitively.
     pub like: &'static str,
+    /// The hour of day (0 to 23, China time) of a time column, as an integer expression.
+    pub china_hour: fn(&str) -> String,
 }
 
 /// Columns the lead search `q` looks in.
@@ -113,6 +115,23 @@ pub fn lead_where(q: &LeadQuery, dialect: &Dialect) -> (String, Vec<Param>) {
             "(l.first_url = {ph} OR (substr(l.first_url, 1, {n}) = {ph} AND substr(l.first_url, {}, 1) IN ('?', '#')))",
             n + 1
         ));
+    }
+    if let Some(hour) = q.hour.filter(|h| *h < 24) {
+        // A number checked above, written into the SQL (the backends' hour expressions differ
+        // in type).
+        c.clauses.push(format!("{} = {hour}", (dialect.china_hour)("l.received_at")));
+    }
+    for filter in &q.empty {
+        match *filter {
+            "landing" => c
+                .clauses
+                .push("(l.first_url IS NULL OR l.first_url = '' OR substr(l.first_url, 1, 1) IN ('?', '#'))".into()),
+            f => {
+                if let Some(column) = crate::reports::empty_filter_column(f) {
+                    c.clauses.push(format!("(l.{column} IS NULL OR l.{column} = '')"));
+                }
+            }
+        }
     }
     if let Some(text) = q.q.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
         let ph = c.bind(Param::Text(like_pattern(text)));

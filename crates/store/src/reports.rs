@@ -1,6 +1,8 @@
 //! Reports: the export log, leads in batches for streamed exports, and the dashboard's figures
 //! (grouped counts, the status funnel per segment, contact rate, time to first follow-up),
-//! computed by one pass over the filtered leads that both backends feed row by row.
+//! computed by one pass over the filtered leads that both backends feed row by row, or, for a
+//! report of whole days without other filters, from the per-day table `report_days` that
+//! triggers keep (migration 0011) plus a pass over the leads of partial days ([`plan`]).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -89,10 +91,33 @@ pub const FILTER_FIELDS: &[&str] = &[
     "search_host",
 ];
 
+/// Filters that take the dashboard's empty segments (`empty=keyword`): every dimension's
+/// filter except the owner's (`owner=none` is the pool).
+pub const EMPTY_FILTERS: &[&str] = &[
+    "search_engine",
+    "search_host",
+    "keyword",
+    "bidding_word",
+    "promotion_id",
+    "landing",
+    "site_name",
+    "device_type",
+    "province",
+    "city",
+    "subject_name",
+    "school_name",
+    "ntag_id",
+];
+
+/// The column an empty filter tests (`landing` tests `first_url` without query and fragment).
+pub fn empty_filter_column(filter: &str) -> Option<&'static str> {
+    DIMENSIONS.iter().filter(|d| d.filter == filter && EMPTY_FILTERS.contains(&d.filter)).find_map(|d| d.column)
+}
+
 /// The `SELECT` list of a fact row, read by the backends in this order: received_at, status,
-/// owner_id, mobile, ntag_name, then each dimension's column (the owner's excepted).
+/// owner_id, mobile, ntag_name, followed_at, then each dimension's column (the owner's excepted).
 pub fn fact_select() -> String {
-    let mut cols = vec!["l.received_at", "l.status", "l.owner_id", "l.mobile", "l.ntag_name"];
+    let mut cols = vec!["l.received_at", "l.status", "l.owner_id", "l.mobile", "l.ntag_name", "l.followed_at"];
     cols.extend(DIMENSIONS.iter().filter_map(|d| d.column));
     cols.iter()
         .map(|c| if c.starts_with("l.") { c.to_string() } else { format!("l.{c}") })
@@ -107,7 +132,91 @@ pub fn covered(q: &crate::LeadQuery) -> bool {
 }
 
 /// How many columns precede the dimensions in a fact row.
-pub const FACT_FIXED: usize = 5;
+pub const FACT_FIXED: usize = 6;
+
+/// The dimension number of the hour of day in `report_days` (after [`DIMENSIONS`]).
+pub const HOUR_DIM: i64 = DIMENSIONS.len() as i64;
+
+/// The `SELECT` of `report_days` rows, read by the backends in this order: dim, day, value,
+/// label, leads, then the leads of each status ([`LeadStatus::ALL`]'s order) and contact.
+pub const DAYS_SELECT: &str = "SELECT d.dim, d.day, d.value, d.label, d.leads, d.new, d.contacted, d.interested, d.won, d.invalid, d.contact FROM report_days d";
+
+/// Milliseconds in a day, and China time's offset from UTC (UTC+8 all year).
+const DAY_MS: i64 = 86_400_000;
+const CHINA_MS: i64 = 8 * 3_600_000;
+
+/// The day (since 1970-01-01, China time) of an instant, as `report_days.day` counts them.
+pub fn china_day(t: Instant) -> i64 {
+    (t.timestamp_millis() + CHINA_MS).div_euclid(DAY_MS)
+}
+
+/// Midnight (China time) starting a day of [`china_day`].
+pub fn day_start(day: i64) -> Instant {
+    chrono::DateTime::from_timestamp_millis(day.saturating_mul(DAY_MS) - CHINA_MS).unwrap_or_default()
+}
+
+/// How the backends read a report.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The leads to read one by one (each a query of its own: the whole filter, or the partial
+    /// days at the ends of the range).
+    pub scans: Vec<crate::LeadQuery>,
+    /// Whole days read from `report_days`: from this day, before this day (`None`: no bound).
+    pub days: Option<(Option<i64>, Option<i64>)>,
+    /// Where the follow-up times come from when `days` is set: the leads of this query (the
+    /// scans then skip them); `None` when the scans read them.
+    pub follow_up: Option<crate::LeadQuery>,
+}
+
+/// Whether `report_days` answers a filter: dates only (the table counts every lead not merged,
+/// by day, so any other filter, visibility included, needs the leads themselves).
+pub fn dates_only(q: &crate::LeadQuery) -> bool {
+    q.q.as_deref().is_none_or(|t| t.trim().is_empty())
+        && q.status.is_none()
+        && q.source.is_none()
+        && q.province.is_none()
+        && q.city.is_none()
+        && q.search_engine.is_none()
+        && q.ntag_id.is_none()
+        && q.tag.is_none()
+        && q.user_id.is_none()
+        && q.owner.is_none()
+        && q.visible_to.is_none()
+        && q.fields.is_empty()
+        && q.landing.as_deref().is_none_or(|l| l.trim().is_empty())
+        && q.hour.is_none()
+        && q.empty.is_empty()
+}
+
+/// The plan of a report: the leads themselves when `report_days` cannot answer the filter (or
+/// `use_days` is false); otherwise the range's whole days from `report_days`, and the leads of
+/// the partial days at either end.
+pub fn plan(q: &crate::LeadQuery, use_days: bool) -> Plan {
+    if !use_days || !dates_only(q) || matches!((q.from, q.to), (Some(f), Some(t)) if f >= t) {
+        return Plan { scans: vec![q.clone()], days: None, follow_up: None };
+    }
+    // Whole days: from the first midnight at or after `from`, to the last midnight at or
+    // before `to`.
+    let first = q.from.map(|f| if day_start(china_day(f)) == f { china_day(f) } else { china_day(f) + 1 });
+    let end = q.to.map(china_day);
+    if let (Some(a), Some(b)) = (first, end)
+        && a >= b
+    {
+        return Plan { scans: vec![q.clone()], days: None, follow_up: None };
+    }
+    let mut scans = Vec::new();
+    if let (Some(from), Some(a)) = (q.from, first)
+        && day_start(a) > from
+    {
+        scans.push(crate::LeadQuery { from: Some(from), to: Some(day_start(a)), ..q.clone() });
+    }
+    if let (Some(to), Some(b)) = (q.to, end)
+        && day_start(b) < to
+    {
+        scans.push(crate::LeadQuery { from: Some(day_start(b)), to: Some(to), ..q.clone() });
+    }
+    Plan { scans, days: Some((first, end)), follow_up: Some(q.clone()) }
+}
 
 /// Leads counted by status, and how many have a valid mobile.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -221,10 +330,11 @@ pub fn valid_mobile(s: &str) -> bool {
     national.len() == 11 && national[0] == b'1' && (b'3'..=b'9').contains(&national[1])
 }
 
-/// A landing page without its query string and fragment (the ad platforms' click ids).
+/// A landing page without its query string and fragment (the ad platforms' click ids): what
+/// precedes the first `?` or `#` (the inbox's `landing` filter matches exactly these leads).
 pub fn landing_page(url: &str) -> &str {
     let end = url.find(['?', '#']).unwrap_or(url.len());
-    url[..end].trim()
+    &url[..end]
 }
 
 /// One lead as the dashboard sees it.
@@ -234,6 +344,8 @@ pub struct FactRow<'a> {
     pub owner_id: Option<i64>,
     pub mobile: Option<&'a str>,
     pub tag_name: Option<&'a str>,
+    /// The first follow-up (first status change or note); read only when the scan counts them.
+    pub followed_at: Option<Instant>,
     /// The values of [`DIMENSIONS`] that have a column, in order.
     pub values: Vec<Option<&'a str>>,
 }
@@ -244,8 +356,17 @@ type Groups = HashMap<String, Group>;
 
 #[derive(Default)]
 struct Group {
+    /// The smallest non-empty label seen (the tag's name: leads may carry different names).
     label: Option<String>,
     counts: Counts,
+}
+
+impl Group {
+    fn label(&mut self, label: &str) {
+        if !label.is_empty() && self.label.as_deref().is_none_or(|l| label < l) {
+            self.label = Some(label.to_string());
+        }
+    }
 }
 
 /// Accumulates fact rows into [`LeadStats`].
@@ -280,6 +401,9 @@ impl Aggregator {
         let (day, hour) = (secs.div_euclid(86_400), secs.rem_euclid(86_400) / 3600);
         self.days.entry(day).or_default().add(status, contact);
         self.hours[hour as usize] += 1;
+        if let Some(at) = row.followed_at {
+            self.follow_up(row.owner_id, (at - row.received_at).num_seconds());
+        }
         let mut values = row.values.iter();
         let mut owner = String::new();
         for (d, groups) in DIMENSIONS.iter().zip(self.groups.iter_mut()) {
@@ -291,10 +415,11 @@ impl Aggregator {
                     (owner.as_str(), None)
                 }
                 Some(_) => {
-                    let v = values.next().copied().flatten().unwrap_or("").trim();
+                    // As stored (pushes are trimmed when decoded): the inbox filter matches it.
+                    let v = values.next().copied().flatten().unwrap_or("");
                     match d.key {
                         "landing" => (landing_page(v), None),
-                        "tag" => (v, row.tag_name.filter(|n| !n.trim().is_empty())),
+                        "tag" => (v, row.tag_name),
                         _ => (v, None),
                     }
                 }
@@ -304,13 +429,34 @@ impl Aggregator {
                 Some(g) => g,
                 None => groups.entry(value.to_string()).or_default(),
             };
-            if group.label.is_none()
-                && let Some(l) = label
-            {
-                group.label = Some(l.trim().to_string());
+            if let Some(l) = label {
+                group.label(l);
             }
             group.counts.add(status, contact);
         }
+    }
+
+    /// A row of `report_days`: the leads of one value of dimension `dim` (or of one hour, for
+    /// [`HOUR_DIM`]) received on `day`.
+    pub fn add_day(&mut self, dim: i64, day: i64, value: &str, label: &str, counts: Counts) {
+        if counts.total == 0 {
+            return;
+        }
+        if dim == HOUR_DIM {
+            self.counts.merge(&counts);
+            self.days.entry(day).or_default().merge(&counts);
+            if let Some(h) = value.parse::<usize>().ok().and_then(|h| self.hours.get_mut(h)) {
+                *h += counts.total;
+            }
+            return;
+        }
+        let Some(groups) = usize::try_from(dim).ok().and_then(|d| self.groups.get_mut(d)) else { return };
+        let group = match groups.get_mut(value) {
+            Some(g) => g,
+            None => groups.entry(value.to_string()).or_default(),
+        };
+        group.label(label);
+        group.counts.merge(&counts);
     }
 
     /// A lead's first follow-up, `secs` after it was received.
@@ -394,6 +540,36 @@ mod tests {
     fn landing_pages_lose_their_query() {
         assert_eq!(landing_page("http://a.cn/zt/x.html?bd_vid=1#top"), "http://a.cn/zt/x.html");
         assert_eq!(landing_page("http://a.cn/"), "http://a.cn/");
+        assert_eq!(landing_page("http://a.cn/x#a?b"), "http://a.cn/x");
+        assert_eq!(landing_page("?bd_vid=1"), "");
+    }
+
+    #[test]
+    fn plans_read_whole_days_from_the_table() {
+        let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).map(|t| t.to_utc()).ok();
+        let q = |from: &str, to: &str| crate::LeadQuery { from: at(from), to: at(to), ..Default::default() };
+        // Midnight to midnight: days only.
+        let p = plan(&q("2026-11-01T00:00:00+08:00", "2026-11-04T00:00:00+08:00"), true);
+        let d = china_day(at("2026-11-01T00:00:00+08:00").unwrap_or_default());
+        assert_eq!(p.days, Some((Some(d), Some(d + 3))));
+        assert!(p.scans.is_empty());
+        // Partial days at both ends are read from the leads.
+        let p = plan(&q("2026-11-01T10:00:00+08:00", "2026-11-04T09:00:00+08:00"), true);
+        assert_eq!(p.days, Some((Some(d + 1), Some(d + 3))));
+        let scans: Vec<_> = p.scans.iter().map(|s| (s.from, s.to)).collect();
+        assert_eq!(
+            scans,
+            [
+                (at("2026-11-01T10:00:00+08:00"), at("2026-11-02T00:00:00+08:00")),
+                (at("2026-11-04T00:00:00+08:00"), at("2026-11-04T09:00:00+08:00"))
+            ]
+        );
+        // Within a day, or with any other filter: the leads.
+        assert!(plan(&q("2026-11-01T10:00:00+08:00", "2026-11-01T12:00:00+08:00"), true).days.is_none());
+        let city = crate::LeadQuery { city: Some("广州市".into()), ..Default::default() };
+        assert!(plan(&city, true).days.is_none());
+        assert!(plan(&crate::LeadQuery::default(), false).days.is_none());
+        assert_eq!(plan(&crate::LeadQuery::default(), true).days, Some((None, None)));
     }
 
     #[test]
@@ -406,7 +582,15 @@ mod tests {
         {
             let mut values = vec![None; n];
             values[0] = Some(engine);
-            a.add(&FactRow { received_at: t, status, owner_id: Some(3), mobile: Some(mobile), tag_name: None, values });
+            a.add(&FactRow {
+                received_at: t,
+                status,
+                owner_id: Some(3),
+                mobile: Some(mobile),
+                tag_name: None,
+                followed_at: None,
+                values,
+            });
         }
         a.follow_up(Some(3), 60);
         a.follow_up(Some(3), 180);

@@ -78,6 +78,8 @@ suite!(
     the_audit_log_keeps_entries_newest_first,
     vendor_event_ids_are_claimed_in_the_push_transaction,
     visitor_events_reach_known_leads_only,
+    report_days_agree_with_the_leads,
+    hour_and_empty_filters,
 );
 
 /// Write queue of the stores under test: large enough for the concurrency tests.
@@ -1757,4 +1759,134 @@ async fn visitor_events_reach_known_leads_only(env: Env) {
     let lead = detail(s, lead_id).await.lead;
     assert_eq!((lead.push_count, lead.updated_at), (1, hour(0)), "the lead's data is untouched");
     assert_eq!(leads(s, &all_leads()).await.total, 1, "events create no lead");
+}
+
+/// China time (UTC+8) text to an instant.
+fn china(s: &str) -> Instant {
+    t(&format!("{s}+08:00"))
+}
+
+/// The report of the per-day table (whole days) and partial days equals the report read from
+/// every lead, whatever happened to the leads: values that differ only in what the table's SQL
+/// and the scan's Rust must compute alike (mobiles, landing pages with a query or fragment,
+/// multi-byte text, empty and missing values), later pushes that change a lead's values,
+/// status changes, assignment, notes (first follow-ups), a merge and its undo.
+async fn report_days_agree_with_the_leads(env: Env) {
+    let s = &env.store;
+    let admin = Actor::of(&s.create_user("admin", Role::Admin, "h").await.unwrap());
+    let li = s.create_user("li", Role::Agent, "h").await.unwrap();
+    let values: &[(&str, &str, &str, &str)] = &[
+        // (mobile, first_url, keyword, ntag_name)
+        ("13800138000", "http://a.cn/zt/考研.html?bd_vid=1", "考研", "意向"),
+        ("+86 138-0013-8001", "http://a.cn/zt/考研.html#top", "考研", "高意向"),
+        ("(0086)13800138002", "http://a.cn/zt/考研.html", "", ""),
+        ("008613800138003", "http://a.cn/x#a?b", "成人高考", "意向"),
+        ("8613800138004", "?bd_vid=2", "成人高考", ""),
+        ("12800138000", "", "专升本", "意向"),
+        ("138 0013 80001", "http://a.cn/页面?x=1", "专升本", ""),
+        ("１３８００１３８０００", "http://a.cn/页面", "", "无效"),
+        ("0351-7654321", "#only", "考研", ""),
+        ("", "http://b.cn/", "考研", ""),
+    ];
+    // Leads over three days, at hours that straddle China midnight (16:00 UTC).
+    let mut ids = Vec::new();
+    for (i, (mobile, url, keyword, tag_name)) in values.iter().enumerate() {
+        let at = china("2026-03-01T00:30:00") + Duration::hours(5 * i as i64);
+        let mut c = card("c1", &format!("v{i}"))
+            .set("search_engine", if i % 3 == 0 { "百度" } else { "搜狗" })
+            .set("city", if i % 2 == 0 { "太原市" } else { "广州市" });
+        for (k, v) in [("mobile", *mobile), ("first_url", *url), ("keyword", *keyword), ("ntag_name", *tag_name)] {
+            if !v.is_empty() {
+                c = c.set(k, v);
+            }
+        }
+        if !tag_name.is_empty() {
+            c = c.set("ntag_id", if *tag_name == "无效" { "9" } else { "7" });
+        }
+        ids.push(record(s, cards_push("easyliao", at, vec![c])).await.leads[0].id);
+    }
+    // A later chat changes values; people work the leads.
+    let later = card("c1", "v5").set("keyword", "专升本辅导").set("mobile", "13900000000");
+    record(s, cards_push("easyliao", china("2026-03-03T09:00:00"), vec![later])).await;
+    let at = china("2026-03-03T10:00:00");
+    let by_li = Actor::of(&li);
+    s.update_lead(ids[0], admin, LeadUpdate::Assign { to: Some(li.id) }, at).await.unwrap();
+    s.update_lead(ids[0], by_li, LeadUpdate::Status { to: LeadStatus::Won, reason: None }, at).await.unwrap();
+    s.update_lead(ids[1], admin, LeadUpdate::Note { text: "回电话".into() }, at).await.unwrap();
+    s.update_lead(ids[2], admin, LeadUpdate::Status { to: LeadStatus::Invalid, reason: Some("空号".into()) }, at)
+        .await
+        .unwrap();
+    s.update_lead(ids[3], admin, LeadUpdate::Status { to: LeadStatus::Contacted, reason: None }, at).await.unwrap();
+    s.update_lead(ids[3], admin, LeadUpdate::Status { to: LeadStatus::Interested, reason: None }, at).await.unwrap();
+    s.merge_leads(ids[4], ids[6], admin, at).await.unwrap();
+    s.merge_leads(ids[7], ids[8], admin, at).await.unwrap();
+    s.unmerge_lead(ids[8], admin, at).await.unwrap();
+
+    let range =
+        |from: Option<&str>, to: Option<&str>| LeadQuery { from: from.map(china), to: to.map(china), ..all_leads() };
+    let ranges = [
+        range(None, None),
+        range(Some("2026-03-01T00:00:00"), None),
+        range(Some("2026-03-01T00:00:00"), Some("2026-03-03T00:00:00")),
+        range(Some("2026-03-01T12:00:00"), Some("2026-03-02T20:00:00")),
+        range(Some("2026-03-02T00:00:00"), Some("2026-03-02T12:00:00")),
+        range(Some("2026-03-05T00:00:00"), None),
+    ];
+    for q in &ranges {
+        let fast = s.lead_stats(q, 3).await.unwrap();
+        let scanned = s.lead_stats_scanned(q, 3).await.unwrap();
+        assert_eq!(fast, scanned, "{:?} – {:?}", q.from, q.to);
+    }
+    let all = s.lead_stats(&ranges[0], 20).await.unwrap();
+    assert_eq!(all.counts.total, 9, "one lead is merged into another");
+    assert_eq!(all.counts.by_status, [6, 0, 1, 1, 1]);
+    // 13800138000, +86 138-0013-8001, (0086)…, 0086…, 86…, and the later 13900000000.
+    assert_eq!(all.counts.contact, 6);
+    let landing = all.dimensions.iter().find(|d| d.dimension.key == "landing").unwrap();
+    let page = landing.segments.iter().find(|g| g.value == "http://a.cn/zt/考研.html").unwrap();
+    assert_eq!(page.counts.total, 3);
+    assert_eq!(landing.segments.iter().find(|g| g.value.is_empty()).unwrap().counts.total, 3, "'', '?…', '#…'");
+    let tags = all.dimensions.iter().find(|d| d.dimension.key == "tag").unwrap();
+    let seven = tags.segments.iter().find(|g| g.value == "7").unwrap();
+    assert_eq!((seven.counts.total, seven.label.as_str()), (4, "意向"), "the smallest of its names");
+    let keyword = all.dimensions.iter().find(|d| d.dimension.key == "keyword").unwrap();
+    assert!(keyword.segments.iter().any(|g| g.value == "专升本辅导"), "the later chat's keyword");
+    assert_eq!(all.follow_up.iter().map(|f| f.followed).sum::<u64>(), 4);
+    assert_eq!(all.hours.iter().sum::<u64>(), 9);
+    // Reopening keeps the table (and the next change still applies).
+    drop(env.store);
+    let s = &env.db.open().await;
+    s.update_lead(ids[9], admin, LeadUpdate::Status { to: LeadStatus::Won, reason: None }, at).await.unwrap();
+    let again = s.lead_stats(&ranges[0], 20).await.unwrap();
+    assert_eq!(again, s.lead_stats_scanned(&ranges[0], 20).await.unwrap());
+    assert_eq!(again.counts.by_status, [5, 0, 1, 2, 1]);
+}
+
+/// `hour` and `empty` select the leads of the dashboard's per-hour and "（未填）" segments.
+async fn hour_and_empty_filters(env: Env) {
+    let s = &env.store;
+    let at = |h: i64| china("2026-03-01T00:15:00") + Duration::hours(h);
+    let cards = [
+        card("c1", "h0").set("keyword", "考研").set("first_url", "http://a.cn/?x"),
+        card("c1", "h1").set("first_url", "?bd_vid=1"),
+        card("c1", "h2").set("keyword", "考研").set("city", "太原市"),
+    ];
+    for (c, h) in cards.into_iter().zip([0, 11, 13]) {
+        record(s, cards_push("easyliao", at(h), vec![c])).await;
+    }
+    let count = |q: LeadQuery| async move { leads(s, &q).await.total };
+    assert_eq!(count(LeadQuery { hour: Some(0), ..all_leads() }).await, 1);
+    assert_eq!(count(LeadQuery { hour: Some(11), ..all_leads() }).await, 1);
+    assert_eq!(count(LeadQuery { hour: Some(23), ..all_leads() }).await, 0);
+    assert_eq!(count(LeadQuery { empty: vec!["keyword"], ..all_leads() }).await, 1);
+    assert_eq!(count(LeadQuery { empty: vec!["landing"], ..all_leads() }).await, 2, "no first_url, or only a query");
+    assert_eq!(count(LeadQuery { empty: vec!["keyword", "city"], ..all_leads() }).await, 1);
+    assert_eq!(count(LeadQuery { empty: vec!["ntag_id"], ..all_leads() }).await, 3);
+    // The report of such a filter reads the leads and agrees with the list.
+    let q = LeadQuery { empty: vec!["city"], ..all_leads() };
+    let stats = s.lead_stats(&q, 20).await.unwrap();
+    assert_eq!(stats.counts.total, 2);
+    assert_eq!(stats, s.lead_stats_scanned(&q, 20).await.unwrap());
+    let hours: Vec<u64> = stats.hours.iter().copied().filter(|n| *n > 0).collect();
+    assert_eq!(hours, [1, 1]);
 }

@@ -45,6 +45,9 @@ pub struct LeadParams {
     school_name: Option<String>,
     search_host: Option<String>,
     landing: Option<String>,
+    // The dashboard's hour-of-day and empty segments link to these.
+    hour: Option<String>,
+    empty: Option<String>,
 }
 
 impl LeadParams {
@@ -93,6 +96,8 @@ impl LeadParams {
             ("school_name", &self.school_name),
             ("search_host", &self.search_host),
             ("landing", &self.landing),
+            ("hour", &self.hour),
+            ("empty", &self.empty),
         ] {
             if let Some(v) = v.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
                 m.insert(k.into(), json!(v));
@@ -179,6 +184,36 @@ fn owner_filter(value: Option<String>) -> Result<Option<OwnerFilter>, ApiError> 
     }
 }
 
+/// `hour`: the hour of day a lead was received, China time, 0 to 23 (an empty value filters
+/// nothing, as the inbox form sends it).
+pub fn hour_filter(value: Option<&str>) -> Result<Option<u32>, String> {
+    match value.map(str::trim).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => v
+            .parse::<u32>()
+            .ok()
+            .filter(|h| *h < 24)
+            .map(Some)
+            .ok_or_else(|| format!("hour: \"{v}\" is not an hour of day from 0 to 23")),
+    }
+}
+
+/// `empty`: comma-separated filters whose field must be empty (`empty=keyword,city`): the
+/// dashboard's "（未填）" segments.
+pub fn empty_filters(value: Option<&str>) -> Result<Vec<&'static str>, String> {
+    let mut out: Vec<&'static str> = Vec::new();
+    for name in value.unwrap_or_default().split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let known = xiansuo_store::reports::EMPTY_FILTERS;
+        let Some(f) = known.iter().find(|f| **f == name) else {
+            return Err(format!("empty: \"{name}\" is not a filter that can be empty; known: {}", known.join(", ")));
+        };
+        if !out.contains(f) {
+            out.push(*f);
+        }
+    }
+    Ok(out)
+}
+
 /// The lead filter's parameter names.
 pub const LEAD_PARAMS: &[&str] = &[
     "q",
@@ -205,6 +240,8 @@ pub const LEAD_PARAMS: &[&str] = &[
     "school_name",
     "search_host",
     "landing",
+    "hour",
+    "empty",
 ];
 
 /// A 400 naming the first query parameter that is none of `known` (a misspelt filter would
@@ -241,6 +278,8 @@ fn page_json(page: &Page<Value>) -> Value {
 pub fn lead_query(mut p: LeadParams, principal: &Principal) -> Result<LeadQuery, ApiError> {
     let fields = p.field_filters();
     let landing = non_empty(p.landing.take());
+    let hour = hour_filter(p.hour.as_deref()).map_err(ApiError::BadRequest)?;
+    let empty = empty_filters(p.empty.as_deref()).map_err(ApiError::BadRequest)?;
     let status = match given("status", p.status)? {
         None => None,
         Some(s) => Some(LeadStatus::parse(&s).ok_or_else(|| {
@@ -276,6 +315,8 @@ pub fn lead_query(mut p: LeadParams, principal: &Principal) -> Result<LeadQuery,
         sort,
         fields,
         landing,
+        hour,
+        empty,
     };
     Ok(query)
 }

@@ -96,10 +96,9 @@ fn stats_schema(counts: &Value) -> Value {
         "leads": { "type": "integer" }, "rate": { "type": "number" } } } });
     props["days"] = json!({ "type": "array", "items": { "type": "object", "required": ["date", "leads", "won", "contact"], "properties": {
         "date": { "type": "string", "format": "date" }, "leads": { "type": "integer" }, "won": { "type": "integer" }, "contact": { "type": "integer" } } } });
-    props["hours"] = json!({ "type": "array", "minItems": 24, "maxItems": 24, "items": { "type": "integer" }, "description": "leads per hour of day, China time" });
+    props["hours"] = json!({ "type": "array", "minItems": 24, "maxItems": 24, "items": { "type": "integer" }, "description": "leads per hour of day, China time (the lead list's hour=H selects them)" });
     let mut segment = counts.clone();
-    segment["properties"]["value"] =
-        json!({ "type": "string", "description": "the filter's value (empty: never sent)" });
+    segment["properties"]["value"] = json!({ "type": "string", "description": "the filter's value; empty: never sent (select it with empty=<filter>, or owner=none for the owner)" });
     segment["properties"]["label"] = json!({ "type": "string" });
     if let Some(r) = segment["required"].as_array_mut() {
         r.push(json!("value"));
@@ -133,6 +132,8 @@ fn attribution_params() -> Vec<Value> {
         q("school_name", "exact campus (校区)"),
         q("search_host", "exact search host"),
         q("landing", "landing page: first_url without its query string and fragment"),
+        json!({ "name": "hour", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 0, "maximum": 23 }, "description": "hour of day the lead was received, China time (the dashboard's per-hour segments)" }),
+        json!({ "name": "empty", "in": "query", "required": false, "schema": { "type": "string", "pattern": format!("^({0})(,({0}))*$", xiansuo_store::reports::EMPTY_FILTERS.join("|")) }, "description": "comma-separated filters whose field must be empty (unset or blank): the dashboard's （未填） segments; for landing, a first_url that is empty or starts with its query or fragment; the owner's empty segment is owner=none" }),
     ]
 }
 

@@ -1,5 +1,6 @@
 //! The attribution report of a lead filter: `GET /api/v1/stats` and the console's dashboard
-//! show the same figures (the store computes them in one pass over the filtered leads).
+//! show the same figures (the store computes them: from its per-day table for a range of whole
+//! days without other filters, in one pass over the filtered leads otherwise).
 //!
 //! Without `from` and `to`, the report covers the last 30 days (China time): a dashboard view
 //! then reads about a month of leads, however many the installation holds.

@@ -25,7 +25,9 @@ use xiansuo_domain::{
 
 use crate::copy::{Cell, ColumnKind, TableDef};
 use crate::query::{Dialect, Param, group_cte, lead_batch_where, lead_order, lead_where, limit_offset, push_where};
-use crate::reports::{Aggregator, ExportEntry, FACT_FIXED, FactRow, LeadCursor, LeadStats, NewExport, fact_select};
+use crate::reports::{
+    Aggregator, Counts, DAYS_SELECT, ExportEntry, FACT_FIXED, FactRow, LeadCursor, LeadStats, NewExport, fact_select,
+};
 use crate::write::{self, Job, ScoringCell, Write, change_from_detail};
 use crate::{Actor, LeadUpdate, NewSession, Session, UserChange};
 use crate::{
@@ -45,6 +47,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (8, "spool_audit", include_str!("migrations/0008_spool_audit.sql")),
     (9, "relay", include_str!("migrations/0009_relay.sql")),
     (10, "vendor_events", include_str!("migrations/0010_vendor_events.sql")),
+    (11, "report_days", include_str!("migrations/0011_report_days.sql")),
     (12, "create_time_order", include_str!("migrations/0012_create_time_order.sql")),
 ];
 
@@ -171,7 +174,11 @@ async fn migrate(pool: &Pool) -> Result<(), StoreError> {
     tx.commit().await.map_err(setup)
 }
 
-const DIALECT: Dialect = Dialect { placeholder: |n| format!("${n}"), like: "ILIKE" };
+const DIALECT: Dialect = Dialect {
+    placeholder: |n| format!("${n}"),
+    like: "ILIKE",
+    china_hour: |col| format!("EXTRACT(HOUR FROM {col} AT TIME ZONE INTERVAL '+08:00')::int"),
+};
 
 fn sql_params(params: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
     params
@@ -364,6 +371,80 @@ impl PgCell {
             PgCell::Json(v) => v,
             PgCell::Bool(v) => v,
         }
+    }
+}
+
+impl PostgresStore {
+    /// The report of a filter (see [`crate::reports::plan`]): one pass over its leads, or the
+    /// per-day table for its whole days and the leads of partial days, in one REPEATABLE READ
+    /// transaction so that all of them see the same leads. Rows are streamed: folded in as they
+    /// arrive, never all held at once.
+    async fn report(&self, query: &LeadQuery, top: usize, use_days: bool) -> Result<LeadStats, StoreError> {
+        use futures_util::TryStreamExt;
+        let mut client = self.client().await?;
+        let tx = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await?;
+        let plan = crate::reports::plan(query, use_days);
+        let mut agg = Aggregator::default();
+        let dims = crate::reports::DIMENSIONS.iter().filter(|d| d.column.is_some()).count();
+        for scan in &plan.scans {
+            let (where_, params) = lead_where(scan, &DIALECT);
+            let params = sql_params(&params);
+            let sql = format!("SELECT {} FROM leads l {where_}", fact_select());
+            let rows = tx.query_raw(&sql, params.iter().copied()).await?;
+            futures_util::pin_mut!(rows);
+            while let Some(r) = rows.try_next().await? {
+                let mut values = Vec::with_capacity(dims);
+                for i in 0..dims {
+                    values.push(r.try_get::<_, Option<&str>>(FACT_FIXED + i)?);
+                }
+                agg.add(&FactRow {
+                    received_at: r.try_get(0)?,
+                    status: r.try_get(1)?,
+                    owner_id: r.try_get(2)?,
+                    mobile: r.try_get(3)?,
+                    tag_name: r.try_get(4)?,
+                    // With the per-day table, follow-ups come from their own query below.
+                    followed_at: if plan.days.is_some() { None } else { r.try_get(5)? },
+                    values,
+                });
+            }
+        }
+        if let Some((first, end)) = plan.days {
+            let (first, end) = (first.map(|d| d as i32), end.map(|d| d as i32));
+            let sql = format!(
+                "{DAYS_SELECT} WHERE d.leads > 0 AND ($1::int IS NULL OR d.day >= $1) AND ($2::int IS NULL OR d.day < $2)"
+            );
+            let params: [&(dyn ToSql + Sync); 2] = [&first, &end];
+            let rows = tx.query_raw(&sql, params.iter().copied()).await?;
+            futures_util::pin_mut!(rows);
+            while let Some(r) = rows.try_next().await? {
+                let n = |i: usize| r.try_get::<_, i64>(i).map(|v| v.max(0) as u64);
+                let counts = Counts { total: n(4)?, by_status: [n(5)?, n(6)?, n(7)?, n(8)?, n(9)?], contact: n(10)? };
+                let (dim, day): (i32, i32) = (r.try_get(0)?, r.try_get(1)?);
+                agg.add_day(i64::from(dim), i64::from(day), r.try_get(2)?, r.try_get(3)?, counts);
+            }
+        }
+        if let Some(q) = &plan.follow_up {
+            let (where_, params) = lead_where(q, &DIALECT);
+            let params = sql_params(&params);
+            let and = if where_.is_empty() { "WHERE" } else { "AND" };
+            let sql = format!(
+                "SELECT l.owner_id, l.received_at, l.followed_at FROM leads l {where_} {and} l.followed_at IS NOT NULL"
+            );
+            let rows = tx.query_raw(&sql, params.iter().copied()).await?;
+            futures_util::pin_mut!(rows);
+            while let Some(r) = rows.try_next().await? {
+                let (received, first): (Instant, Instant) = (r.try_get(1)?, r.try_get(2)?);
+                agg.follow_up(r.try_get(0)?, (first - received).num_seconds());
+            }
+        }
+        tx.commit().await?;
+        Ok(agg.finish(top))
     }
 }
 
@@ -820,43 +901,11 @@ impl Store for PostgresStore {
     }
 
     async fn lead_stats(&self, query: &LeadQuery, top: usize) -> Result<LeadStats, StoreError> {
-        use futures_util::TryStreamExt;
-        let client = self.client().await?;
-        let (where_, params) = lead_where(query, &DIALECT);
-        let params = sql_params(&params);
-        let mut agg = Aggregator::default();
-        let dims = crate::reports::DIMENSIONS.iter().filter(|d| d.column.is_some()).count();
-        // Streamed: the rows are folded in as they arrive, never all held at once.
-        let sql = format!("SELECT {} FROM leads l {where_}", fact_select());
-        let rows = client.query_raw(&sql, params.iter().copied()).await?;
-        futures_util::pin_mut!(rows);
-        while let Some(r) = rows.try_next().await? {
-            let mut values = Vec::with_capacity(dims);
-            for i in 0..dims {
-                values.push(r.try_get::<_, Option<&str>>(FACT_FIXED + i)?);
-            }
-            agg.add(&FactRow {
-                received_at: r.try_get(0)?,
-                status: r.try_get(1)?,
-                owner_id: r.try_get(2)?,
-                mobile: r.try_get(3)?,
-                tag_name: r.try_get(4)?,
-                values,
-            });
-        }
-        let sql = format!(
-            "SELECT l.owner_id, EXTRACT(EPOCH FROM (SELECT MIN(e.at) FROM lead_events e
-                 WHERE e.kind IN ('status', 'note') AND e.lead_id = l.id) - l.received_at)::BIGINT
-             FROM leads l {where_}"
-        );
-        let rows = client.query_raw(&sql, params.iter().copied()).await?;
-        futures_util::pin_mut!(rows);
-        while let Some(r) = rows.try_next().await? {
-            if let Some(secs) = r.try_get::<_, Option<i64>>(1)? {
-                agg.follow_up(r.try_get(0)?, secs);
-            }
-        }
-        Ok(agg.finish(top))
+        self.report(query, top, true).await
+    }
+
+    async fn lead_stats_scanned(&self, query: &LeadQuery, top: usize) -> Result<LeadStats, StoreError> {
+        self.report(query, top, false).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -22,7 +22,9 @@ use xiansuo_domain::{
 
 use crate::copy::{Cell, ColumnKind, TableDef};
 use crate::query::{Dialect, Param, group_cte, lead_batch_where, lead_order, lead_where, limit_offset, push_where};
-use crate::reports::{Aggregator, ExportEntry, FACT_FIXED, FactRow, LeadCursor, LeadStats, NewExport, fact_select};
+use crate::reports::{
+    Aggregator, Counts, DAYS_SELECT, ExportEntry, FACT_FIXED, FactRow, LeadCursor, LeadStats, NewExport, fact_select,
+};
 use crate::write::{self, Job, ScoringCell, Write, change_from_detail};
 use crate::{Actor, LeadUpdate, NewSession, Session, UserChange};
 use crate::{
@@ -42,6 +44,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (8, "spool_audit", include_str!("migrations/0008_spool_audit.sql")),
     (9, "relay", include_str!("migrations/0009_relay.sql")),
     (10, "vendor_events", include_str!("migrations/0010_vendor_events.sql")),
+    (11, "report_days", include_str!("migrations/0011_report_days.sql")),
     (12, "create_time_order", include_str!("migrations/0012_create_time_order.sql")),
 ];
 
@@ -56,6 +59,93 @@ pub struct SqliteStore {
     scoring: ScoringCell,
     /// Issue #6: the rules and sinks the writer applies.
     routing: Arc<crate::outbox::RoutingCell>,
+}
+
+impl SqliteStore {
+    /// The report of a filter (see [`crate::reports::plan`]): one pass over its leads, or the
+    /// per-day table for its whole days and the leads of partial days. One read transaction,
+    /// so that both see the same leads.
+    async fn report(&self, query: &LeadQuery, top: usize, use_days: bool) -> Result<LeadStats, StoreError> {
+        let query = query.clone();
+        self.read(move |conn| {
+            let tx = conn.unchecked_transaction()?;
+            let mut agg = Aggregator::default();
+            // The table and the covering index exist once migration 0011 ran (INDEXED BY fails
+            // if the index is missing, so it is named only when it is there).
+            let has = |kind: &str, name: &str| -> Result<bool, StoreError> {
+                Ok(tx
+                    .prepare_cached("SELECT 1 FROM sqlite_master WHERE type = ?1 AND name = ?2")?
+                    .exists([kind, name])?)
+            };
+            let indexed = has("index", "leads_report")?;
+            let plan = crate::reports::plan(&query, use_days && has("table", "report_days")?);
+            let dims = crate::reports::DIMENSIONS.iter().filter(|d| d.column.is_some()).count();
+            for scan in &plan.scans {
+                let (where_, params) = lead_where(scan, &DIALECT);
+                // The covering index answers the report alone unless the filter reads other
+                // columns (then a plain scan beats an index scan that looks up every row).
+                let hint = if indexed && crate::reports::covered(scan) { "INDEXED BY leads_report" } else { "" };
+                let mut stmt = tx.prepare_cached(&format!("SELECT {} FROM leads l {hint} {where_}", fact_select()))?;
+                let mut rows = stmt.query(params_from_iter(sql_params(params).iter()))?;
+                while let Some(r) = rows.next()? {
+                    let status = text_ref(r, 1)?.unwrap_or("new");
+                    let mut values = Vec::with_capacity(dims);
+                    for i in 0..dims {
+                        values.push(text_ref(r, FACT_FIXED + i)?);
+                    }
+                    agg.add(&FactRow {
+                        received_at: instant(r.get(0)?),
+                        status,
+                        owner_id: r.get(2)?,
+                        mobile: text_ref(r, 3)?,
+                        tag_name: text_ref(r, 4)?,
+                        // With the per-day table, follow-ups come from their own query below.
+                        followed_at: if plan.days.is_some() { None } else { r.get::<_, Option<i64>>(5)?.map(instant) },
+                        values,
+                    });
+                }
+            }
+            if let Some((first, end)) = plan.days {
+                let mut sql = format!("{DAYS_SELECT} WHERE d.leads > 0");
+                let mut params = Vec::new();
+                if let Some(f) = first {
+                    params.push(f);
+                    sql.push_str(&format!(" AND d.day >= ?{}", params.len()));
+                }
+                if let Some(e) = end {
+                    params.push(e);
+                    sql.push_str(&format!(" AND d.day < ?{}", params.len()));
+                }
+                let mut stmt = tx.prepare_cached(&sql)?;
+                let mut rows = stmt.query(params_from_iter(params.iter()))?;
+                while let Some(r) = rows.next()? {
+                    let n = |i: usize| r.get::<_, i64>(i).map(|v| v.max(0) as u64);
+                    let counts = Counts {
+                        total: n(4)?,
+                        by_status: [n(5)?, n(6)?, n(7)?, n(8)?, n(9)?],
+                        contact: n(10)?,
+                    };
+                    agg.add_day(r.get(0)?, r.get(1)?, text_ref(r, 2)?.unwrap_or(""), text_ref(r, 3)?.unwrap_or(""), counts);
+                }
+            }
+            if let Some(q) = &plan.follow_up {
+                let (where_, params) = lead_where(q, &DIALECT);
+                let and = if where_.is_empty() { "WHERE" } else { "AND" };
+                let hint = if has("index", "leads_followed")? { "INDEXED BY leads_followed" } else { "" };
+                let sql = format!(
+                    "SELECT l.owner_id, l.received_at, l.followed_at FROM leads l {hint} {where_} {and} l.followed_at IS NOT NULL"
+                );
+                let mut stmt = tx.prepare_cached(&sql)?;
+                let mut rows = stmt.query(params_from_iter(sql_params(params).iter()))?;
+                while let Some(r) = rows.next()? {
+                    let (received, first): (i64, i64) = (r.get(1)?, r.get(2)?);
+                    agg.follow_up(r.get(0)?, (instant(first) - instant(received)).num_seconds());
+                }
+            }
+            Ok(agg.finish(top))
+        })
+        .await
+    }
 }
 
 impl SqliteStore {
@@ -327,7 +417,11 @@ fn push_from_row(row: &Row) -> rusqlite::Result<PushEntry> {
     })
 }
 
-const DIALECT: Dialect = Dialect { placeholder: |n| format!("?{n}"), like: "LIKE" };
+const DIALECT: Dialect = Dialect {
+    placeholder: |n| format!("?{n}"),
+    like: "LIKE",
+    china_hour: |col| format!("((({col} + 28800000) % 86400000 + 86400000) % 86400000 / 3600000)"),
+};
 
 fn sql_params(params: Vec<Param>) -> Vec<Value> {
     params
@@ -877,54 +971,11 @@ impl Store for SqliteStore {
     }
 
     async fn lead_stats(&self, query: &LeadQuery, top: usize) -> Result<LeadStats, StoreError> {
-        let query = query.clone();
-        self.read(move |conn| {
-            let (where_, params) = lead_where(&query, &DIALECT);
-            let params = sql_params(params);
-            let mut agg = Aggregator::default();
-            // The covering index answers the report alone unless the filter reads other columns
-            // (then a plain scan beats an index scan that looks up every row).
-            // (INDEXED BY fails if the index is missing, so it is named only when it is there.)
-            let indexed = conn
-                .prepare_cached("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'leads_report'")?
-                .exists([])?;
-            let hint = if indexed && crate::reports::covered(&query) { "INDEXED BY leads_report" } else { "" };
-            let mut stmt = conn.prepare_cached(&format!("SELECT {} FROM leads l {hint} {where_}", fact_select()))?;
-            let mut rows = stmt.query(params_from_iter(params.iter()))?;
-            let dims = crate::reports::DIMENSIONS.iter().filter(|d| d.column.is_some()).count();
-            while let Some(r) = rows.next()? {
-                let status = text_ref(r, 1)?.unwrap_or("new");
-                let mut values = Vec::with_capacity(dims);
-                for i in 0..dims {
-                    values.push(text_ref(r, FACT_FIXED + i)?);
-                }
-                agg.add(&FactRow {
-                    received_at: instant(r.get(0)?),
-                    status,
-                    owner_id: r.get(2)?,
-                    mobile: text_ref(r, 3)?,
-                    tag_name: text_ref(r, 4)?,
-                    values,
-                });
-            }
-            drop(rows);
-            drop(stmt);
-            let sql = format!(
-                "SELECT l.owner_id, l.received_at, (SELECT MIN(e.at) FROM lead_events e
-                     WHERE e.kind IN ('status', 'note') AND e.lead_id = l.id) AS first
-                 FROM leads l {hint} {where_}"
-            );
-            let mut stmt = conn.prepare_cached(&sql)?;
-            let mut rows = stmt.query(params_from_iter(params.iter()))?;
-            while let Some(r) = rows.next()? {
-                if let Some(first) = r.get::<_, Option<i64>>(2)? {
-                    let received: i64 = r.get(1)?;
-                    agg.follow_up(r.get(0)?, (first - received) / 1000);
-                }
-            }
-            Ok(agg.finish(top))
-        })
-        .await
+        self.report(query, top, true).await
+    }
+
+    async fn lead_stats_scanned(&self, query: &LeadQuery, top: usize) -> Result<LeadStats, StoreError> {
+        self.report(query, top, false).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

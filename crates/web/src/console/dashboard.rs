@@ -178,7 +178,7 @@ pub struct DashboardPage {
     pub days: VChart,
     pub day_rows: Vec<(String, u64, u64, String)>,
     pub hours: VChart,
-    pub hour_rows: Vec<(u32, u64)>,
+    pub hour_rows: Vec<(u32, u64, String)>,
     pub dimensions: Vec<DimensionView>,
     pub follow_up: Vec<FollowUpRow>,
 }
@@ -210,14 +210,40 @@ fn segment_row(label: String, href: Option<String>, c: &Counts) -> SegmentRow {
     }
 }
 
-/// The inbox with the dashboard's filters plus (or instead of) some.
+/// The inbox filtered to a segment of a dimension: its value, or, for the empty segment, the
+/// pool (owner) or `empty=<filter>` added to the page's empty filters. The dimension's own
+/// filters (value or empty) are replaced.
+fn segment_href(base: &[(String, String)], key: &str, filter: &str, value: &str) -> String {
+    let others: Vec<&str> = base
+        .iter()
+        .filter(|(k, _)| k == "empty")
+        .flat_map(|(_, v)| v.split(','))
+        .map(str::trim)
+        .filter(|f| !f.is_empty() && *f != filter)
+        .collect();
+    let mut empty = others.join(",");
+    let base: Vec<(String, String)> = base.iter().filter(|(k, _)| k != "empty" && k != filter).cloned().collect();
+    match (key, value) {
+        ("owner", "") => inbox_href(&base, &[("owner", "none"), ("empty", &empty)]),
+        (_, "") => {
+            if !empty.is_empty() {
+                empty.push(',');
+            }
+            empty.push_str(filter);
+            inbox_href(&base, &[("empty", &empty)])
+        }
+        (_, v) => inbox_href(&base, &[(filter, v), ("empty", &empty)]),
+    }
+}
+
+/// The inbox with the dashboard's filters plus (or instead of) some (empty values left out).
 fn inbox_href(base: &[(String, String)], set: &[(&str, &str)]) -> String {
     let mut pairs: Vec<String> = base
         .iter()
         .filter(|(k, _)| !set.iter().any(|(s, _)| s == k))
         .map(|(k, v)| format!("{k}={}", encode(v)))
         .collect();
-    pairs.extend(set.iter().map(|(k, v)| format!("{k}={}", encode(v))));
+    pairs.extend(set.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| format!("{k}={}", encode(v))));
     format!("/?{}", pairs.join("&"))
 }
 
@@ -292,10 +318,11 @@ fn dashboard_page(report: &Report, q: &InboxQuery, me: Me) -> DashboardPage {
             (d.format("%Y-%m-%d").to_string(), c.total, c.reached(LeadStatus::Won), percent(c.contact, c.total))
         })
         .collect();
+    let hour_href = |h: usize| inbox_href(&base, &[("hour", &h.to_string())]);
     let hour_items: Vec<(String, u64, Option<String>)> =
-        s.hours.iter().enumerate().map(|(h, n)| (format!("{h:02}"), *n, None)).collect();
+        s.hours.iter().enumerate().map(|(h, n)| (format!("{h:02}"), *n, Some(hour_href(h)))).collect();
     let hours = vchart(&hour_items, 3);
-    let hour_rows = s.hours.iter().enumerate().map(|(h, n)| (h as u32, *n)).collect();
+    let hour_rows = s.hours.iter().enumerate().map(|(h, n)| (h as u32, *n, hour_href(h))).collect();
 
     let dimensions = s
         .dimensions
@@ -306,11 +333,7 @@ fn dashboard_page(report: &Report, q: &InboxQuery, me: Me) -> DashboardPage {
                 .iter()
                 .map(|seg| {
                     let label = report.segment_label(d.dimension.key, &seg.value, &seg.label);
-                    let href = match (d.dimension.key, seg.value.as_str()) {
-                        ("owner", "") => Some(inbox_href(&base, &[("owner", "none")])),
-                        (_, "") => None,
-                        (_, v) => Some(inbox_href(&base, &[(d.dimension.filter, v)])),
-                    };
+                    let href = Some(segment_href(&base, d.dimension.key, d.dimension.filter, &seg.value));
                     segment_row(label, href, &seg.counts)
                 })
                 .collect();
@@ -381,5 +404,23 @@ mod tests {
     fn links_replace_the_dimension_filter() {
         let base = vec![("from".to_string(), "2026-11-01".to_string()), ("city".to_string(), "太原市".to_string())];
         assert_eq!(inbox_href(&base, &[("city", "北京市")]), "/?from=2026-11-01&city=%E5%8C%97%E4%BA%AC%E5%B8%82");
+    }
+
+    #[test]
+    fn empty_segments_link_to_the_empty_filter() {
+        let base = vec![
+            ("from".to_string(), "2026-11-01".to_string()),
+            ("keyword".to_string(), "考研".to_string()),
+            ("empty".to_string(), "city".to_string()),
+        ];
+        assert_eq!(segment_href(&base, "keyword", "keyword", ""), "/?from=2026-11-01&empty=city%2Ckeyword");
+        assert_eq!(
+            segment_href(&base, "city", "city", "太原市"),
+            "/?from=2026-11-01&keyword=%E8%80%83%E7%A0%94&city=%E5%A4%AA%E5%8E%9F%E5%B8%82"
+        );
+        assert_eq!(
+            segment_href(&base, "owner", "owner", ""),
+            "/?from=2026-11-01&keyword=%E8%80%83%E7%A0%94&owner=none&empty=city"
+        );
     }
 }

@@ -201,6 +201,8 @@ pub struct InboxQuery {
     school_name: Option<String>,
     search_host: Option<String>,
     landing: Option<String>,
+    hour: Option<String>,
+    empty: Option<String>,
 }
 
 /// The inbox's sort orders: (value, label).
@@ -219,6 +221,8 @@ pub const ATTRIBUTION_FILTERS: &[(&str, &str)] = &[
     ("school_name", "校区"),
     ("search_host", "搜索域名"),
     ("landing", "落地页"),
+    ("hour", "收到时段（时）"),
+    ("empty", "未填"),
 ];
 
 impl InboxQuery {
@@ -247,6 +251,8 @@ impl InboxQuery {
             ("school_name", &self.school_name),
             ("search_host", &self.search_host),
             ("landing", &self.landing),
+            ("hour", &self.hour),
+            ("empty", &self.empty),
         ] {
             if let Some(v) = non_empty(v) {
                 pairs.push((k, v));
@@ -306,6 +312,8 @@ impl InboxQuery {
             to: date_bound(&self.to, true)?,
             fields,
             landing: non_empty(&self.landing),
+            hour: crate::api::hour_filter(self.hour.as_deref()).map_err(PageError::BadRequest)?,
+            empty: crate::api::empty_filters(self.empty.as_deref()).map_err(PageError::BadRequest)?,
             page,
             per_page,
             ..Default::default()
