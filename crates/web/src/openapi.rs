@@ -133,7 +133,7 @@ fn attribution_params() -> Vec<Value> {
         q("search_host", "exact search host"),
         q("landing", "landing page: first_url without its query string and fragment"),
         json!({ "name": "hour", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 0, "maximum": 23 }, "description": "hour of day the lead was received, China time (the dashboard's per-hour segments)" }),
-        json!({ "name": "empty", "in": "query", "required": false, "schema": { "type": "string", "pattern": format!("^({0})(,({0}))*$", xiansuo_store::reports::EMPTY_FILTERS.join("|")) }, "description": "comma-separated filters whose field must be empty (unset or blank): the dashboard's （未填） segments; for landing, a first_url that is empty or starts with its query or fragment; the owner's empty segment is owner=none" }),
+        json!({ "name": "empty", "in": "query", "required": false, "schema": { "type": "string", "pattern": format!("^(({0})(,({0}))*)?$", xiansuo_store::reports::EMPTY_FILTERS.join("|")) }, "description": "comma-separated filters whose field must be empty (unset or blank): the dashboard's （未填） segments; for landing, a first_url that is empty or starts with its query or fragment; the owner's empty segment is owner=none; an empty value filters nothing, as with the other filters" }),
     ]
 }
 
