@@ -55,10 +55,11 @@ impl From<tokio_postgres::Error> for Failure {
 }
 
 /// One of the store's writers: takes whatever has queued (up to [`MAX_BATCH`]) and commits it in
-/// one transaction, answering each job after the commit. Several run side by side on their own
-/// connections (issue #8): a batch spends most of its time waiting for PostgreSQL's answers, one
-/// statement after another, and PostgreSQL keeps concurrent transactions apart (row locks; a
-/// deadlock between two batches retries one of them whole, as between two instances).
+/// one transaction, answering each job after the commit. Several may run side by side on their
+/// own connections (`postgres_writers`): PostgreSQL keeps concurrent transactions apart (row
+/// locks; a deadlock between two batches retries one of them whole, as between two instances),
+/// but the per-day report rows every new lead updates make them wait for each other, so the
+/// default is one.
 pub async fn run(pool: Pool, jobs: Arc<Mutex<mpsc::Receiver<Job>>>, scoring: ScoringCell) {
     loop {
         let batch = {
