@@ -5,7 +5,7 @@
 //! and is reported), then sends each request once untimed and `--repeat` times timed, one at a
 //! time, and prints p50/p95/max with the leads each report counted.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -30,38 +30,17 @@ struct Timed {
 }
 
 async fn time_report(client: &reqwest::Client, base: &str, label: &str, path: &str, repeat: usize) -> Timed {
-    let url = format!("{base}{path}");
-    let mut micros = Vec::with_capacity(repeat);
-    let (mut first_ms, mut leads, mut error) = (0.0, None, None);
-    let started = Instant::now();
-    for i in 0..=repeat {
-        let t = Instant::now();
-        let (status, bytes) = match client.get(&url).bearer_auth(procs::ADMIN_TOKEN).send().await {
-            Ok(r) => {
-                let status = r.status();
-                (status, r.bytes().await.unwrap_or_default())
-            }
-            Err(e) => {
-                error = Some(e.to_string());
-                break;
-            }
-        };
-        let took = t.elapsed();
-        if !status.is_success() {
-            error = Some(format!("{status}: {}", String::from_utf8_lossy(&bytes[..bytes.len().min(300)])));
-            break;
-        }
-        if i == 0 {
-            first_ms = ms_of(took);
-            leads = serde_json::from_slice::<Value>(&bytes).ok().and_then(|v| v["leads"].as_u64());
-        } else {
-            micros.push(took.as_micros() as u64);
-        }
-        if i >= 3 && started.elapsed() > TIME_CAP {
-            break;
-        }
+    let sampled = crate::query::sample_get(client, &format!("{base}{path}"), repeat, 3, TIME_CAP).await;
+    let leads = sampled.first.as_ref().and_then(|v| v["leads"].as_u64());
+    let first_ms = ms_of(sampled.first_took);
+    Timed {
+        label: label.into(),
+        path: path.into(),
+        first_ms,
+        latency: Percentiles::of(sampled.micros),
+        leads,
+        error: sampled.error,
     }
-    Timed { label: label.into(), path: path.into(), first_ms, latency: Percentiles::of(micros), leads, error }
 }
 
 /// Today's date, China time, minus `days`.

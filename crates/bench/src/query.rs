@@ -47,6 +47,58 @@ struct Timed {
     error: Option<String>,
 }
 
+/// One GET sent once untimed (the first use of a statement, a cold page), then `repeat` times
+/// timed, one at a time, with the admin token; stops early after `min_tries` once `cap` has
+/// passed, or at the first error.
+pub(crate) struct Sampled {
+    /// The first answer, parsed.
+    pub first: Option<Value>,
+    pub first_took: Duration,
+    /// The timed requests, in microseconds.
+    pub micros: Vec<u64>,
+    pub error: Option<String>,
+}
+
+pub(crate) async fn sample_get(
+    client: &reqwest::Client,
+    url: &str,
+    repeat: usize,
+    min_tries: usize,
+    cap: Duration,
+) -> Sampled {
+    let mut sampled =
+        Sampled { first: None, first_took: Duration::ZERO, micros: Vec::with_capacity(repeat), error: None };
+    let started = Instant::now();
+    for i in 0..=repeat {
+        let t = Instant::now();
+        let (status, bytes) = match client.get(url).bearer_auth(procs::ADMIN_TOKEN).send().await {
+            Ok(r) => {
+                let status = r.status();
+                (status, r.bytes().await.unwrap_or_default())
+            }
+            Err(e) => {
+                sampled.error = Some(e.to_string());
+                break;
+            }
+        };
+        let took = t.elapsed();
+        if !status.is_success() {
+            sampled.error = Some(format!("{status}: {}", String::from_utf8_lossy(&bytes[..bytes.len().min(300)])));
+            break;
+        }
+        if i == 0 {
+            sampled.first = serde_json::from_slice(&bytes).ok();
+            sampled.first_took = took;
+        } else {
+            sampled.micros.push(took.as_micros() as u64);
+        }
+        if i >= min_tries && started.elapsed() > cap {
+            break;
+        }
+    }
+    sampled
+}
+
 async fn time_request(
     client: &reqwest::Client,
     base: &str,
@@ -55,39 +107,7 @@ async fn time_request(
     target: Target,
     repeat: usize,
 ) -> Timed {
-    let url = format!("{base}{path}");
-    let mut micros = Vec::with_capacity(repeat);
-    let mut first: Option<Value> = None;
-    let mut error = None;
-    let started = Instant::now();
-    // One untimed request first (the first use of a statement, a cold page).
-    for i in 0..=repeat {
-        let t = Instant::now();
-        let answer = client.get(&url).bearer_auth(procs::ADMIN_TOKEN).send().await;
-        let (status, bytes) = match answer {
-            Ok(r) => {
-                let status = r.status();
-                (status, r.bytes().await.unwrap_or_default())
-            }
-            Err(e) => {
-                error = Some(e.to_string());
-                break;
-            }
-        };
-        let took = t.elapsed();
-        if !status.is_success() {
-            error = Some(format!("{status}: {}", String::from_utf8_lossy(&bytes[..bytes.len().min(300)])));
-            break;
-        }
-        if i == 0 {
-            first = serde_json::from_slice(&bytes).ok();
-        } else {
-            micros.push(took.as_micros() as u64);
-        }
-        if i >= 5 && started.elapsed() > TIME_CAP {
-            break;
-        }
-    }
+    let Sampled { first, micros, error, .. } = sample_get(client, &format!("{base}{path}"), repeat, 5, TIME_CAP).await;
     let total = first.as_ref().and_then(|v| v["total"].as_u64());
     let items = first
         .as_ref()
