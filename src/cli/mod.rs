@@ -294,12 +294,27 @@ pub fn run(cli: Cli) -> Result<ExitCode, String> {
     }
 }
 
+/// The configuration a file (and the environment) gives.
+fn load_config(config_file: Option<&std::path::Path>) -> Result<xiansuo_config::Config, String> {
+    xiansuo_config::Config::load(config_file, |k| std::env::var(k).ok()).map_err(|e| e.to_string())
+}
+
+/// A configured source by name, or an error naming the sources there are.
+fn configured_source<'a>(
+    config: &'a xiansuo_config::Config,
+    name: &str,
+) -> Result<&'a xiansuo_config::SourceConfig, String> {
+    config.sources.get(name).ok_or_else(|| {
+        let known: Vec<&str> = config.sources.keys().map(String::as_str).collect();
+        format!("no source \"{name}\" in the configuration (sources: {})", known.join(", "))
+    })
+}
+
 /// The store a configuration file (and the environment) names.
 async fn configured_store(
     config_file: Option<&std::path::Path>,
 ) -> Result<(xiansuo_config::Config, std::sync::Arc<dyn xiansuo_store::Store>), String> {
-    let config = xiansuo_config::Config::load(config_file, |k| std::env::var(k).ok()).map_err(|e| e.to_string())?;
-    open_configured(config).await
+    open_configured(load_config(config_file)?).await
 }
 
 /// The same store, writing in the order writes are submitted: one PostgreSQL writer (SQLite
@@ -307,7 +322,7 @@ async fn configured_store(
 async fn configured_store_in_order(
     config_file: Option<&std::path::Path>,
 ) -> Result<(xiansuo_config::Config, std::sync::Arc<dyn xiansuo_store::Store>), String> {
-    let mut config = xiansuo_config::Config::load(config_file, |k| std::env::var(k).ok()).map_err(|e| e.to_string())?;
+    let mut config = load_config(config_file)?;
     config.postgres_writers = 1;
     open_configured(config).await
 }

@@ -19,12 +19,8 @@ pub struct TestArgs {
 }
 
 pub fn run(args: TestArgs) -> Result<ExitCode, String> {
-    let config =
-        xiansuo_config::Config::load(args.config.as_deref(), |k| std::env::var(k).ok()).map_err(|e| e.to_string())?;
-    let source = config.sources.get(&args.source).ok_or_else(|| {
-        let known: Vec<&str> = config.sources.keys().map(String::as_str).collect();
-        format!("no source \"{}\" in the configuration (sources: {})", args.source, known.join(", "))
-    })?;
+    let config = super::load_config(args.config.as_deref())?;
+    let source = super::configured_source(&config, &args.source)?;
     let body = if args.file.as_os_str() == "-" {
         let mut b = Vec::new();
         std::io::Read::read_to_end(&mut std::io::stdin(), &mut b)
