@@ -1890,3 +1890,25 @@ async fn hour_and_empty_filters(env: Env) {
     let hours: Vec<u64> = stats.hours.iter().copied().filter(|n| *n > 0).collect();
     assert_eq!(hours, [1, 1]);
 }
+
+/// SQLite only: the writer does not checkpoint inside its commits (issue #8); a thread of the
+/// store's own copies the WAL into the database file while the store is open. Without it the
+/// WAL would only grow, and the database file would keep its size until the store closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_checkpoints_while_the_store_is_open() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let path = dir.path().join("xiansuo.db");
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&path, WRITE_QUEUE).expect("open the SQLite store"));
+    let size = || std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    let before = size();
+    for i in 0..200 {
+        let c = card("c1", &format!("v{i}")).message(msg(&format!("m{i}"), None, Sender::Visitor, "你好", None));
+        record(&store, cards_push("easyliao", hour(0), vec![c])).await;
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while size() <= before && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(size() > before, "the database file grew while the store was open ({before} bytes before)");
+    assert_eq!(leads(&store, &all_leads()).await.total, 200);
+}
