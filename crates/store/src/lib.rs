@@ -506,4 +506,9 @@ pub trait Store: outbox::Outbox + Send + Sync + 'static {
     /// The same figures read from the leads alone (never from `report_days`): what the tests
     /// hold [`Store::lead_stats`] to.
     async fn lead_stats_scanned(&self, query: &LeadQuery, top: usize) -> Result<LeadStats, StoreError>;
+
+    /// Folds the per-day report's pending changes into `report_days` now, waiting for a fold
+    /// already running (the writers fold on their own about once a second; reports add what is
+    /// pending, so this changes no figure). Returns the rows of `report_days` written.
+    async fn fold_report_days(&self) -> Result<u64, StoreError>;
 }

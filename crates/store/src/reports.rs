@@ -141,6 +141,43 @@ pub const HOUR_DIM: i64 = DIMENSIONS.len() as i64;
 /// label, leads, then the leads of each status ([`LeadStatus::ALL`]'s order) and contact.
 pub const DAYS_SELECT: &str = "SELECT d.dim, d.day, d.value, d.label, d.leads, d.new, d.contacted, d.interested, d.won, d.invalid, d.contact FROM report_days d";
 
+/// The dimension number of the tag in `report_days`, whose rows also carry the tag's name.
+const TAG_DIM: i64 = 13;
+
+/// The per-day report's pending changes (migration 0013: the triggers append one row per change
+/// of a lead to `report_pending`, signed) grouped into `report_days` rows: day, dim, value, label,
+/// leads, the leads of each status ([`LeadStatus::ALL`]'s order), contact. `src` is the table, or
+/// on PostgreSQL the rows a fold deletes; `filter` a condition on its rows `p` (`true`: all).
+pub fn pending_days(src: &str, filter: &str) -> String {
+    let values: String = (0..TAG_DIM + 1).map(|d| format!(" WHEN {d} THEN p.v{d}")).collect();
+    let status = |s: &str| format!("sum(CASE WHEN p.status = '{s}' THEN p.sign ELSE 0 END)");
+    format!(
+        "SELECT p.day, k.dim, CASE k.dim{values} ELSE p.hour END, CASE k.dim WHEN {TAG_DIM} THEN p.tag_name ELSE '' END, \
+         sum(p.sign), sum(CASE WHEN p.status NOT IN ('contacted', 'interested', 'won', 'invalid') THEN p.sign ELSE 0 END), \
+         {}, {}, {}, {}, sum(p.sign * p.contact) \
+         FROM {src} p CROSS JOIN report_dims k WHERE {filter} GROUP BY 1, 2, 3, 4",
+        status("contacted"),
+        status("interested"),
+        status("won"),
+        status("invalid"),
+    )
+}
+
+/// Adds grouped pending rows ([`pending_days`]) to `report_days`.
+pub const FOLD_UPSERT: &str = "ON CONFLICT (day, dim, value, label) DO UPDATE SET \
+    leads = report_days.leads + excluded.leads, new = report_days.new + excluded.new, \
+    contacted = report_days.contacted + excluded.contacted, interested = report_days.interested + excluded.interested, \
+    won = report_days.won + excluded.won, invalid = report_days.invalid + excluded.invalid, \
+    contact = report_days.contact + excluded.contact";
+
+/// The columns of `report_days` in [`pending_days`]' order.
+pub const DAYS_COLUMNS: &str = "day, dim, value, label, leads, new, contacted, interested, won, invalid, contact";
+
+/// How often a writer folds the pending changes of the per-day report into `report_days`: each
+/// change costs a report one more row to add up until then, and a fold rewrites the day's few
+/// hot rows once for every change since the last.
+pub const FOLD_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Milliseconds in a day, and China time's offset from UTC (UTC+8 all year).
 const DAY_MS: i64 = 86_400_000;
 const CHINA_MS: i64 = 8 * 3_600_000;
@@ -377,7 +414,14 @@ pub struct Aggregator {
     hours: [u64; 24],
     groups: Vec<Groups>,
     follow: HashMap<Option<i64>, Vec<i64>>,
+    /// Changes not yet folded into `report_days`, by its key (dim, day, value, label): added to
+    /// the rows as they are read, the rest by [`Aggregator::finish`].
+    pending: HashMap<(i64, i64, String, String), DayRow>,
 }
+
+/// A `report_days` row's figures, or a change of them (signed): leads, the leads of each status
+/// ([`LeadStatus::ALL`]'s order), contact.
+pub type DayRow = [i64; 7];
 
 impl Default for Aggregator {
     fn default() -> Self {
@@ -387,6 +431,7 @@ impl Default for Aggregator {
             hours: [0; 24],
             groups: DIMENSIONS.iter().map(|_| Groups::default()).collect(),
             follow: HashMap::new(),
+            pending: HashMap::new(),
         }
     }
 }
@@ -436,9 +481,28 @@ impl Aggregator {
         }
     }
 
+    /// A grouped row of the per-day report's pending changes ([`pending_days`]), read before the
+    /// `report_days` rows (in the same snapshot): added to its row when that is read, or on its
+    /// own by [`Aggregator::finish`].
+    pub fn add_pending_day(&mut self, dim: i64, day: i64, value: String, label: String, change: DayRow) {
+        let entry = self.pending.entry((dim, day, value, label)).or_insert([0; 7]);
+        for (a, b) in entry.iter_mut().zip(change) {
+            *a += b;
+        }
+    }
+
     /// A row of `report_days`: the leads of one value of dimension `dim` (or of one hour, for
     /// [`HOUR_DIM`]) received on `day`.
-    pub fn add_day(&mut self, dim: i64, day: i64, value: &str, label: &str, counts: Counts) {
+    pub fn add_day(&mut self, dim: i64, day: i64, value: &str, label: &str, mut row: DayRow) {
+        if !self.pending.is_empty()
+            && let Some(change) = self.pending.remove(&(dim, day, value.to_string(), label.to_string()))
+        {
+            for (a, b) in row.iter_mut().zip(change) {
+                *a += b;
+            }
+        }
+        let n = |i: usize| row[i].max(0) as u64;
+        let counts = Counts { total: n(0), by_status: [n(1), n(2), n(3), n(4), n(5)], contact: n(6) };
         if counts.total == 0 {
             return;
         }
@@ -465,7 +529,11 @@ impl Aggregator {
     }
 
     /// The figures, with the `top` largest segments of each dimension.
-    pub fn finish(self, top: usize) -> LeadStats {
+    pub fn finish(mut self, top: usize) -> LeadStats {
+        // Pending changes of segments `report_days` has no row (or no leads) for yet.
+        for ((dim, day, value, label), row) in std::mem::take(&mut self.pending) {
+            self.add_day(dim, day, &value, &label, row);
+        }
         let dimensions = DIMENSIONS
             .iter()
             .zip(self.groups)
@@ -525,6 +593,31 @@ impl Aggregator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Pending changes are added to the rows of `report_days` they belong to: a status change
+    /// (-1 new, +1 won on the same segment), a segment the table has no row for yet, and a
+    /// segment whose last lead left it (it disappears).
+    #[test]
+    fn pending_changes_add_to_their_rows() {
+        let city = DIMENSIONS.iter().position(|d| d.key == "city").unwrap() as i64;
+        let mut agg = Aggregator::default();
+        agg.add_pending_day(city, 20_000, "太原市".into(), String::new(), [0, -1, 0, 0, 1, 0, 0]);
+        agg.add_pending_day(city, 20_000, "广州市".into(), String::new(), [1, 1, 0, 0, 0, 0, 1]);
+        agg.add_pending_day(city, 20_000, "广州市".into(), String::new(), [1, 1, 0, 0, 0, 0, 0]);
+        agg.add_pending_day(city, 20_000, "北京市".into(), String::new(), [-1, -1, 0, 0, 0, 0, 0]);
+        agg.add_day(city, 20_000, "太原市", "", [2, 2, 0, 0, 0, 0, 1]);
+        agg.add_day(city, 20_000, "北京市", "", [1, 1, 0, 0, 0, 0, 0]);
+        // The same value on another day is another row: the change is not added to it.
+        agg.add_day(city, 20_001, "太原市", "", [1, 1, 0, 0, 0, 0, 0]);
+        let stats = agg.finish(10);
+        let cities = &stats.dimensions[city as usize];
+        let of = |v: &str| cities.segments.iter().find(|g| g.value == v).map(|g| g.counts);
+        let taiyuan = of("太原市").unwrap();
+        assert_eq!((taiyuan.total, taiyuan.by_status, taiyuan.contact), (3, [2, 0, 0, 1, 0], 1));
+        let guangzhou = of("广州市").unwrap();
+        assert_eq!((guangzhou.total, guangzhou.by_status, guangzhou.contact), (2, [2, 0, 0, 0, 0], 1));
+        assert_eq!(of("北京市"), None, "its only lead left it");
+    }
 
     #[test]
     fn mobiles() {

@@ -28,6 +28,9 @@ pub enum Write {
         vendor: crate::VendorPush,
     },
     Audit(crate::AuditEntry),
+    /// Folds the per-day report's pending changes into `report_days` now (the writers also do
+    /// it on their own, [`crate::reports::FOLD_EVERY`]).
+    FoldReports,
     /// A push kept in the local spool while the database was unavailable: stored once, whatever
     /// number of times the spool is drained (the entry's id is kept with it).
     SpooledPush {
@@ -113,6 +116,8 @@ pub enum Written {
     Outbox(crate::outbox::OutboxWritten),
     /// The id of a row written.
     Id(i64),
+    /// Pending report changes folded into `report_days`.
+    Folded(u64),
     Done,
 }
 

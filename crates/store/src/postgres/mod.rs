@@ -26,7 +26,7 @@ use xiansuo_domain::{
 use crate::copy::{Cell, ColumnKind, TableDef};
 use crate::query::{Dialect, Param, group_cte, lead_batch_where, lead_order, lead_where, limit_offset, push_where};
 use crate::reports::{
-    Aggregator, Counts, DAYS_SELECT, ExportEntry, FACT_FIXED, FactRow, LeadCursor, LeadStats, NewExport, fact_select,
+    Aggregator, DAYS_SELECT, DayRow, ExportEntry, FACT_FIXED, FactRow, LeadCursor, LeadStats, NewExport, fact_select,
 };
 use crate::write::{self, Job, ScoringCell, Write, change_from_detail};
 use crate::{Actor, LeadUpdate, NewSession, Session, UserChange};
@@ -49,6 +49,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (10, "vendor_events", include_str!("migrations/0010_vendor_events.sql")),
     (11, "report_days", include_str!("migrations/0011_report_days.sql")),
     (12, "create_time_order", include_str!("migrations/0012_create_time_order.sql")),
+    (13, "report_pending", include_str!("migrations/0013_report_pending.sql")),
 ];
 
 /// Any number: the advisory lock that serializes migrations of processes starting together.
@@ -420,13 +421,28 @@ impl PostgresStore {
                 "{DAYS_SELECT} WHERE d.leads > 0 AND ($1::int IS NULL OR d.day >= $1) AND ($2::int IS NULL OR d.day < $2)"
             );
             let params: [&(dyn ToSql + Sync); 2] = [&first, &end];
+            let row = |r: &tokio_postgres::Row| -> Result<DayRow, tokio_postgres::Error> {
+                let mut row = [0; 7];
+                for (i, v) in row.iter_mut().enumerate() {
+                    *v = r.try_get(4 + i)?;
+                }
+                Ok(row)
+            };
+            // Changes no writer has folded into report_days yet (migration 0013), then the
+            // table, in this transaction's one snapshot.
+            let pending = crate::reports::pending_days(
+                "report_pending",
+                "($1::int IS NULL OR p.day >= $1) AND ($2::int IS NULL OR p.day < $2)",
+            );
+            for r in tx.query(&pending, &params).await? {
+                let (day, dim): (i32, i32) = (r.try_get(0)?, r.try_get(1)?);
+                agg.add_pending_day(i64::from(dim), i64::from(day), r.try_get(2)?, r.try_get(3)?, row(&r)?);
+            }
             let rows = tx.query_raw(&sql, params.iter().copied()).await?;
             futures_util::pin_mut!(rows);
             while let Some(r) = rows.try_next().await? {
-                let n = |i: usize| r.try_get::<_, i64>(i).map(|v| v.max(0) as u64);
-                let counts = Counts { total: n(4)?, by_status: [n(5)?, n(6)?, n(7)?, n(8)?, n(9)?], contact: n(10)? };
                 let (dim, day): (i32, i32) = (r.try_get(0)?, r.try_get(1)?);
-                agg.add_day(i64::from(dim), i64::from(day), r.try_get(2)?, r.try_get(3)?, counts);
+                agg.add_day(i64::from(dim), i64::from(day), r.try_get(2)?, r.try_get(3)?, row(&r)?);
             }
         }
         if let Some(q) = &plan.follow_up {
@@ -544,6 +560,13 @@ impl Store for PostgresStore {
 
     async fn audit(&self, entry: crate::AuditEntry) -> Result<(), StoreError> {
         self.submit(Write::Audit(entry)).await.map(|_| ())
+    }
+
+    async fn fold_report_days(&self) -> Result<u64, StoreError> {
+        match self.submit(Write::FoldReports).await? {
+            write::Written::Folded(rows) => Ok(rows),
+            _ => Err(StoreError::Unavailable("the writer answered a fold with something else".into())),
+        }
     }
 
     async fn audit_log(&self, query: &crate::AuditQuery) -> Result<Page<crate::AuditRecord>, StoreError> {

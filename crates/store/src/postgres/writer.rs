@@ -1,8 +1,10 @@
 //! The PostgreSQL writer task: group commit with a savepoint per write, and whole-batch retry
-//! when the batch loses a deadlock or serialization conflict to another process.
+//! when the batch loses a deadlock or serialization conflict to another process. About once a
+//! second a writer also folds the per-day report's pending changes into `report_days`
+//! (migration 0013), one fold at a time across writers and instances.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant as Clock};
 
 use deadpool_postgres::{Pool, Transaction};
 use tokio::sync::{Mutex, mpsc};
@@ -15,6 +17,7 @@ use xiansuo_domain::{
 
 use super::describe;
 use crate::query::summarize;
+use crate::reports::{DAYS_COLUMNS, FOLD_EVERY, FOLD_UPSERT, pending_days};
 use crate::write::{
     Apply, Job, MAX_BATCH, NewLeadTally, ScoreRow, ScoringCell, Write, Written, change_detail, contact_kind,
     duplicate_change, filled_by_merge, millis, plan_merge, plan_update, rescore,
@@ -24,6 +27,9 @@ use crate::{LeadWritten, NewPush, PushRecorded, PushResult, StoreError, VendorPu
 
 /// Attempts of one batch that keeps losing conflicts to other processes.
 const ATTEMPTS: u32 = 5;
+
+/// Any number: the advisory lock held by the one fold of report changes running at a time.
+const FOLD_LOCK: i64 = 0x0078_6961_6e66_6f6c;
 
 /// Why one write failed.
 enum Failure {
@@ -61,10 +67,28 @@ impl From<tokio_postgres::Error> for Failure {
 /// but the per-day report rows every new lead updates make them wait for each other, so the
 /// default is one.
 pub async fn run(pool: Pool, jobs: Arc<Mutex<mpsc::Receiver<Job>>>, scoring: ScoringCell) {
+    let mut last_fold = Clock::now();
+    // Whether this writer committed since its last fold (its report changes may be pending).
+    // (True at first: what an earlier run, `xiansuo copy` or a crash left pending is folded a
+    // moment after start.)
+    let mut unfolded = true;
     loop {
         let batch = {
             let mut queue = jobs.lock().await;
-            let Some(first) = queue.recv().await else { break };
+            let first = if unfolded {
+                match tokio::time::timeout(FOLD_EVERY.saturating_sub(last_fold.elapsed()), queue.recv()).await {
+                    Ok(Some(job)) => job,
+                    Ok(None) => break,
+                    Err(_) => {
+                        drop(queue);
+                        fold_now(&pool, &mut last_fold, &mut unfolded).await;
+                        continue;
+                    }
+                }
+            } else {
+                let Some(job) = queue.recv().await else { break };
+                job
+            };
             let mut batch = vec![first];
             while batch.len() < MAX_BATCH {
                 match queue.try_recv() {
@@ -92,8 +116,70 @@ pub async fn run(pool: Pool, jobs: Arc<Mutex<mpsc::Receiver<Job>>>, scoring: Sco
                 }
             }
         }
+        unfolded = true;
+        if last_fold.elapsed() >= FOLD_EVERY {
+            fold_now(&pool, &mut last_fold, &mut unfolded).await;
+        }
+    }
+    if unfolded {
+        fold_now(&pool, &mut last_fold, &mut unfolded).await;
     }
     tracing::debug!("writer stopped: no more senders");
+}
+
+/// Folds the report's pending changes in a transaction of its own, unless another writer (of
+/// this or another instance) is folding. A failure is logged and loses nothing: the changes stay
+/// pending, reports still add them, the next fold retries.
+async fn fold_now(pool: &Pool, last_fold: &mut Clock, unfolded: &mut bool) {
+    *last_fold = Clock::now();
+    let folded = async {
+        let mut client = pool
+            .get()
+            .await
+            .map_err(|e| Failure::Refused(StoreError::Unavailable(format!("cannot reach PostgreSQL: {e}"))))?;
+        let tx = client.transaction().await?;
+        let folded = fold_report_days(&tx, false).await?;
+        tx.commit().await?;
+        Ok::<_, Failure>(folded)
+    }
+    .await;
+    match folded {
+        Ok(Some(rows)) => {
+            *unfolded = false;
+            tracing::trace!(rows, "report changes folded");
+        }
+        // Another fold is running; it may have begun before this writer's last commit.
+        Ok(None) => {}
+        Err(Failure::Conflict(e) | Failure::Database(e)) => {
+            tracing::warn!(error = %describe(&e), "folding the report's pending changes failed; they stay pending")
+        }
+        Err(Failure::Refused(e)) => {
+            tracing::warn!(error = %e, "folding the report's pending changes failed; they stay pending")
+        }
+    }
+}
+
+/// Adds the pending changes of the per-day report (`report_pending`, appended by the triggers
+/// of migration 0013) to `report_days` and removes them, in one statement: exactly the rows it
+/// deletes are added, whatever other writers append meanwhile. Its rows of `report_days` are
+/// written in key order. One fold at a time (an advisory lock): `wait` says whether to wait for
+/// a running one or return `None`. Returns the rows of `report_days` written.
+async fn fold_report_days(tx: &Transaction<'_>, wait: bool) -> Result<Option<u64>, Failure> {
+    static FOLD: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "WITH moved AS (DELETE FROM report_pending RETURNING *) INSERT INTO report_days ({DAYS_COLUMNS}) {} \
+             ORDER BY 1, 2, 3, 4 {FOLD_UPSERT}",
+            pending_days("moved", "true")
+        )
+    });
+    // A fold is small (about a second of changes): JIT compilation would cost more than it runs.
+    tx.batch_execute("SET LOCAL jit = off").await?;
+    if wait {
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&FOLD_LOCK]).await?;
+    } else if !tx.query_one("SELECT pg_try_advisory_xact_lock($1)", &[&FOLD_LOCK]).await?.try_get::<_, bool>(0)? {
+        return Ok(None);
+    }
+    Ok(Some(tx.execute(FOLD.as_str(), &[]).await?))
 }
 
 async fn commit_batch(
@@ -151,6 +237,7 @@ async fn apply(tx: &Transaction<'_>, write: &Write, scoring: &Scoring) -> Result
         Write::VendorPush { push, vendor } => {
             record_vendor_push(tx, push, vendor, scoring).await.map(Written::VendorPush)
         }
+        Write::FoldReports => Ok(Written::Folded(fold_report_days(tx, true).await?.unwrap_or(0))),
         Write::Audit(e) => {
             tx.execute(
                 "INSERT INTO audit_log (at, user_id, actor, action, target, detail, ip) VALUES ($1, $2, $3, $4, $5, $6, $7)",

@@ -23,7 +23,7 @@ use xiansuo_domain::{
 use crate::copy::{Cell, ColumnKind, TableDef};
 use crate::query::{Dialect, Param, group_cte, lead_batch_where, lead_order, lead_where, limit_offset, push_where};
 use crate::reports::{
-    Aggregator, Counts, DAYS_SELECT, ExportEntry, FACT_FIXED, FactRow, LeadCursor, LeadStats, NewExport, fact_select,
+    Aggregator, DAYS_SELECT, DayRow, ExportEntry, FACT_FIXED, FactRow, LeadCursor, LeadStats, NewExport, fact_select,
 };
 use crate::write::{self, Job, ScoringCell, Write, change_from_detail};
 use crate::{Actor, LeadUpdate, NewSession, Session, UserChange};
@@ -46,6 +46,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (10, "vendor_events", include_str!("migrations/0010_vendor_events.sql")),
     (11, "report_days", include_str!("migrations/0011_report_days.sql")),
     (12, "create_time_order", include_str!("migrations/0012_create_time_order.sql")),
+    (13, "report_pending", include_str!("migrations/0013_report_pending.sql")),
 ];
 
 /// Read connections kept open between requests.
@@ -106,26 +107,38 @@ impl SqliteStore {
                 }
             }
             if let Some((first, end)) = plan.days {
-                let mut sql = format!("{DAYS_SELECT} WHERE d.leads > 0");
+                let mut range = String::from("true");
                 let mut params = Vec::new();
                 if let Some(f) = first {
                     params.push(f);
-                    sql.push_str(&format!(" AND d.day >= ?{}", params.len()));
+                    range.push_str(&format!(" AND {{t}}.day >= ?{}", params.len()));
                 }
                 if let Some(e) = end {
                     params.push(e);
-                    sql.push_str(&format!(" AND d.day < ?{}", params.len()));
+                    range.push_str(&format!(" AND {{t}}.day < ?{}", params.len()));
                 }
+                let row = |r: &rusqlite::Row| -> rusqlite::Result<DayRow> {
+                    let mut row = [0; 7];
+                    for (i, v) in row.iter_mut().enumerate() {
+                        *v = r.get(4 + i)?;
+                    }
+                    Ok(row)
+                };
+                // Changes the writer has not folded into report_days yet (migration 0013), then
+                // the table, in this transaction's one snapshot.
+                if has("table", "report_pending")? {
+                    let sql = crate::reports::pending_days("report_pending", &range.replace("{t}", "p"));
+                    let mut stmt = tx.prepare_cached(&sql)?;
+                    let mut rows = stmt.query(params_from_iter(params.iter()))?;
+                    while let Some(r) = rows.next()? {
+                        agg.add_pending_day(r.get(1)?, r.get(0)?, r.get(2)?, r.get(3)?, row(r)?);
+                    }
+                }
+                let sql = format!("{DAYS_SELECT} WHERE d.leads > 0 AND {}", range.replace("{t}", "d"));
                 let mut stmt = tx.prepare_cached(&sql)?;
                 let mut rows = stmt.query(params_from_iter(params.iter()))?;
                 while let Some(r) = rows.next()? {
-                    let n = |i: usize| r.get::<_, i64>(i).map(|v| v.max(0) as u64);
-                    let counts = Counts {
-                        total: n(4)?,
-                        by_status: [n(5)?, n(6)?, n(7)?, n(8)?, n(9)?],
-                        contact: n(10)?,
-                    };
-                    agg.add_day(r.get(0)?, r.get(1)?, text_ref(r, 2)?.unwrap_or(""), text_ref(r, 3)?.unwrap_or(""), counts);
+                    agg.add_day(r.get(0)?, r.get(1)?, text_ref(r, 2)?.unwrap_or(""), text_ref(r, 3)?.unwrap_or(""), row(r)?);
                 }
             }
             if let Some(q) = &plan.follow_up {
@@ -612,6 +625,13 @@ impl Store for SqliteStore {
 
     async fn audit(&self, entry: crate::AuditEntry) -> Result<(), StoreError> {
         self.submit(Write::Audit(entry)).await.map(|_| ())
+    }
+
+    async fn fold_report_days(&self) -> Result<u64, StoreError> {
+        match self.submit(Write::FoldReports).await? {
+            write::Written::Folded(rows) => Ok(rows),
+            _ => Err(StoreError::Unavailable("the writer answered a fold with something else".into())),
+        }
     }
 
     async fn audit_log(&self, query: &crate::AuditQuery) -> Result<Page<crate::AuditRecord>, StoreError> {

@@ -1,9 +1,11 @@
 //! The single writer: one thread owns the write connection and commits whatever has queued
 //! (up to [`MAX_BATCH`] jobs) in one transaction (group commit), answering each job after the
-//! commit. Each job runs inside its own savepoint, so one failing job does not undo the others.
+//! commit. A failing job does not undo the others (see [`commit_batch`]). About once a second
+//! it also folds the per-day report's pending changes into `report_days` (migration 0013).
 
 use std::sync::LazyLock;
-use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::time::Instant as Clock;
 
 use rusqlite::{Connection, OptionalExtension, params};
 use xiansuo_domain::{
@@ -13,6 +15,7 @@ use xiansuo_domain::{
 
 use crate::copy::{Cell, TableDef};
 use crate::query::summarize;
+use crate::reports::{DAYS_COLUMNS, FOLD_EVERY, FOLD_UPSERT, pending_days};
 use crate::write::{
     Apply, Job, MAX_BATCH, NewLeadTally, ScoreRow, ScoringCell, Write, Written, change_detail, duplicate_change,
     filled_by_merge, plan_merge, plan_update, rescore,
@@ -22,9 +25,30 @@ use crate::{
     VendorRecorded,
 };
 
-/// Runs until every sender is dropped, then returns after committing what was queued.
+/// Runs until every sender is dropped, then returns after committing what was queued (and
+/// folding the report changes it made).
 pub fn run(mut conn: Connection, jobs: Receiver<Job>, scoring: ScoringCell) {
-    while let Ok(first) = jobs.recv() {
+    let mut last_fold = Clock::now();
+    // Whether a batch committed since the last fold (it may have left report changes pending).
+    // (True at first: what an earlier run, `xiansuo copy` or a crash left pending is folded a
+    // moment after start.)
+    let mut unfolded = true;
+    loop {
+        let first = if unfolded {
+            match jobs.recv_timeout(FOLD_EVERY.saturating_sub(last_fold.elapsed())) {
+                Ok(job) => job,
+                Err(RecvTimeoutError::Timeout) => {
+                    fold_now(&mut conn, &mut last_fold, &mut unfolded);
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        } else {
+            match jobs.recv() {
+                Ok(job) => job,
+                Err(_) => break,
+            }
+        };
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match jobs.try_recv() {
@@ -33,8 +57,49 @@ pub fn run(mut conn: Connection, jobs: Receiver<Job>, scoring: ScoringCell) {
             }
         }
         commit_batch(&mut conn, batch, &scoring.get());
+        unfolded = true;
+        if last_fold.elapsed() >= FOLD_EVERY {
+            fold_now(&mut conn, &mut last_fold, &mut unfolded);
+        }
+    }
+    if unfolded {
+        fold_now(&mut conn, &mut last_fold, &mut unfolded);
     }
     tracing::debug!("writer stopped: no more senders");
+}
+
+/// Folds the report's pending changes in a transaction of its own. A failure is logged and
+/// loses nothing: the changes stay pending, reports still add them, the next fold retries.
+fn fold_now(conn: &mut Connection, last_fold: &mut Clock, unfolded: &mut bool) {
+    *last_fold = Clock::now();
+    let folded = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(StoreError::from)
+        .and_then(|tx| {
+            let n = fold_report_days(&tx)?;
+            tx.commit()?;
+            Ok(n)
+        });
+    match folded {
+        Ok(n) => {
+            *unfolded = false;
+            tracing::trace!(rows = n, "report changes folded");
+        }
+        Err(e) => tracing::warn!(error = %e, "folding the report's pending changes failed; they stay pending"),
+    }
+}
+
+/// Adds the pending changes of the per-day report (`report_pending`, appended by the triggers
+/// of migration 0013) to `report_days` and removes them, in the caller's transaction (the
+/// writer is the only one: nothing can be appended between the two statements). Returns the
+/// rows of `report_days` written.
+fn fold_report_days(conn: &Connection) -> Result<u64, StoreError> {
+    static FOLD: LazyLock<String> = LazyLock::new(|| {
+        format!("INSERT INTO report_days ({DAYS_COLUMNS}) {} {FOLD_UPSERT}", pending_days("report_pending", "true"))
+    });
+    let written = conn.prepare_cached(&FOLD)?.execute([])?;
+    conn.prepare_cached("DELETE FROM report_pending")?.execute([])?;
+    Ok(written as u64)
 }
 
 /// Commits the batch's jobs together; answers each after the commit. Jobs rarely fail, so the
@@ -118,6 +183,7 @@ fn apply(conn: &Connection, write: &Write, scoring: &Scoring) -> Result<Written,
             .execute(params![ms(e.at), e.user_id, e.actor, e.action, e.target, e.detail.to_string(), e.ip])?;
             Ok(Written::Done)
         }
+        Write::FoldReports => fold_report_days(conn).map(Written::Folded),
         Write::SpooledPush { spool_id, push } => {
             let stored: Option<i64> = conn
                 .prepare_cached("SELECT id FROM pushes WHERE spool_id = ?1")?
