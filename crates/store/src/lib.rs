@@ -9,6 +9,7 @@ pub mod outbox;
 pub mod postgres;
 mod query;
 pub mod reports;
+pub mod search;
 pub mod sqlite;
 #[cfg(feature = "test-support")]
 pub mod testing;

@@ -19,8 +19,19 @@ pub struct Dialect {
     pub placeholder: fn(usize) -> String,
     /// The operator matching a `%…%` pattern with `\` as escape, ASCII case-insensitively.
     pub like: &'static str,
+    /// The index of the lead search (migration 15).
+    pub search: SearchIndex,
     /// The hour of day (0 to 23, China time) of a time column, as an integer expression.
     pub china_hour: fn(&str) -> String,
+}
+
+/// How a backend keeps the search terms of its leads ([`crate::search`]).
+#[derive(Debug, Clone, Copy)]
+pub enum SearchIndex {
+    /// SQLite: the FTS5 table `lead_terms`, its rowid the lead's id.
+    Fts5,
+    /// PostgreSQL: `lead_terms.terms`, an array with a GIN index; `search_terms()` in SQL.
+    TermArray,
 }
 
 /// Columns the lead search `q` looks in.
@@ -134,6 +145,22 @@ pub fn lead_where(q: &LeadQuery, dialect: &Dialect) -> (String, Vec<Param>) {
         }
     }
     if let Some(text) = q.q.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        // The leads holding every term of the query (a superset of the matches), when it has
+        // terms; the LIKE below decides.
+        let terms = crate::search::query_terms(text);
+        if !terms.is_empty() {
+            let clause = match dialect.search {
+                SearchIndex::Fts5 => {
+                    let ph = c.bind(Param::Text(crate::search::fts5_query(&terms)));
+                    format!("l.id IN (SELECT rowid FROM lead_terms WHERE lead_terms MATCH {ph})")
+                }
+                SearchIndex::TermArray => {
+                    let ph = c.bind(Param::Text(text.to_string()));
+                    format!("l.id IN (SELECT t.lead_id FROM lead_terms t WHERE t.terms @> search_terms({ph}::text))")
+                }
+            };
+            c.clauses.push(clause);
+        }
         let ph = c.bind(Param::Text(like_pattern(text)));
         let like = dialect.like;
         let any: Vec<String> = SEARCHED.iter().map(|col| format!("l.{col} {like} {ph} ESCAPE '\\'")).collect();

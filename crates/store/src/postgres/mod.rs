@@ -50,6 +50,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (11, "report_days", include_str!("migrations/0011_report_days.sql")),
     (12, "create_time_order", include_str!("migrations/0012_create_time_order.sql")),
     (13, "report_pending", include_str!("migrations/0013_report_pending.sql")),
+    (15, "search_terms", include_str!("migrations/0015_search_terms.sql")),
+    (16, "live_indexes", include_str!("migrations/0016_live_indexes.sql")),
 ];
 
 /// Any number: the advisory lock that serializes migrations of processes starting together.
@@ -178,6 +180,7 @@ async fn migrate(pool: &Pool) -> Result<(), StoreError> {
 const DIALECT: Dialect = Dialect {
     placeholder: |n| format!("${n}"),
     like: "ILIKE",
+    search: crate::query::SearchIndex::TermArray,
     china_hour: |col| format!("EXTRACT(HOUR FROM {col} AT TIME ZONE INTERVAL '+08:00')::int"),
 };
 

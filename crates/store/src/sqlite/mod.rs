@@ -47,6 +47,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (11, "report_days", include_str!("migrations/0011_report_days.sql")),
     (12, "create_time_order", include_str!("migrations/0012_create_time_order.sql")),
     (13, "report_pending", include_str!("migrations/0013_report_pending.sql")),
+    (15, "search_terms", include_str!("migrations/0015_search_terms.sql")),
+    (16, "live_indexes", include_str!("migrations/0016_live_indexes.sql")),
 ];
 
 /// Read connections kept open between requests.
@@ -178,6 +180,7 @@ impl SqliteStore {
              PRAGMA busy_timeout = 10000;",
         )
         .map_err(setup)?;
+        register_search_terms(&conn).map_err(setup)?;
         migrate(&mut conn).map_err(|e| StoreError::Setup(format!("database {}: {e}", path.display())))?;
         conn.set_prepared_statement_cache_capacity(64);
         // The writer's statements are prepared once and run with new values each time. Without a
@@ -200,6 +203,9 @@ impl SqliteStore {
         checkpointer.busy_timeout(std::time::Duration::from_secs(1)).map_err(setup)?;
 
         let (jobs, queue) = sync_channel(write_queue);
+        // Set by the checkpoint thread when the WAL should start over (see checkpoint_while).
+        let restart_wanted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let restart_asked = Arc::clone(&restart_wanted);
         let writer_alive = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let alive_guard = AliveGuard(Arc::clone(&writer_alive));
         let scoring = ScoringCell::default();
@@ -211,13 +217,13 @@ impl SqliteStore {
             .spawn(move || {
                 let _alive = alive_guard;
                 outbox::install(writer_routing);
-                writer::run(conn, queue, writer_scoring)
+                writer::run(conn, queue, writer_scoring, &restart_asked)
             })
             .map_err(|e| StoreError::Setup(format!("cannot start the writer thread: {e}")))?;
         let writer_running = Arc::clone(&writer_alive);
         std::thread::Builder::new()
             .name("xiansuo-checkpoint".into())
-            .spawn(move || checkpoint_while(checkpointer, &writer_running))
+            .spawn(move || checkpoint_while(checkpointer, &writer_running, &restart_wanted))
             .map_err(|e| StoreError::Setup(format!("cannot start the checkpoint thread: {e}")))?;
         let readers = Arc::new(ReadPool { path: path.to_path_buf(), idle: Mutex::new(Vec::new()) });
         Ok(SqliteStore { jobs, writer_alive, readers, scoring, routing })
@@ -242,6 +248,24 @@ impl SqliteStore {
             .await
             .map_err(|e| StoreError::Unavailable(format!("a read task failed: {e}")))?
     }
+}
+
+/// `xiansuo_search_terms(value, …)`: the search terms of a lead's values ([`crate::search`]),
+/// called by the triggers of migration 15 on the connection that writes leads.
+fn register_search_terms(conn: &Connection) -> rusqlite::Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    conn.create_scalar_function(
+        "xiansuo_search_terms",
+        -1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            let mut values = Vec::with_capacity(ctx.len());
+            for i in 0..ctx.len() {
+                values.push(ctx.get::<Option<String>>(i)?);
+            }
+            Ok(crate::search::sqlite_terms(values.iter().map(Option::as_deref)))
+        },
+    )
 }
 
 /// Marks the writer as ended when its thread ends, however it ends.
@@ -328,14 +352,33 @@ impl ReadPool {
 /// How often the WAL is copied back into the database file while the writer runs.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
+/// WAL frames (pages of 4 KiB) past which the checkpointer makes the WAL start over.
+pub const WAL_RESTART_FRAMES: i64 = 4096;
+
 /// Copies what the writer committed from the WAL into the database file, without waiting for
 /// readers or the writer (`PASSIVE`), until the writer stops (closing the last connection then
 /// checkpoints what is left). A failed checkpoint loses nothing: the WAL keeps every commit.
-fn checkpoint_while(conn: Connection, writer_alive: &std::sync::atomic::AtomicBool) {
+///
+/// Under sustained writes a checkpoint running beside the writer never catches up with it, and
+/// SQLite only starts the WAL over when a write begins after one has: the WAL grew by every page
+/// written (7 GB while 100,000 pushes were stored, and reads slowed down tenfold searching its
+/// index). A `RESTART` checkpoint from here would have to catch the writer between two batches,
+/// which it hardly ever does. So once the WAL holds more than [`WAL_RESTART_FRAMES`], this sets
+/// `restart`, and the writer, between two batches, copies the few frames left itself
+/// ([`writer::run`]): its next write begins the WAL again (the file is cut back to
+/// `journal_size_limit`). A reader still on an old snapshot (a long export) can hold that off;
+/// it is asked again.
+fn checkpoint_while(
+    conn: Connection,
+    writer_alive: &std::sync::atomic::AtomicBool,
+    restart: &std::sync::atomic::AtomicBool,
+) {
     while writer_alive.load(std::sync::atomic::Ordering::Acquire) {
         std::thread::sleep(CHECKPOINT_EVERY);
-        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!(error = %e, "WAL checkpoint failed; it is tried again");
+        match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1)) {
+            Ok(frames) if frames > WAL_RESTART_FRAMES => restart.store(true, std::sync::atomic::Ordering::Release),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; it is tried again"),
         }
     }
 }
@@ -436,6 +479,7 @@ fn push_from_row(row: &Row) -> rusqlite::Result<PushEntry> {
 const DIALECT: Dialect = Dialect {
     placeholder: |n| format!("?{n}"),
     like: "LIKE",
+    search: crate::query::SearchIndex::Fts5,
     china_hour: |col| format!("((({col} + 28800000) % 86400000 + 86400000) % 86400000 / 3600000)"),
 };
 

@@ -4,6 +4,7 @@
 //! it also folds the per-day report's pending changes into `report_days` (migration 0013).
 
 use std::sync::LazyLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::time::Instant as Clock;
 
@@ -27,7 +28,7 @@ use crate::{
 
 /// Runs until every sender is dropped, then returns after committing what was queued (and
 /// folding the report changes it made).
-pub fn run(mut conn: Connection, jobs: Receiver<Job>, scoring: ScoringCell) {
+pub fn run(mut conn: Connection, jobs: Receiver<Job>, scoring: ScoringCell, restart_wal: &AtomicBool) {
     let mut last_fold = Clock::now();
     // Whether a batch committed since the last fold (it may have left report changes pending).
     // (True at first: what an earlier run, `xiansuo copy` or a crash left pending is folded a
@@ -58,6 +59,13 @@ pub fn run(mut conn: Connection, jobs: Receiver<Job>, scoring: ScoringCell) {
         }
         commit_batch(&mut conn, batch, &scoring.get());
         unfolded = true;
+        if restart_wal.swap(false, Ordering::AcqRel) {
+            // Between two batches no write is under way: a checkpoint here can copy the last
+            // frames, and the next batch then begins the WAL again (see checkpoint_while).
+            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                tracing::warn!(error = %e, "WAL checkpoint failed; it is tried again");
+            }
+        }
         if last_fold.elapsed() >= FOLD_EVERY {
             fold_now(&mut conn, &mut last_fold, &mut unfolded);
         }

@@ -1,0 +1,122 @@
+//! The index behind the lead search `q` (issue #8: `LIKE '%…%'` over ten columns read every
+//! lead, 1.3 s at a million). Each lead's searched values ([`crate::query::SEARCHED`]) are kept
+//! as a set of terms (migration 0015: SQLite FTS5, PostgreSQL a GIN-indexed array, both filled
+//! by triggers); a search first takes the leads holding every term of the query, then checks
+//! the substring on those alone with the same `LIKE` as before, so the index only has to find a
+//! superset of the matches and the answers do not change.
+//!
+//! Terms, of the text lowercased: every character outside ASCII (a Chinese character, a
+//! full-width digit…) on its own, and every three consecutive ASCII letters or digits of a run
+//! of them (`13800138000` → `138`, `380`, `800`…). Whatever a query finds is a substring of a
+//! value, so its terms are terms of that value: a run inside the query has the same trigrams in
+//! the value, a run at either end is part of a longer run there, whose trigrams include its own.
+//! A query with no term (one or two ASCII characters, punctuation) reads every lead, as before.
+//!
+//! PostgreSQL computes the same terms in SQL (`search_terms`, its own `lower()`), for the leads
+//! and for the query alike; SQLite calls [`sqlite_terms`] through a function registered on the
+//! writer's connection.
+
+use std::collections::BTreeSet;
+
+/// Adds the terms of `text` to `out`.
+pub fn add_terms(text: &str, out: &mut BTreeSet<String>) {
+    // Character by character: `str::to_lowercase` would give a final Σ another letter than the
+    // same Σ inside a word, and a query that ends there would then miss it.
+    let lower = text.chars().flat_map(char::to_lowercase);
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut BTreeSet<String>| {
+        let bytes = run.as_bytes();
+        for w in bytes.windows(3) {
+            // ASCII only: every window is valid UTF-8.
+            if let Ok(t) = std::str::from_utf8(w) {
+                out.insert(t.to_string());
+            }
+        }
+        run.clear();
+    };
+    for c in lower {
+        if c.is_ascii_alphanumeric() {
+            run.push(c);
+            continue;
+        }
+        flush(&mut run, out);
+        if !c.is_ascii() {
+            out.insert(c.to_string());
+        }
+    }
+    flush(&mut run, out);
+}
+
+/// The terms of a search query (empty: the index cannot narrow it).
+pub fn query_terms(q: &str) -> Vec<String> {
+    let mut out = BTreeSet::new();
+    add_terms(q.trim(), &mut out);
+    out.into_iter().collect()
+}
+
+/// A lead's terms as SQLite's FTS5 table stores them: separated by spaces (its `ascii`
+/// tokenizer splits on ASCII punctuation and spaces only, so every term is one token).
+pub fn sqlite_terms<'a>(values: impl IntoIterator<Item = Option<&'a str>>) -> String {
+    let mut out = BTreeSet::new();
+    for v in values.into_iter().flatten() {
+        add_terms(v, &mut out);
+    }
+    out.into_iter().collect::<Vec<_>>().join(" ")
+}
+
+/// An FTS5 query that holds every term: each a quoted string, side by side (AND). Terms never
+/// hold `"` (ASCII punctuation is never part of one).
+pub fn fts5_query(terms: &[String]) -> String {
+    terms.iter().map(|t| format!("\"{t}\"")).collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn terms_of(s: &str) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        add_terms(s, &mut out);
+        out
+    }
+
+    #[test]
+    fn chinese_characters_and_ascii_trigrams() {
+        let t = terms_of("张伟 Tel:13800138000, wx_AB");
+        for want in ["张", "伟", "tel", "138", "380", "800", "001", "013", "000"] {
+            assert!(t.contains(want), "{want} in {t:?}");
+        }
+        // Runs shorter than three ("wx", "ab") give no term; nor do spaces and ASCII punctuation.
+        assert!(!t.iter().any(|x| x == "wx" || x == "ab" || x == " " || x == ":"), "{t:?}");
+        assert_eq!(query_terms("12"), Vec::<String>::new());
+        assert_eq!(query_terms(" 培训 "), vec!["培".to_string(), "训".to_string()]);
+        assert_eq!(fts5_query(&query_terms("8888")), "\"888\"");
+        assert_eq!(sqlite_terms([Some("Ab1"), None, Some("广州")]), "ab1 州 广");
+    }
+
+    proptest! {
+        /// Whatever a value contains (ASCII case aside), the query's terms are among the value's:
+        /// the index never hides a lead that `LIKE` would find.
+        #[test]
+        fn a_substring_has_no_term_its_value_lacks(
+            value in "[a-zA-Z0-9 @._\\-张伟培训广州市１２３éΣ]{0,24}",
+            start in 0usize..24,
+            len in 0usize..24,
+            upper in any::<bool>(),
+        ) {
+            let chars: Vec<char> = value.chars().collect();
+            let start = start.min(chars.len());
+            let end = (start + len).min(chars.len());
+            let mut q: String = chars[start..end].iter().collect();
+            if upper {
+                q = q.to_ascii_uppercase();
+            }
+            let have = terms_of(&value);
+            for t in query_terms(&q) {
+                // `query_terms` trims the query; a trimmed substring is still a substring.
+                prop_assert!(have.contains(&t), "{t:?} of {q:?} not in the terms of {value:?}");
+            }
+        }
+    }
+}
