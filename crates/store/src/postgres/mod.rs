@@ -26,7 +26,8 @@ use xiansuo_domain::{
 use crate::copy::{Cell, ColumnKind, TableDef};
 use crate::query::{Dialect, Param, group_cte, lead_batch_where, lead_order, lead_where, limit_offset, push_where};
 use crate::reports::{
-    Aggregator, Counts, DAYS_SELECT, ExportEntry, FACT_FIXED, FactRow, LeadCursor, LeadStats, NewExport, fact_select,
+    Aggregator, COLUMN_DIMS, Counts, DAYS_SELECT, ExportEntry, FACT_FIXED, FactRow, LeadCursor, LeadStats,
+    NewExport, fact_select,
 };
 use crate::write::{self, Job, ScoringCell, Write, change_from_detail};
 use crate::{Actor, LeadUpdate, NewSession, Session, UserChange};
@@ -392,7 +393,6 @@ impl PostgresStore {
             .await?;
         let plan = crate::reports::plan(query, use_days);
         let mut agg = Aggregator::default();
-        let dims = crate::reports::DIMENSIONS.iter().filter(|d| d.column.is_some()).count();
         for scan in &plan.scans {
             let (where_, params) = lead_where(scan, &DIALECT);
             let params = sql_params(&params);
@@ -400,9 +400,9 @@ impl PostgresStore {
             let rows = tx.query_raw(&sql, params.iter().copied()).await?;
             futures_util::pin_mut!(rows);
             while let Some(r) = rows.try_next().await? {
-                let mut values = Vec::with_capacity(dims);
-                for i in 0..dims {
-                    values.push(r.try_get::<_, Option<&str>>(FACT_FIXED + i)?);
+                let mut values = [None; COLUMN_DIMS];
+                for (i, v) in values.iter_mut().enumerate() {
+                    *v = r.try_get::<_, Option<&str>>(FACT_FIXED + i)?;
                 }
                 agg.add(&FactRow {
                     received_at: r.try_get(0)?,

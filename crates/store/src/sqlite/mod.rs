@@ -23,7 +23,8 @@ use xiansuo_domain::{
 use crate::copy::{Cell, ColumnKind, TableDef};
 use crate::query::{Dialect, Param, group_cte, lead_batch_where, lead_order, lead_where, limit_offset, push_where};
 use crate::reports::{
-    Aggregator, Counts, DAYS_SELECT, ExportEntry, FACT_FIXED, FactRow, LeadCursor, LeadStats, NewExport, fact_select,
+    Aggregator, COLUMN_DIMS, Counts, DAYS_SELECT, ExportEntry, FACT_FIXED, FactRow, LeadCursor, LeadStats, NewExport,
+    fact_select,
 };
 use crate::write::{self, Job, ScoringCell, Write, change_from_detail};
 use crate::{Actor, LeadUpdate, NewSession, Session, UserChange};
@@ -81,7 +82,6 @@ impl SqliteStore {
             };
             let indexed = has("index", "leads_report")?;
             let plan = crate::reports::plan(&query, use_days && has("table", "report_days")?);
-            let dims = crate::reports::DIMENSIONS.iter().filter(|d| d.column.is_some()).count();
             for scan in &plan.scans {
                 let (where_, params) = lead_where(scan, &DIALECT);
                 // The covering index answers the report alone unless the filter reads other
@@ -91,9 +91,9 @@ impl SqliteStore {
                 let mut rows = stmt.query(params_from_iter(sql_params(params).iter()))?;
                 while let Some(r) = rows.next()? {
                     let status = text_ref(r, 1)?.unwrap_or("new");
-                    let mut values = Vec::with_capacity(dims);
-                    for i in 0..dims {
-                        values.push(text_ref(r, FACT_FIXED + i)?);
+                    let mut values = [None; COLUMN_DIMS];
+                    for (i, v) in values.iter_mut().enumerate() {
+                        *v = text_ref(r, FACT_FIXED + i)?;
                     }
                     agg.add(&FactRow {
                         received_at: instant(r.get(0)?),
