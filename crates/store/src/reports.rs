@@ -394,8 +394,6 @@ pub struct Aggregator {
     /// text once in [`Aggregator::finish`] rather than for every lead.
     owners: HashMap<Option<i64>, Counts>,
     follow: HashMap<Option<i64>, Vec<i64>>,
-    /// Owners' follow-up figures computed by the database ([`Aggregator::owner_follow_up`]).
-    owner_follow: Vec<FollowUp>,
 }
 
 impl Default for Aggregator {
@@ -407,7 +405,6 @@ impl Default for Aggregator {
             groups: DIMENSIONS.iter().map(|_| Groups::default()).collect(),
             owners: HashMap::new(),
             follow: HashMap::new(),
-            owner_follow: Vec::new(),
         }
     }
 }
@@ -478,15 +475,6 @@ impl Aggregator {
         self.follow.entry(owner_id).or_default().push(secs.max(0));
     }
 
-    /// An owner's follow-up figures computed elsewhere (by the database, over every follow-up of
-    /// the report's leads), as [`Aggregator::finish`] would compute them from the times: the
-    /// mean rounded down, the median the middle time or the mean of the two middle ones rounded
-    /// down. For a report that gives no owner's times to [`Aggregator::follow_up`] (a median
-    /// cannot be combined with more times).
-    pub fn owner_follow_up(&mut self, figures: FollowUp) {
-        self.owner_follow.push(figures);
-    }
-
     /// The figures, with the `top` largest segments of each dimension.
     pub fn finish(mut self, top: usize) -> LeadStats {
         if let Some(groups) = DIMENSIONS.iter().position(|d| d.column.is_none()).and_then(|i| self.groups.get_mut(i)) {
@@ -538,7 +526,6 @@ impl Aggregator {
                     median_secs: median,
                 }
             })
-            .chain(self.owner_follow)
             .collect();
         follow_up.sort_by_key(|f| (f.owner_id.is_none(), f.owner_id));
         let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();

@@ -1864,11 +1864,11 @@ async fn report_days_agree_with_the_leads(env: Env) {
     assert_eq!(again.counts.by_status, [5, 0, 1, 2, 1]);
 }
 
-/// Time to first follow-up per owner: the report of whole days (PostgreSQL computes the figures
-/// in SQL) equals the report that reads every lead's time (computed in Rust) and the expected
-/// figures, for owners with an even and an odd number of followed-up leads (the median of an
-/// even count is the mean of the two middle times, rounded down), with seconds truncated (each
-/// note comes 700 ms after a whole second).
+/// Time to first follow-up per owner: the report of whole days (follow-ups read by a query of
+/// their own) equals the report that reads every lead, and both give the expected figures, for
+/// owners with an even and an odd number of followed-up leads (the median of an even count is the
+/// mean of the two middle times, rounded down) and seconds truncated (each note comes 700 ms after
+/// a whole second). A backend that computes these figures in SQL must keep them.
 async fn follow_up_figures_per_owner(env: Env) {
     let s = &env.store;
     let admin = Actor::of(&s.create_user("admin", Role::Admin, "h").await.unwrap());

@@ -26,8 +26,8 @@ use xiansuo_domain::{
 use crate::copy::{Cell, ColumnKind, TableDef};
 use crate::query::{Dialect, Param, group_cte, lead_batch_where, lead_order, lead_where, limit_offset, push_where};
 use crate::reports::{
-    Aggregator, COLUMN_DIMS, Counts, DAYS_SELECT, ExportEntry, FACT_FIXED, FactRow, FollowUp, LeadCursor, LeadStats,
-    NewExport, fact_select,
+    Aggregator, COLUMN_DIMS, Counts, DAYS_SELECT, ExportEntry, FACT_FIXED, FactRow, LeadCursor, LeadStats, NewExport,
+    fact_select,
 };
 use crate::write::{self, Job, ScoringCell, Write, change_from_detail};
 use crate::{Actor, LeadUpdate, NewSession, Session, UserChange};
@@ -435,30 +435,14 @@ impl PostgresStore {
             let (where_, params) = lead_where(q, &DIALECT);
             let params = sql_params(&params);
             let and = if where_.is_empty() { "WHERE" } else { "AND" };
-            // Each owner's figures computed here rather than from every lead's time streamed to
-            // Rust (640,950 rows for 90 days of 1,000,000 leads), exactly as
-            // `Aggregator::finish` computes them: seconds truncated, negative ones 0, the mean
-            // rounded down, the median the middle time or the mean of the two middle ones
-            // rounded down (the lower middle is `percentile_disc(0.5)` in ascending order, the
-            // upper one in descending order; for an odd count both are the middle time).
             let sql = format!(
-                "SELECT f.owner_id, count(*), div(sum(f.secs), count(*))::bigint,
-                     (percentile_disc(0.5) WITHIN GROUP (ORDER BY f.secs)
-                      + percentile_disc(0.5) WITHIN GROUP (ORDER BY f.secs DESC)) / 2
-                 FROM (SELECT l.owner_id, GREATEST(0, trunc(EXTRACT(EPOCH FROM l.followed_at)
-                         - EXTRACT(EPOCH FROM l.received_at)))::bigint AS secs
-                       FROM leads l {where_} {and} l.followed_at IS NOT NULL) f
-                 GROUP BY f.owner_id"
+                "SELECT l.owner_id, l.received_at, l.followed_at FROM leads l {where_} {and} l.followed_at IS NOT NULL"
             );
             let rows = tx.query_raw(&sql, params.iter().copied()).await?;
             futures_util::pin_mut!(rows);
             while let Some(r) = rows.try_next().await? {
-                agg.owner_follow_up(FollowUp {
-                    owner_id: r.try_get(0)?,
-                    followed: r.try_get::<_, i64>(1)?.max(0) as u64,
-                    mean_secs: r.try_get(2)?,
-                    median_secs: r.try_get(3)?,
-                });
+                let (received, first): (Instant, Instant) = (r.try_get(1)?, r.try_get(2)?);
+                agg.follow_up(r.try_get(0)?, (first - received).num_seconds());
             }
         }
         tx.commit().await?;
