@@ -134,6 +134,19 @@ pub fn covered(q: &crate::LeadQuery) -> bool {
 /// How many columns precede the dimensions in a fact row.
 pub const FACT_FIXED: usize = 6;
 
+/// How many dimensions are a column of their own (all but the owner's): the values of a fact row.
+pub const COLUMN_DIMS: usize = {
+    let mut n = 0;
+    let mut i = 0;
+    while i < DIMENSIONS.len() {
+        if DIMENSIONS[i].column.is_some() {
+            n += 1;
+        }
+        i += 1;
+    }
+    n
+};
+
 /// The dimension number of the hour of day in `report_days` (after [`DIMENSIONS`]).
 pub const HOUR_DIM: i64 = DIMENSIONS.len() as i64;
 
@@ -383,8 +396,9 @@ pub struct FactRow<'a> {
     pub tag_name: Option<&'a str>,
     /// The first follow-up (first status change or note); read only when the scan counts them.
     pub followed_at: Option<Instant>,
-    /// The values of [`DIMENSIONS`] that have a column, in order.
-    pub values: Vec<Option<&'a str>>,
+    /// The values of [`DIMENSIONS`] that have a column, in order (an array: no allocation per
+    /// lead).
+    pub values: [Option<&'a str>; COLUMN_DIMS],
 }
 
 /// Segments by value. (The default hasher: the values come from pushes, so a cheaper hash
@@ -413,6 +427,9 @@ pub struct Aggregator {
     days: BTreeMap<i64, Counts>,
     hours: [u64; 24],
     groups: Vec<Groups>,
+    /// The owner dimension's segments of leads read one by one, by id (`None`: the pool), made
+    /// text once in [`Aggregator::finish`] rather than for every lead.
+    owners: HashMap<Option<i64>, Counts>,
     follow: HashMap<Option<i64>, Vec<i64>>,
     /// Changes not yet folded into `report_days`, by its key (dim, day, value, label): added to
     /// the rows as they are read, the rest by [`Aggregator::finish`].
@@ -430,6 +447,7 @@ impl Default for Aggregator {
             days: BTreeMap::new(),
             hours: [0; 24],
             groups: DIMENSIONS.iter().map(|_| Groups::default()).collect(),
+            owners: HashMap::new(),
             follow: HashMap::new(),
             pending: HashMap::new(),
         }
@@ -449,25 +467,18 @@ impl Aggregator {
         if let Some(at) = row.followed_at {
             self.follow_up(row.owner_id, (at - row.received_at).num_seconds());
         }
+        self.owners.entry(row.owner_id).or_default().add(status, contact);
         let mut values = row.values.iter();
-        let mut owner = String::new();
         for (d, groups) in DIMENSIONS.iter().zip(self.groups.iter_mut()) {
-            let (value, label): (&str, Option<&str>) = match d.column {
-                None => {
-                    if let Some(o) = row.owner_id {
-                        owner = o.to_string();
-                    }
-                    (owner.as_str(), None)
-                }
-                Some(_) => {
-                    // As stored (pushes are trimmed when decoded): the inbox filter matches it.
-                    let v = values.next().copied().flatten().unwrap_or("");
-                    match d.key {
-                        "landing" => (landing_page(v), None),
-                        "tag" => (v, row.tag_name),
-                        _ => (v, None),
-                    }
-                }
+            if d.column.is_none() {
+                continue;
+            }
+            // As stored (pushes are trimmed when decoded): the inbox filter matches it.
+            let v = values.next().copied().flatten().unwrap_or("");
+            let (value, label) = match d.key {
+                "landing" => (landing_page(v), None),
+                "tag" => (v, row.tag_name),
+                _ => (v, None),
             };
             // Looked up by reference: a value is copied only the first time it is seen.
             let group = match groups.get_mut(value) {
@@ -533,6 +544,12 @@ impl Aggregator {
         // Pending changes of segments `report_days` has no row (or no leads) for yet.
         for ((dim, day, value, label), row) in std::mem::take(&mut self.pending) {
             self.add_day(dim, day, &value, &label, row);
+        }
+        if let Some(groups) = DIMENSIONS.iter().position(|d| d.column.is_none()).and_then(|i| self.groups.get_mut(i)) {
+            for (owner, counts) in self.owners.drain() {
+                // The pool is the empty value, as in `report_days`.
+                groups.entry(owner.map(|o| o.to_string()).unwrap_or_default()).or_default().counts.merge(&counts);
+            }
         }
         let dimensions = DIMENSIONS
             .iter()
@@ -669,11 +686,10 @@ mod tests {
     fn aggregates_segments_funnel_and_follow_up() {
         let t = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap_or_default();
         let mut a = Aggregator::default();
-        let n = DIMENSIONS.iter().filter(|d| d.column.is_some()).count();
         for (status, engine, mobile) in
             [("won", "百度", "13800138000"), ("contacted", "百度", ""), ("new", "搜狗", "13900000000")]
         {
-            let mut values = vec![None; n];
+            let mut values = [None; COLUMN_DIMS];
             values[0] = Some(engine);
             a.add(&FactRow {
                 received_at: t,

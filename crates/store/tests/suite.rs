@@ -12,6 +12,7 @@ use chrono::{DateTime, Duration, Utc};
 use tempfile::TempDir;
 use xiansuo_domain::{Card, Instant, Lead, LeadChange, LeadStatus, Message, PushOutcomeKind, Role, Sender};
 use xiansuo_store::postgres::PostgresStore;
+use xiansuo_store::reports::FollowUp;
 use xiansuo_store::sqlite::SqliteStore;
 use xiansuo_store::testing::{TestDatabase, throwaway_postgres};
 use xiansuo_store::{Actor, AuditEntry, AuditQuery, LeadUpdate, NewSession, UserChange, VendorPush};
@@ -80,6 +81,7 @@ suite!(
     vendor_event_ids_are_claimed_in_the_push_transaction,
     visitor_events_reach_known_leads_only,
     report_days_agree_with_the_leads,
+    follow_up_figures_per_owner,
     hour_and_empty_filters,
 );
 
@@ -1901,6 +1903,48 @@ async fn report_days_agree_with_the_leads(env: Env) {
     let again = s.lead_stats(&ranges[0], 20).await.unwrap();
     assert_eq!(again, s.lead_stats_scanned(&ranges[0], 20).await.unwrap());
     assert_eq!(again.counts.by_status, [5, 0, 1, 2, 1]);
+}
+
+/// Time to first follow-up per owner: the report of whole days (follow-ups read by a query of
+/// their own) equals the report that reads every lead, and both give the expected figures, for
+/// owners with an even and an odd number of followed-up leads (the median of an even count is the
+/// mean of the two middle times, rounded down) and seconds truncated (each note comes 700 ms after
+/// a whole second). A backend that computes these figures in SQL must keep them.
+async fn follow_up_figures_per_owner(env: Env) {
+    let s = &env.store;
+    let admin = Actor::of(&s.create_user("admin", Role::Admin, "h").await.unwrap());
+    let li = s.create_user("li", Role::Agent, "h").await.unwrap();
+    let wang = s.create_user("wang", Role::Agent, "h").await.unwrap();
+    let owners_secs: [(Option<i64>, &[i64]); 3] =
+        [(Some(li.id), &[40, 10, 1000, 20]), (Some(wang.id), &[100, 5, 7]), (None, &[8, 3])];
+    let mut n = 0;
+    for (owner, secs) in owners_secs {
+        for secs in secs {
+            let at = china("2026-03-01T09:00:00") + Duration::minutes(7 * n);
+            let id = record(s, cards_push("easyliao", at, vec![card("c1", &format!("f{n}"))])).await.leads[0].id;
+            if let Some(owner) = owner {
+                s.update_lead(id, admin, LeadUpdate::Assign { to: Some(owner) }, at).await.unwrap();
+            }
+            let noted = at + Duration::seconds(*secs) + Duration::milliseconds(700);
+            s.update_lead(id, admin, LeadUpdate::Note { text: "回电话".into() }, noted).await.unwrap();
+            n += 1;
+        }
+    }
+    // A lead never followed up counts nowhere.
+    record(s, cards_push("easyliao", china("2026-03-01T20:00:00"), vec![card("c1", "never")])).await;
+
+    let whole_days =
+        LeadQuery { from: Some(china("2026-03-01T00:00:00")), to: Some(china("2026-03-03T00:00:00")), ..all_leads() };
+    let expected = vec![
+        FollowUp { owner_id: Some(li.id), followed: 4, mean_secs: 267, median_secs: 30 },
+        FollowUp { owner_id: Some(wang.id), followed: 3, mean_secs: 37, median_secs: 7 },
+        FollowUp { owner_id: None, followed: 2, mean_secs: 5, median_secs: 5 },
+    ];
+    for q in [whole_days, all_leads()] {
+        let fast = s.lead_stats(&q, 3).await.unwrap();
+        assert_eq!(fast.follow_up, expected, "{:?}", q.from);
+        assert_eq!(fast, s.lead_stats_scanned(&q, 3).await.unwrap(), "{:?}", q.from);
+    }
 }
 
 /// `hour` and `empty` select the leads of the dashboard's per-hour and "（未填）" segments.

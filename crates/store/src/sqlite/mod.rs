@@ -23,7 +23,8 @@ use xiansuo_domain::{
 use crate::copy::{Cell, ColumnKind, TableDef};
 use crate::query::{Dialect, Param, group_cte, lead_batch_where, lead_order, lead_where, limit_offset, push_where};
 use crate::reports::{
-    Aggregator, DAYS_SELECT, DayRow, ExportEntry, FACT_FIXED, FactRow, LeadCursor, LeadStats, NewExport, fact_select,
+    Aggregator, COLUMN_DIMS, DAYS_SELECT, DayRow, ExportEntry, FACT_FIXED, FactRow, LeadCursor, LeadStats, NewExport,
+    fact_select,
 };
 use crate::write::{self, Job, ScoringCell, Write, change_from_detail};
 use crate::{Actor, LeadUpdate, NewSession, Session, UserChange};
@@ -47,6 +48,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (11, "report_days", include_str!("migrations/0011_report_days.sql")),
     (12, "create_time_order", include_str!("migrations/0012_create_time_order.sql")),
     (13, "report_pending", include_str!("migrations/0013_report_pending.sql")),
+    (14, "report_index_covering", include_str!("migrations/0014_report_index_covering.sql")),
     (15, "search_terms", include_str!("migrations/0015_search_terms.sql")),
     (16, "live_indexes", include_str!("migrations/0016_live_indexes.sql")),
 ];
@@ -82,19 +84,15 @@ impl SqliteStore {
             };
             let indexed = has("index", "leads_report")?;
             let plan = crate::reports::plan(&query, use_days && has("table", "report_days")?);
-            let dims = crate::reports::DIMENSIONS.iter().filter(|d| d.column.is_some()).count();
             for scan in &plan.scans {
-                let (where_, params) = lead_where(scan, &DIALECT);
-                // The covering index answers the report alone unless the filter reads other
-                // columns (then a plain scan beats an index scan that looks up every row).
-                let hint = if indexed && crate::reports::covered(scan) { "INDEXED BY leads_report" } else { "" };
-                let mut stmt = tx.prepare_cached(&format!("SELECT {} FROM leads l {hint} {where_}", fact_select()))?;
-                let mut rows = stmt.query(params_from_iter(sql_params(params).iter()))?;
+                let (sql, params) = report_scan(scan, indexed);
+                let mut stmt = tx.prepare_cached(&sql)?;
+                let mut rows = stmt.query(params_from_iter(params.iter()))?;
                 while let Some(r) = rows.next()? {
                     let status = text_ref(r, 1)?.unwrap_or("new");
-                    let mut values = Vec::with_capacity(dims);
-                    for i in 0..dims {
-                        values.push(text_ref(r, FACT_FIXED + i)?);
+                    let mut values = [None; COLUMN_DIMS];
+                    for (i, v) in values.iter_mut().enumerate() {
+                        *v = text_ref(r, FACT_FIXED + i)?;
                     }
                     agg.add(&FactRow {
                         received_at: instant(r.get(0)?),
@@ -161,6 +159,15 @@ impl SqliteStore {
         })
         .await
     }
+}
+
+/// The query of a report's pass over the leads of `scan`, and its parameters. The covering index
+/// answers it alone unless the filter reads other columns (then a plain scan beats an index scan
+/// that looks up every row); `indexed`: whether the index exists.
+fn report_scan(scan: &LeadQuery, indexed: bool) -> (String, Vec<Value>) {
+    let (where_, params) = lead_where(scan, &DIALECT);
+    let hint = if indexed && crate::reports::covered(scan) { "INDEXED BY leads_report" } else { "" };
+    (format!("SELECT {} FROM leads l {hint} {where_}", fact_select()), sql_params(params))
 }
 
 impl SqliteStore {
@@ -1050,5 +1057,38 @@ impl Store for SqliteStore {
             return Err(StoreError::Unavailable("the writer has stopped".into()));
         }
         self.read(|conn| Ok(conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).map(|_| ())?)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A filtered report reads the covering index alone (migration 0014): SQLite's plan says
+    /// `COVERING INDEX`, not a table row looked up for each lead of the range (what it did while
+    /// `merged_into`, which every report filters on, was not in the index: 3–4 times slower at
+    /// 1,000,000 leads).
+    #[test]
+    fn filtered_reports_read_the_covering_index_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plan.db");
+        drop(SqliteStore::open(&path, 16).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        let from = DateTime::from_timestamp(1_780_000_000, 0);
+        let queries = [
+            LeadQuery { city: Some("广州市".into()), from, ..Default::default() },
+            LeadQuery { search_engine: Some("百度".into()), ..Default::default() },
+            LeadQuery { status: Some(LeadStatus::Won), ..Default::default() },
+            LeadQuery { owner: Some(crate::OwnerFilter::Unassigned), visible_to: Some(3), ..Default::default() },
+            LeadQuery { landing: Some("http://a.cn/x".into()), hour: Some(9), ..Default::default() },
+            LeadQuery { empty: vec!["keyword", "landing"], tag: Some("7".into()), ..Default::default() },
+        ];
+        for q in &queries {
+            let (sql, params) = report_scan(q, true);
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let plan: Vec<String> =
+                stmt.query_map(params_from_iter(params.iter()), |r| r.get(3)).unwrap().map(|r| r.unwrap()).collect();
+            assert!(plan.iter().any(|p| p.contains("COVERING INDEX leads_report")), "{q:?}: {plan:?}");
+        }
     }
 }
