@@ -62,10 +62,10 @@ impl From<tokio_postgres::Error> for Failure {
 
 /// One of the store's writers: takes whatever has queued (up to [`MAX_BATCH`]) and commits it in
 /// one transaction, answering each job after the commit. Several may run side by side on their
-/// own connections (`postgres_writers`): PostgreSQL keeps concurrent transactions apart (row
-/// locks; a deadlock between two batches retries one of them whole, as between two instances),
-/// but the per-day report rows every new lead updates make them wait for each other, so the
-/// default is one.
+/// own connections (`postgres_writers`, four by default): PostgreSQL keeps concurrent
+/// transactions apart (row locks; a deadlock between two batches retries one of them whole, as
+/// between two instances). No row is written by every batch (the per-day report's changes are
+/// appended and folded by one writer at a time), so they seldom wait for each other.
 pub async fn run(pool: Pool, jobs: Arc<Mutex<mpsc::Receiver<Job>>>, scoring: ScoringCell) {
     let mut last_fold = Clock::now();
     // Whether this writer committed since its last fold (its report changes may be pending).
