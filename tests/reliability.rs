@@ -61,8 +61,10 @@ async fn a_full_write_queue_answers_503_at_once_and_recovers() {
     // While the database is blocked, the pushes beyond the queue are answered 503 with
     // Retry-After without waiting for it: they finish before the block is released. Wait
     // (bounded) until all but the queue's worth have finished.
-    // The batch the writer holds (what was queued when it woke) plus a refilled queue.
-    let queue_and_batch = 2 * 4 + 1;
+    // The batch each writer holds (what was queued when it woke) plus a refilled queue: one
+    // writer on SQLite, `postgres_writers` (four by default) on PostgreSQL.
+    let writers = if matches!(server.backend, Backend::Sqlite) { 1 } else { 4 };
+    let queue_and_batch = (writers + 1) * 4 + 1;
     for _ in 0..80 {
         if tasks.iter().filter(|t| t.is_finished()).count() >= tasks.len() - queue_and_batch {
             break;
