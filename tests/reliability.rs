@@ -41,9 +41,13 @@ impl WriteBlock {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_write_queue_answers_503_at_once_and_recovers() {
-    let server =
-        Server::start_with(Options { env: vec![("XIANSUO_WRITE_QUEUE".into(), "4".into())], ..Default::default() })
-            .await;
+    // PostgreSQL writers, each holding a batch while the database is blocked (SQLite has one).
+    let postgres_writers = 4;
+    let env = vec![
+        ("XIANSUO_WRITE_QUEUE".into(), "4".into()),
+        ("XIANSUO_POSTGRES_WRITERS".into(), postgres_writers.to_string()),
+    ];
+    let server = Server::start_with(Options { env, ..Default::default() }).await;
     let (status, _) = server.push_json(&card("before")).await;
     assert_eq!(status, StatusCode::OK);
 
@@ -61,9 +65,8 @@ async fn a_full_write_queue_answers_503_at_once_and_recovers() {
     // While the database is blocked, the pushes beyond the queue are answered 503 with
     // Retry-After without waiting for it: they finish before the block is released. Wait
     // (bounded) until all but the queue's worth have finished.
-    // The batch each writer holds (what was queued when it woke) plus a refilled queue: one
-    // writer on SQLite, `postgres_writers` (four by default) on PostgreSQL.
-    let writers = if matches!(server.backend, Backend::Sqlite) { 1 } else { 4 };
+    // The batch each writer holds (what was queued when it woke) plus a refilled queue.
+    let writers = if matches!(server.backend, Backend::Sqlite) { 1 } else { postgres_writers };
     let queue_and_batch = (writers + 1) * 4 + 1;
     for _ in 0..80 {
         if tasks.iter().filter(|t| t.is_finished()).count() >= tasks.len() - queue_and_batch {

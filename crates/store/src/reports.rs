@@ -191,6 +191,52 @@ pub const DAYS_COLUMNS: &str = "day, dim, value, label, leads, new, contacted, i
 /// hot rows once for every change since the last.
 pub const FOLD_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// When a writer folds the report's pending changes (both backends' writers keep one).
+#[derive(Debug)]
+pub struct FoldSchedule {
+    last: std::time::Instant,
+    /// Whether a batch committed since the last fold that finished (changes may be pending).
+    unfolded: bool,
+}
+
+impl Default for FoldSchedule {
+    /// Unfolded at first: what an earlier run, `xiansuo copy` or a crash left pending is folded a
+    /// moment after start.
+    fn default() -> Self {
+        FoldSchedule { last: std::time::Instant::now(), unfolded: true }
+    }
+}
+
+impl FoldSchedule {
+    /// How long to wait for the next job before folding; `None`: nothing to fold, wait for it.
+    pub fn wait(&self) -> Option<std::time::Duration> {
+        self.unfolded.then(|| FOLD_EVERY.saturating_sub(self.last.elapsed()))
+    }
+
+    /// A batch committed: it may have left changes pending.
+    pub fn committed(&mut self) {
+        self.unfolded = true;
+    }
+
+    /// Whether to fold now (between two batches).
+    pub fn due(&self) -> bool {
+        self.unfolded && self.last.elapsed() >= FOLD_EVERY
+    }
+
+    /// Whether changes this writer committed may still be pending.
+    pub fn unfolded(&self) -> bool {
+        self.unfolded
+    }
+
+    /// A fold was tried now; `done`: it folded what this writer had committed.
+    pub fn tried(&mut self, done: bool) {
+        self.last = std::time::Instant::now();
+        if done {
+            self.unfolded = false;
+        }
+    }
+}
+
 /// Milliseconds in a day, and China time's offset from UTC (UTC+8 all year).
 const DAY_MS: i64 = 86_400_000;
 const CHINA_MS: i64 = 8 * 3_600_000;

@@ -4,7 +4,7 @@
 //! (migration 0013), one fold at a time across writers and instances.
 
 use std::sync::{Arc, LazyLock};
-use std::time::{Duration, Instant as Clock};
+use std::time::Duration;
 
 use deadpool_postgres::{Pool, Transaction};
 use tokio::sync::{Mutex, mpsc};
@@ -17,7 +17,7 @@ use xiansuo_domain::{
 
 use super::describe;
 use crate::query::summarize;
-use crate::reports::{DAYS_COLUMNS, FOLD_EVERY, FOLD_UPSERT, pending_days};
+use crate::reports::{DAYS_COLUMNS, FOLD_UPSERT, FoldSchedule, pending_days};
 use crate::write::{
     Apply, Job, MAX_BATCH, NewLeadTally, ScoreRow, ScoringCell, Write, Written, change_detail, contact_kind,
     duplicate_change, filled_by_merge, millis, plan_merge, plan_update, rescore,
@@ -67,27 +67,24 @@ impl From<tokio_postgres::Error> for Failure {
 /// between two instances). No row is written by every batch (the per-day report's changes are
 /// appended and folded by one writer at a time), so they seldom wait for each other.
 pub async fn run(pool: Pool, jobs: Arc<Mutex<mpsc::Receiver<Job>>>, scoring: ScoringCell) {
-    let mut last_fold = Clock::now();
-    // Whether this writer committed since its last fold (its report changes may be pending).
-    // (True at first: what an earlier run, `xiansuo copy` or a crash left pending is folded a
-    // moment after start.)
-    let mut unfolded = true;
+    let mut schedule = FoldSchedule::default();
     loop {
         let batch = {
             let mut queue = jobs.lock().await;
-            let first = if unfolded {
-                match tokio::time::timeout(FOLD_EVERY.saturating_sub(last_fold.elapsed()), queue.recv()).await {
+            let first = match schedule.wait() {
+                Some(wait) => match tokio::time::timeout(wait, queue.recv()).await {
                     Ok(Some(job)) => job,
                     Ok(None) => break,
                     Err(_) => {
                         drop(queue);
-                        fold_now(&pool, &mut last_fold, &mut unfolded).await;
+                        schedule.tried(fold_now(&pool).await);
                         continue;
                     }
+                },
+                None => {
+                    let Some(job) = queue.recv().await else { break };
+                    job
                 }
-            } else {
-                let Some(job) = queue.recv().await else { break };
-                job
             };
             let mut batch = vec![first];
             while batch.len() < MAX_BATCH {
@@ -116,22 +113,21 @@ pub async fn run(pool: Pool, jobs: Arc<Mutex<mpsc::Receiver<Job>>>, scoring: Sco
                 }
             }
         }
-        unfolded = true;
-        if last_fold.elapsed() >= FOLD_EVERY {
-            fold_now(&pool, &mut last_fold, &mut unfolded).await;
+        schedule.committed();
+        if schedule.due() {
+            schedule.tried(fold_now(&pool).await);
         }
     }
-    if unfolded {
-        fold_now(&pool, &mut last_fold, &mut unfolded).await;
+    if schedule.unfolded() {
+        fold_now(&pool).await;
     }
     tracing::debug!("writer stopped: no more senders");
 }
 
 /// Folds the report's pending changes in a transaction of its own, unless another writer (of
-/// this or another instance) is folding. A failure is logged and loses nothing: the changes stay
-/// pending, reports still add them, the next fold retries.
-async fn fold_now(pool: &Pool, last_fold: &mut Clock, unfolded: &mut bool) {
-    *last_fold = Clock::now();
+/// this or another instance) is folding; whether it did. A failure is logged and loses nothing:
+/// the changes stay pending, reports still add them, the next fold retries.
+async fn fold_now(pool: &Pool) -> bool {
     let folded = async {
         let mut client = pool
             .get()
@@ -143,20 +139,18 @@ async fn fold_now(pool: &Pool, last_fold: &mut Clock, unfolded: &mut bool) {
         Ok::<_, Failure>(folded)
     }
     .await;
-    match folded {
+    let error = match folded {
         Ok(Some(rows)) => {
-            *unfolded = false;
             tracing::trace!(rows, "report changes folded");
+            return true;
         }
         // Another fold is running; it may have begun before this writer's last commit.
-        Ok(None) => {}
-        Err(Failure::Conflict(e) | Failure::Database(e)) => {
-            tracing::warn!(error = %describe(&e), "folding the report's pending changes failed; they stay pending")
-        }
-        Err(Failure::Refused(e)) => {
-            tracing::warn!(error = %e, "folding the report's pending changes failed; they stay pending")
-        }
-    }
+        Ok(None) => return false,
+        Err(Failure::Conflict(e) | Failure::Database(e)) => describe(&e),
+        Err(Failure::Refused(e)) => e.to_string(),
+    };
+    tracing::warn!(error, "folding the report's pending changes failed; they stay pending");
+    false
 }
 
 /// Adds the pending changes of the per-day report (`report_pending`, appended by the triggers

@@ -6,7 +6,6 @@
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
-use std::time::Instant as Clock;
 
 use rusqlite::{Connection, OptionalExtension, params};
 use xiansuo_domain::{
@@ -16,7 +15,7 @@ use xiansuo_domain::{
 
 use crate::copy::{Cell, TableDef};
 use crate::query::summarize;
-use crate::reports::{DAYS_COLUMNS, FOLD_EVERY, FOLD_UPSERT, pending_days};
+use crate::reports::{DAYS_COLUMNS, FOLD_UPSERT, FoldSchedule, pending_days};
 use crate::write::{
     Apply, Job, MAX_BATCH, NewLeadTally, ScoreRow, ScoringCell, Write, Written, change_detail, duplicate_change,
     filled_by_merge, plan_merge, plan_update, rescore,
@@ -29,26 +28,21 @@ use crate::{
 /// Runs until every sender is dropped, then returns after committing what was queued (and
 /// folding the report changes it made).
 pub fn run(mut conn: Connection, jobs: Receiver<Job>, scoring: ScoringCell, restart_wal: &AtomicBool) {
-    let mut last_fold = Clock::now();
-    // Whether a batch committed since the last fold (it may have left report changes pending).
-    // (True at first: what an earlier run, `xiansuo copy` or a crash left pending is folded a
-    // moment after start.)
-    let mut unfolded = true;
+    let mut schedule = FoldSchedule::default();
     loop {
-        let first = if unfolded {
-            match jobs.recv_timeout(FOLD_EVERY.saturating_sub(last_fold.elapsed())) {
+        let first = match schedule.wait() {
+            Some(wait) => match jobs.recv_timeout(wait) {
                 Ok(job) => job,
                 Err(RecvTimeoutError::Timeout) => {
-                    fold_now(&mut conn, &mut last_fold, &mut unfolded);
+                    schedule.tried(fold_now(&mut conn));
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
-            }
-        } else {
-            match jobs.recv() {
+            },
+            None => match jobs.recv() {
                 Ok(job) => job,
                 Err(_) => break,
-            }
+            },
         };
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -58,7 +52,7 @@ pub fn run(mut conn: Connection, jobs: Receiver<Job>, scoring: ScoringCell, rest
             }
         }
         commit_batch(&mut conn, batch, &scoring.get());
-        unfolded = true;
+        schedule.committed();
         if restart_wal.swap(false, Ordering::AcqRel) {
             // Between two batches no write is under way: a checkpoint here can copy the last
             // frames, and the next batch then begins the WAL again (see checkpoint_while).
@@ -66,20 +60,20 @@ pub fn run(mut conn: Connection, jobs: Receiver<Job>, scoring: ScoringCell, rest
                 tracing::warn!(error = %e, "WAL checkpoint failed; it is tried again");
             }
         }
-        if last_fold.elapsed() >= FOLD_EVERY {
-            fold_now(&mut conn, &mut last_fold, &mut unfolded);
+        if schedule.due() {
+            schedule.tried(fold_now(&mut conn));
         }
     }
-    if unfolded {
-        fold_now(&mut conn, &mut last_fold, &mut unfolded);
+    if schedule.unfolded() {
+        fold_now(&mut conn);
     }
     tracing::debug!("writer stopped: no more senders");
 }
 
-/// Folds the report's pending changes in a transaction of its own. A failure is logged and
-/// loses nothing: the changes stay pending, reports still add them, the next fold retries.
-fn fold_now(conn: &mut Connection, last_fold: &mut Clock, unfolded: &mut bool) {
-    *last_fold = Clock::now();
+/// Folds the report's pending changes in a transaction of its own; whether it did. A failure is
+/// logged and loses nothing: the changes stay pending, reports still add them, the next fold
+/// retries.
+fn fold_now(conn: &mut Connection) -> bool {
     let folded = conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(StoreError::from)
@@ -90,10 +84,13 @@ fn fold_now(conn: &mut Connection, last_fold: &mut Clock, unfolded: &mut bool) {
         });
     match folded {
         Ok(n) => {
-            *unfolded = false;
             tracing::trace!(rows = n, "report changes folded");
+            true
         }
-        Err(e) => tracing::warn!(error = %e, "folding the report's pending changes failed; they stay pending"),
+        Err(e) => {
+            tracing::warn!(error = %e, "folding the report's pending changes failed; they stay pending");
+            false
+        }
     }
 }
 
