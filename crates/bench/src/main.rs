@@ -141,6 +141,14 @@ struct QueryArgs {
     /// Times each request is timed.
     #[arg(long, default_value_t = 50)]
     repeat: usize,
+    /// SQLite: keep the filled database in this folder, and when it already holds one (from an
+    /// earlier run with the same --leads, --seed and transcript sizes), time it without filling
+    /// again. Filling a million leads takes about ten minutes.
+    #[arg(long)]
+    reuse: Option<std::path::PathBuf>,
+    /// Skip the CSV export of all leads (timed once, with the server's memory growth).
+    #[arg(long)]
+    no_export: bool,
     /// PostgreSQL: skip the `VACUUM (ANALYZE)` run after the fill (by default the bench runs it,
     /// as autovacuum would within a minute or two, so queries meet a steady-state database).
     #[arg(long)]

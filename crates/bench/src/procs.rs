@@ -242,7 +242,12 @@ pub fn cpu_seconds(stat_path: &str) -> f64 {
 
 /// Where the server under test keeps its data.
 pub enum Database {
-    Sqlite { dir: tempfile::TempDir },
+    /// A SQLite database in `dir`: a temporary folder (`_temp`, removed when dropped) or one the
+    /// caller keeps (`--reuse`).
+    Sqlite {
+        dir: PathBuf,
+        _temp: Option<tempfile::TempDir>,
+    },
     Postgres(PgDatabase),
 }
 
@@ -254,23 +259,29 @@ impl Database {
                     .prefix("xiansuo-bench-")
                     .tempdir()
                     .map_err(|e| format!("cannot make a temporary folder: {e}"))?;
-                Ok(Database::Sqlite { dir })
+                Ok(Database::Sqlite { dir: dir.path().to_path_buf(), _temp: Some(dir) })
             }
             DbKind::Postgres => Ok(Database::Postgres(PgDatabase::create(postgres_server).await?)),
         }
     }
 
+    /// A SQLite database kept in `dir` (made if missing), not removed afterwards.
+    pub fn sqlite_in(dir: &Path) -> Result<Database, String> {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot make {}: {e}", dir.display()))?;
+        Ok(Database::Sqlite { dir: dir.to_path_buf(), _temp: None })
+    }
+
     /// A folder for logs (the SQLite folder, or a temporary one beside PostgreSQL's).
     pub fn work_dir(&self) -> &Path {
         match self {
-            Database::Sqlite { dir } => dir.path(),
+            Database::Sqlite { dir, .. } => dir,
             Database::Postgres(pg) => pg.dir.path(),
         }
     }
 
     pub fn url(&self) -> String {
         match self {
-            Database::Sqlite { dir } => format!("sqlite://{}", dir.path().join("xiansuo.db").display()),
+            Database::Sqlite { dir, .. } => format!("sqlite://{}", dir.join("xiansuo.db").display()),
             Database::Postgres(pg) => pg.url.clone(),
         }
     }
@@ -278,7 +289,7 @@ impl Database {
     /// Bytes of the SQLite write-ahead log (0 on PostgreSQL).
     pub fn wal_bytes(&self) -> u64 {
         match self {
-            Database::Sqlite { dir } => std::fs::metadata(dir.path().join("xiansuo.db-wal")).map_or(0, |m| m.len()),
+            Database::Sqlite { dir, .. } => std::fs::metadata(dir.join("xiansuo.db-wal")).map_or(0, |m| m.len()),
             Database::Postgres(_) => 0,
         }
     }
@@ -286,9 +297,9 @@ impl Database {
     /// Bytes on disk (the SQLite file with its WAL, or pg_database_size).
     pub async fn size_bytes(&self) -> u64 {
         match self {
-            Database::Sqlite { dir } => ["xiansuo.db", "xiansuo.db-wal"]
+            Database::Sqlite { dir, .. } => ["xiansuo.db", "xiansuo.db-wal"]
                 .iter()
-                .filter_map(|f| std::fs::metadata(dir.path().join(f)).ok())
+                .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
                 .map(|m| m.len())
                 .sum(),
             Database::Postgres(pg) => pg.size().await.unwrap_or(0),

@@ -136,41 +136,29 @@ async fn post_json(client: &reqwest::Client, url: &str, body: String) -> Result<
     Ok(v)
 }
 
-pub async fn run(args: &QueryArgs) -> Result<Value, String> {
-    let common = &args.common;
-    let binary = procs::server_binary(common.server_bin.as_deref(), common.build)?;
-    let cards = Cards::new(common.seed);
-    let client = load::client()?;
+/// What filling the database took.
+struct Filled {
+    big_id: Option<i64>,
+    outcome: load::Outcome,
+    seconds: f64,
+}
+
+/// Fills the database through the push endpoint: the big lead (chats of 30 messages, one push
+/// each), then the leads.
+async fn fill(args: &QueryArgs, cards: &Cards, client: &reqwest::Client, url: &str) -> Result<Filled, String> {
     let n = args.leads.max(1);
     let m = args.messages_per_lead.clamp(1, 40);
     let batch = args.batch.max(1);
-    println!(
-        "xiansuo-bench query: {} · {} leads of {m} messages, plus one of {} · filled by {} concurrent pushes of {batch} card(s)\nserver: {}",
-        common.database.name(),
-        thousands(n as f64),
-        args.big_lead_messages,
-        args.fill_concurrency,
-        binary.display()
-    );
-
-    let mut db = Database::create(common.database, &common.postgres_url).await?;
-    let mut server = db.start_server(&binary)?;
-    server.wait_healthy(&client).await?;
-    let url = push_url(&server.base);
-
-    // The big lead: chats of 30 messages, one push each.
     let mut big_id = None;
     let mut left = args.big_lead_messages;
     let mut round = 0;
     while left > 0 {
         let k = left.min(30);
-        let answer = post_json(&client, &url, cards.card(BIG_VISITOR, round, Some(k))).await?;
+        let answer = post_json(client, url, cards.card(BIG_VISITOR, round, Some(k))).await?;
         big_id = answer["leads"][0]["id"].as_i64();
         left -= k;
         round += 1;
     }
-
-    // The fill.
     let fill_bodies: load::Bodies = {
         let cards = cards.clone();
         Arc::new(move |k| {
@@ -190,11 +178,10 @@ pub async fn run(args: &QueryArgs) -> Result<Value, String> {
     };
     let pushes = n.div_ceil(batch);
     eprintln!("filling: {} pushes…", thousands(pushes as f64));
-    let fill_from = chrono::Utc::now();
     let t = Instant::now();
-    let fill = load::run(
-        &client,
-        &url,
+    let outcome = load::run(
+        client,
+        url,
         fill_bodies,
         0,
         Mode::Closed { concurrency: args.fill_concurrency.max(1) },
@@ -202,11 +189,94 @@ pub async fn run(args: &QueryArgs) -> Result<Value, String> {
         Some(pushes),
     )
     .await;
-    let fill_secs = t.elapsed().as_secs_f64();
-    let fill_to = chrono::Utc::now();
-    if fill.error_count() > 0 {
-        return Err(format!("the fill failed: {} ({:?})", fill.errors_text(), fill.first_error));
+    let seconds = t.elapsed().as_secs_f64();
+    if outcome.error_count() > 0 {
+        return Err(format!("the fill failed: {} ({:?})", outcome.errors_text(), outcome.first_error));
     }
+    eprintln!("filled in {seconds:.1} s");
+    Ok(Filled { big_id, outcome, seconds })
+}
+
+/// The CSV export of every lead, timed once: its bytes, the rows the export log recorded, and
+/// the server's RSS before and at its highest while the file streamed (sampled every 50 ms).
+struct Exported {
+    seconds: f64,
+    bytes: u64,
+    rows: Option<u64>,
+    rss_before_kib: u64,
+    rss_peak_kib: u64,
+    error: Option<String>,
+}
+
+async fn time_export(client: &reqwest::Client, base: &str, server: &procs::Proc) -> Exported {
+    let rss_before_kib = server.memory().rss_kib;
+    let mut out =
+        Exported { seconds: 0.0, bytes: 0, rows: None, rss_before_kib, rss_peak_kib: rss_before_kib, error: None };
+    let t = Instant::now();
+    let mut sampled = Instant::now();
+    match client.get(format!("{base}/api/v1/leads/export?format=csv")).bearer_auth(procs::ADMIN_TOKEN).send().await {
+        Ok(mut r) if r.status().is_success() => loop {
+            match r.chunk().await {
+                Ok(Some(chunk)) => {
+                    out.bytes += chunk.len() as u64;
+                    if sampled.elapsed() >= Duration::from_millis(50) {
+                        out.rss_peak_kib = out.rss_peak_kib.max(server.memory().rss_kib);
+                        sampled = Instant::now();
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    out.error = Some(format!("the export broke off: {e}"));
+                    break;
+                }
+            }
+        },
+        Ok(r) => out.error = Some(format!("the export answered {}", r.status())),
+        Err(e) => out.error = Some(format!("the export: {e}")),
+    }
+    out.seconds = t.elapsed().as_secs_f64();
+    out.rss_peak_kib = out.rss_peak_kib.max(server.memory().rss_kib);
+    let log = client.get(format!("{base}/api/v1/exports?per_page=1")).bearer_auth(procs::ADMIN_TOKEN).send().await;
+    if let Ok(r) = log {
+        out.rows = r.json::<Value>().await.ok().and_then(|v| v["items"][0]["rows"].as_u64());
+    }
+    out
+}
+
+pub async fn run(args: &QueryArgs) -> Result<Value, String> {
+    let common = &args.common;
+    let binary = procs::server_binary(common.server_bin.as_deref(), common.build)?;
+    let cards = Cards::new(common.seed);
+    let client = load::client()?;
+    let n = args.leads.max(1);
+    let m = args.messages_per_lead.clamp(1, 40);
+    let batch = args.batch.max(1);
+    println!(
+        "xiansuo-bench query: {} · {} leads of {m} messages, plus one of {} · filled by {} concurrent pushes of {batch} card(s)\nserver: {}",
+        common.database.name(),
+        thousands(n as f64),
+        args.big_lead_messages,
+        args.fill_concurrency,
+        binary.display()
+    );
+
+    let reused = match (&args.reuse, common.database) {
+        (Some(_), procs::DbKind::Postgres) => return Err("--reuse keeps a SQLite database only".into()),
+        (Some(dir), _) => dir.join("xiansuo.db").exists(),
+        (None, _) => false,
+    };
+    let mut db = match &args.reuse {
+        Some(dir) => Database::sqlite_in(dir)?,
+        None => Database::create(common.database, &common.postgres_url).await?,
+    };
+    let mut server = db.start_server(&binary)?;
+    server.wait_healthy(&client).await?;
+    let fill = if reused {
+        eprintln!("reusing the database in {}", db.work_dir().display());
+        None
+    } else {
+        Some(fill(args, &cards, &client, &push_url(&server.base)).await?)
+    };
     let stored = lead_total(&client, &server.base).await?;
     let fill_peak = server.memory();
     server.stop();
@@ -216,7 +286,7 @@ pub async fn run(args: &QueryArgs) -> Result<Value, String> {
     };
     let db_bytes = db.size_bytes().await;
     let wal_bytes = db.wal_bytes();
-    eprintln!("filled {} leads in {fill_secs:.1} s; restarting the server on them", thousands(stored as f64));
+    eprintln!("{} leads stored; restarting the server on them", thousands(stored as f64));
 
     // Start-up on that database, and idle memory.
     server = db.start_server(&binary)?;
@@ -249,8 +319,9 @@ pub async fn run(args: &QueryArgs) -> Result<Value, String> {
             chrono::DateTime::parse_from_rfc3339(t).ok().map(|t| t.with_timezone(&chrono::Utc))
         }
     };
-    let from = received_at_rank(stored * 2 / 5).await.unwrap_or(fill_from);
-    let to = received_at_rank(stored * 3 / 5).await.unwrap_or(fill_to).max(from + chrono::Duration::seconds(1));
+    let now = chrono::Utc::now();
+    let from = received_at_rank(stored * 2 / 5).await.unwrap_or(now);
+    let to = received_at_rank(stored * 3 / 5).await.unwrap_or(now).max(from + chrono::Duration::seconds(1));
     let mid = format!("from={}&to={}", percent_encode(&china(from)), percent_encode(&china(to)));
     let deep_page = (stored / 100).clamp(1, 100);
     let e = percent_encode;
@@ -259,6 +330,18 @@ pub async fn run(args: &QueryArgs) -> Result<Value, String> {
         match r {
             Ok(r) => r.json::<Value>().await.ok().and_then(|v| v["items"][0]["id"].as_i64()),
             Err(_) => None,
+        }
+    };
+    let big_id = match &fill {
+        Some(f) => f.big_id,
+        // The big lead of the run that filled the database, found by its visitor id.
+        None => {
+            let visitor = cards.profile(BIG_VISITOR).visitor_id;
+            let r = client.get(format!("{base}/api/v1/leads?q={visitor}")).bearer_auth(procs::ADMIN_TOKEN).send().await;
+            match r {
+                Ok(r) => r.json::<Value>().await.ok().and_then(|v| v["items"][0]["id"].as_i64()),
+                Err(_) => None,
+            }
         }
     };
     let mut requests: Vec<(String, String, Target)> = vec![
@@ -306,6 +389,7 @@ pub async fn run(args: &QueryArgs) -> Result<Value, String> {
     for (label, path, target) in &requests {
         results.push(time_request(&client, &base, label, path, *target, args.repeat.max(1)).await);
     }
+    let export = if args.no_export { None } else { Some(time_export(&client, &base, &server).await) };
     let after = server.memory();
     let stopped = server.stop();
     if let Database::Postgres(pg) = &mut db {
@@ -342,17 +426,32 @@ pub async fn run(args: &QueryArgs) -> Result<Value, String> {
         ]);
     }
     println!("{}", t.render());
-    println!(
-        "fill: {} leads in {fill_secs:.1} s ({} pushes/s, {} leads/s; fill latency p50 {} p99 {}); database {:.1} MiB (of which WAL {:.1} MiB); server peak RSS during the fill {}",
-        thousands(stored as f64),
-        thousands(fill.accepted_per_sec()),
-        thousands(stored as f64 / fill_secs.max(1e-9)),
-        ms(fill.latency.p50),
-        ms(fill.latency.p99),
-        db_bytes as f64 / 1048576.0,
-        wal_bytes as f64 / 1048576.0,
-        mib(fill_peak.peak_kib),
-    );
+    match &fill {
+        Some(f) => println!(
+            "fill: {} leads in {:.1} s ({} pushes/s, {} leads/s; fill latency p50 {} p99 {}); server peak RSS during the fill {}",
+            thousands(stored as f64),
+            f.seconds,
+            thousands(f.outcome.accepted_per_sec()),
+            thousands(stored as f64 / f.seconds.max(1e-9)),
+            ms(f.outcome.latency.p50),
+            ms(f.outcome.latency.p99),
+            mib(fill_peak.peak_kib),
+        ),
+        None => println!("fill: none (the database was reused: {} leads)", thousands(stored as f64)),
+    }
+    println!("database {:.1} MiB (of which WAL {:.1} MiB)", db_bytes as f64 / 1048576.0, wal_bytes as f64 / 1048576.0);
+    if let Some(x) = &export {
+        println!(
+            "CSV export of all leads: {:.1} s, {:.1} MiB, {} rows; server RSS {} before, {} at most while streaming (+{}; target ≤ 30 s and < 100 MB growth at 1M leads){}",
+            x.seconds,
+            x.bytes as f64 / 1048576.0,
+            x.rows.map_or("?".into(), |r| thousands(r as f64)),
+            mib(x.rss_before_kib),
+            mib(x.rss_peak_kib),
+            mib(x.rss_peak_kib.saturating_sub(x.rss_before_kib)),
+            x.error.as_deref().map_or(String::new(), |e| format!(" — error: {e}")),
+        );
+    }
     if let Some(v) = vacuum {
         println!("PostgreSQL: VACUUM (ANALYZE) after the fill took {:.1} s (--no-vacuum skips it)", v.as_secs_f64());
     }
@@ -373,14 +472,27 @@ pub async fn run(args: &QueryArgs) -> Result<Value, String> {
     report["messages_per_lead"] = m.into();
     report["big_lead_messages"] = args.big_lead_messages.into();
     report["messages"] = (n as usize * m + args.big_lead_messages).into();
-    report["fill"] = json!({
-        "seconds": (fill_secs * 1000.0).round() / 1000.0,
-        "pushes": fill.sent,
-        "batch": batch,
-        "concurrency": args.fill_concurrency,
-        "pushes_per_s": fill.accepted_per_sec().round(),
-        "latency": fill.latency.json(),
-        "peak_rss_kib": fill_peak.peak_kib,
+    report["fill"] = match &fill {
+        Some(f) => json!({
+            "seconds": (f.seconds * 1000.0).round() / 1000.0,
+            "pushes": f.outcome.sent,
+            "batch": args.batch.max(1),
+            "concurrency": args.fill_concurrency,
+            "pushes_per_s": f.outcome.accepted_per_sec().round(),
+            "latency": f.outcome.latency.json(),
+            "peak_rss_kib": fill_peak.peak_kib,
+        }),
+        None => Value::Null,
+    };
+    report["export"] = export.as_ref().map_or(Value::Null, |x| {
+        json!({
+            "seconds": (x.seconds * 1000.0).round() / 1000.0,
+            "bytes": x.bytes,
+            "rows": x.rows,
+            "rss_before_kib": x.rss_before_kib,
+            "rss_peak_kib": x.rss_peak_kib,
+            "error": x.error,
+        })
     });
     report["database_bytes"] = db_bytes.into();
     report["wal_bytes"] = wal_bytes.into();
