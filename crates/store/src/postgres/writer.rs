@@ -196,10 +196,30 @@ async fn commit_batch(
     }
 }
 
+/// Writes a batch in one transaction. Most batches refuse nothing, so they are written first
+/// without savepoints: each savepoint that writes is a subtransaction, a round trip there and
+/// back, and past 64 of them in one transaction every session's snapshots slow down. When a write
+/// is refused, the transaction is dropped (rolled back) and the batch written again with a
+/// savepoint around each write, so that the refusal undoes that write alone.
 async fn try_batch(
     pool: &Pool,
     writes: &[&Write],
     scoring: &Scoring,
+) -> Result<Vec<Result<Written, StoreError>>, Failure> {
+    match write_batch(pool, writes, scoring, false).await {
+        Err(Failure::Refused(e)) if writes.len() == 1 => Ok(vec![Err(e)]),
+        Err(Failure::Refused(_)) => write_batch(pool, writes, scoring, true).await,
+        written => written,
+    }
+}
+
+/// One attempt at a batch; `isolate`: a savepoint around each write, whose refusal is then
+/// that write's answer (without it, the first refusal fails the attempt).
+async fn write_batch(
+    pool: &Pool,
+    writes: &[&Write],
+    scoring: &Scoring,
+    isolate: bool,
 ) -> Result<Vec<Result<Written, StoreError>>, Failure> {
     let mut client = pool
         .get()
@@ -208,6 +228,10 @@ async fn try_batch(
     let tx = client.transaction().await?;
     let mut results = Vec::with_capacity(writes.len());
     for write in writes {
+        if !isolate {
+            results.push(Ok(apply(&tx, write, scoring).await?));
+            continue;
+        }
         tx.batch_execute("SAVEPOINT job").await?;
         match apply(&tx, write, scoring).await {
             Ok(written) => {
