@@ -5,6 +5,7 @@
 //! synced) when it returns `Ok`: the push endpoint answers 2xx only after that.
 
 pub mod copy;
+pub mod count;
 pub mod outbox;
 pub mod postgres;
 mod query;
@@ -351,6 +352,9 @@ pub enum LeadUpdate {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Page<T> {
     pub total: u64,
+    /// False when `total` is a lower bound: a lead list whose matches were counted up to
+    /// [`count::COUNT_CAP`] and went on ([`count`]). Other lists count exactly.
+    pub total_exact: bool,
     pub page: u32,
     pub per_page: u32,
     pub items: Vec<T>,

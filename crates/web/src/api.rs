@@ -270,7 +270,7 @@ pub fn per_page_number(value: Option<String>) -> Result<u32, ApiError> {
 }
 
 fn page_json(page: &Page<Value>) -> Value {
-    json!({ "total": page.total, "page": page.page, "per_page": page.per_page, "items": page.items })
+    json!({ "total": page.total, "total_exact": page.total_exact, "page": page.page, "per_page": page.per_page, "items": page.items })
 }
 
 /// The lead filter of API parameters, with the caller's visibility: the one filter of the lead
@@ -330,6 +330,7 @@ pub async fn list_leads(
     let page = app.store.list_leads(&query).await?;
     let page = Page {
         total: page.total,
+        total_exact: page.total_exact,
         page: page.page,
         per_page: page.per_page,
         items: page.items.iter().map(|l| repr::lead(l, &app.tags)).collect(),
@@ -482,7 +483,8 @@ pub async fn list_pushes(
         item["relays"] = crate::sources::relays_json(&app, p.id).await?;
         items.push(item);
     }
-    let page = Page { total: page.total, page: page.page, per_page: page.per_page, items };
+    let page =
+        Page { total: page.total, total_exact: page.total_exact, page: page.page, per_page: page.per_page, items };
     Ok(Json(page_json(&page)))
 }
 
@@ -535,6 +537,7 @@ pub async fn audit_log(
     let page = app.store.audit_log(&query).await?;
     let page = Page {
         total: page.total,
+        total_exact: page.total_exact,
         page: page.page,
         per_page: page.per_page,
         items: page

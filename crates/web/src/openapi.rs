@@ -217,8 +217,10 @@ fn document_value() -> Value {
         required.push(json!("timeline"));
     }
     let page_of = |item: &str| {
-        json!({ "type": "object", "required": ["total", "page", "per_page", "items"], "properties": {
-        "total": { "type": "integer" }, "page": { "type": "integer" }, "per_page": { "type": "integer" },
+        json!({ "type": "object", "required": ["total", "total_exact", "page", "per_page", "items"], "properties": {
+        "total": { "type": "integer", "description": "matching items; a lower bound when total_exact is false" },
+        "total_exact": { "type": "boolean", "description": "false when a lead list stopped counting its matches at 10,000 (a search, or filters on two dimensions at once, matching more)" },
+        "page": { "type": "integer" }, "per_page": { "type": "integer" },
         "items": { "type": "array", "items": { "$ref": format!("#/components/schemas/{item}") } } } })
     };
 

@@ -54,6 +54,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (14, "report_index_covering", include_str!("migrations/0014_report_index_covering.sql")),
     (15, "search_terms", include_str!("migrations/0015_search_terms.sql")),
     (16, "live_indexes", include_str!("migrations/0016_live_indexes.sql")),
+    (17, "report_days_by_value", include_str!("migrations/0017_report_days_by_value.sql")),
 ];
 
 /// Any number: the advisory lock that serializes migrations of processes starting together.
@@ -380,6 +381,26 @@ impl PgCell {
     }
 }
 
+/// A lead list's total, and whether it is exact ([`crate::count`]): from the per-day report
+/// when it answers the filter, else the matches counted up to the cap.
+async fn count_leads(tx: &tokio_postgres::Transaction<'_>, query: &LeadQuery) -> Result<(u64, bool), StoreError> {
+    async fn capped_count(tx: &tokio_postgres::Transaction<'_>, q: &LeadQuery) -> Result<(u64, bool), StoreError> {
+        let (where_, params) = lead_where(q, &DIALECT);
+        let counted: i64 =
+            tx.query_one(&crate::count::capped_count_sql(&where_), &sql_params(&params)).await?.try_get(0)?;
+        Ok(crate::count::capped(counted))
+    }
+    let Some(days) = crate::count::days_count(query, &DIALECT) else { return capped_count(tx, query).await };
+    let whole: i64 = tx.query_one(&days.sql, &sql_params(&days.params)).await?.try_get(0)?;
+    let (mut total, mut exact) = (u64::try_from(whole).unwrap_or(0), true);
+    for scan in &days.scans {
+        let (n, e) = capped_count(tx, scan).await?;
+        total += n;
+        exact &= e;
+    }
+    Ok((total, exact))
+}
+
 impl PostgresStore {
     /// The report of a filter (see [`crate::reports::plan`]): one pass over its leads, or the
     /// per-day table for its whole days and the leads of partial days, in one REPEATABLE READ
@@ -510,22 +531,30 @@ impl Store for PostgresStore {
             limit_offset(query.page, query.per_page)
         );
         let items = client.query(&sql, &params).await?.iter().map(push_from_row).collect::<Result<Vec<_>, _>>()?;
-        Ok(Page { total: total as u64, page: query.page, per_page: query.per_page, items })
+        Ok(Page { total: total as u64, total_exact: true, page: query.page, per_page: query.per_page, items })
     }
 
     async fn list_leads(&self, query: &LeadQuery) -> Result<Page<Lead>, StoreError> {
-        let client = self.client().await?;
+        let mut client = self.client().await?;
+        // One snapshot: the total and the page see the same leads.
+        let tx = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await?;
+        let (total, total_exact) = count_leads(&tx, query).await?;
         let (where_, params) = lead_where(query, &DIALECT);
         let params = sql_params(&params);
-        let total: i64 = client.query_one(&format!("SELECT count(*) FROM leads l {where_}"), &params).await?.get(0);
         let sql = format!(
             "SELECT {} FROM leads l {where_} ORDER BY {} {}",
             lead_select(),
             lead_order(query.sort),
             limit_offset(query.page, query.per_page)
         );
-        let items = client.query(&sql, &params).await?.iter().map(lead_from_row).collect::<Result<Vec<_>, _>>()?;
-        Ok(Page { total: total as u64, page: query.page, per_page: query.per_page, items })
+        let items = tx.query(&sql, &params).await?.iter().map(lead_from_row).collect::<Result<Vec<_>, _>>()?;
+        tx.commit().await?;
+        Ok(Page { total, total_exact, page: query.page, per_page: query.per_page, items })
     }
 
     async fn lead(&self, id: i64) -> Result<Option<LeadDetail>, StoreError> {
@@ -603,7 +632,7 @@ impl Store for PostgresStore {
                 },
             });
         }
-        Ok(Page { total: total as u64, page: query.page, per_page: query.per_page, items })
+        Ok(Page { total: total as u64, total_exact: true, page: query.page, per_page: query.per_page, items })
     }
 
     async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
@@ -916,7 +945,7 @@ impl Store for PostgresStore {
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        Ok(Page { total: total as u64, page, per_page, items })
+        Ok(Page { total: total as u64, total_exact: true, page, per_page, items })
     }
 
     async fn lead_batch(

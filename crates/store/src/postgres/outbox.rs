@@ -476,7 +476,7 @@ impl Outbox for PostgresStore {
              ORDER BY d.id DESC LIMIT {per_page} OFFSET {offset}"
         );
         let items = client.query(&sql, &params).await?.iter().map(delivery_from_row).collect::<Result<_, _>>()?;
-        Ok(Page { total: total as u64, page: query.page.max(1), per_page, items })
+        Ok(Page { total: total as u64, total_exact: true, page: query.page.max(1), per_page, items })
     }
 
     async fn delivery_counts(&self) -> Result<Vec<DeliveryCount>, StoreError> {

@@ -51,6 +51,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (14, "report_index_covering", include_str!("migrations/0014_report_index_covering.sql")),
     (15, "search_terms", include_str!("migrations/0015_search_terms.sql")),
     (16, "live_indexes", include_str!("migrations/0016_live_indexes.sql")),
+    (17, "report_days_by_value", include_str!("migrations/0017_report_days_by_value.sql")),
 ];
 
 /// Read connections kept open between requests.
@@ -490,6 +491,28 @@ const DIALECT: Dialect = Dialect {
     china_hour: |col| format!("((({col} + 28800000) % 86400000 + 86400000) % 86400000 / 3600000)"),
 };
 
+/// A lead list's total, and whether it is exact ([`crate::count`]): from the per-day report
+/// when it answers the filter, else the matches counted up to the cap.
+fn count_leads(conn: &Connection, query: &LeadQuery) -> rusqlite::Result<(u64, bool)> {
+    let capped_count = |q: &LeadQuery| -> rusqlite::Result<(u64, bool)> {
+        let (where_, params) = lead_where(q, &DIALECT);
+        let counted: i64 = conn
+            .prepare_cached(&crate::count::capped_count_sql(&where_))?
+            .query_row(params_from_iter(sql_params(params).iter()), |r| r.get(0))?;
+        Ok(crate::count::capped(counted))
+    };
+    let Some(days) = crate::count::days_count(query, &DIALECT) else { return capped_count(query) };
+    let whole: i64 =
+        conn.prepare_cached(&days.sql)?.query_row(params_from_iter(sql_params(days.params).iter()), |r| r.get(0))?;
+    let (mut total, mut exact) = (u64::try_from(whole).unwrap_or(0), true);
+    for scan in &days.scans {
+        let (n, e) = capped_count(scan)?;
+        total += n;
+        exact &= e;
+    }
+    Ok((total, exact))
+}
+
 fn sql_params(params: Vec<Param>) -> Vec<Value> {
     params
         .into_iter()
@@ -608,7 +631,7 @@ impl Store for SqliteStore {
                 .prepare_cached(&sql)?
                 .query_map(params_from_iter(params.iter()), push_from_row)?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(Page { total: total as u64, page: query.page, per_page: query.per_page, items })
+            Ok(Page { total: total as u64, total_exact: true, page: query.page, per_page: query.per_page, items })
         })
         .await
     }
@@ -616,22 +639,22 @@ impl Store for SqliteStore {
     async fn list_leads(&self, query: &LeadQuery) -> Result<Page<Lead>, StoreError> {
         let query = query.clone();
         self.read(move |conn| {
+            // One read transaction: the total and the page see the same leads.
+            let tx = conn.unchecked_transaction()?;
+            let (total, total_exact) = count_leads(&tx, &query)?;
             let (where_, params) = lead_where(&query, &DIALECT);
             let params = sql_params(params);
-            let total: i64 = conn
-                .prepare_cached(&format!("SELECT count(*) FROM leads l {where_}"))?
-                .query_row(params_from_iter(params.iter()), |r| r.get(0))?;
             let sql = format!(
                 "SELECT {} FROM leads l {where_} ORDER BY {} {}",
                 lead_select(),
                 lead_order(query.sort),
                 limit_offset(query.page, query.per_page)
             );
-            let items = conn
+            let items = tx
                 .prepare_cached(&sql)?
                 .query_map(params_from_iter(params.iter()), lead_from_row)?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(Page { total: total as u64, page: query.page, per_page: query.per_page, items })
+            Ok(Page { total, total_exact, page: query.page, per_page: query.per_page, items })
         })
         .await
     }
@@ -713,7 +736,7 @@ impl Store for SqliteStore {
                     })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(Page { total: total as u64, page: query.page, per_page: query.per_page, items })
+            Ok(Page { total: total as u64, total_exact: true, page: query.page, per_page: query.per_page, items })
         })
         .await
     }
@@ -1021,7 +1044,7 @@ impl Store for SqliteStore {
                     })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(Page { total: total as u64, page, per_page, items })
+            Ok(Page { total: total as u64, total_exact: true, page, per_page, items })
         })
         .await
     }

@@ -439,7 +439,7 @@ impl Outbox for SqliteStore {
                 .prepare_cached(&sql)?
                 .query_map(rusqlite::params_from_iter(params.iter()), delivery_from_row)?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(Page { total: total as u64, page: query.page.max(1), per_page, items })
+            Ok(Page { total: total as u64, total_exact: true, page: query.page.max(1), per_page, items })
         })
         .await
     }

@@ -372,10 +372,16 @@ pub async fn inbox(
     let rows: Vec<InboxRow> = leads.items.iter().map(|l| inbox_row(l, &names, &app.tags, now)).collect();
     if q.fragment.as_deref() == Some("rows") {
         let mut response = page(view::render(&view::InboxRows { rows }));
-        response.headers_mut().insert("x-total-count", axum::http::HeaderValue::from(leads.total));
+        // The count as the heading shows it: "10000+" when the list stopped counting.
+        let shown = if leads.total_exact { leads.total.to_string() } else { format!("{}+", leads.total) };
+        if let Ok(value) = axum::http::HeaderValue::from_str(&shown) {
+            response.headers_mut().insert("x-total-count", value);
+        }
         return Ok(response);
     }
     let pages = leads.total.div_ceil(u64::from(PER_PAGE)).max(1);
+    // A total that is a lower bound: there is a next page as long as this one is full.
+    let more = if leads.total_exact { u64::from(page_no) < pages } else { leads.items.len() >= PER_PAGE as usize };
     let owner_value = non_empty(&q.owner).unwrap_or_default();
     let mut owners = vec![
         Choice { value: String::new(), label: "全部负责人".into(), selected: owner_value.is_empty() },
@@ -435,10 +441,11 @@ pub async fn inbox(
         sorts,
         rows,
         total: leads.total,
+        total_exact: leads.total_exact,
         page: page_no,
         pages,
         prev_url: (page_no > 1).then(|| q.url_at(page_no - 1)),
-        next_url: (u64::from(page_no) < pages).then(|| q.url_at(page_no + 1)),
+        next_url: more.then(|| q.url_at(page_no + 1)),
         export: export_form(&q),
     };
     Ok(page(view::render(&inbox_page)))

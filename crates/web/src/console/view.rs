@@ -117,6 +117,8 @@ pub struct InboxPage {
     pub sorts: Vec<Choice>,
     pub rows: Vec<InboxRow>,
     pub total: u64,
+    /// False: `total` is a lower bound (the list stopped counting), shown as "10000+".
+    pub total_exact: bool,
     pub page: u32,
     pub pages: u64,
     pub prev_url: Option<String>,
