@@ -80,6 +80,16 @@ impl Clauses<'_> {
 
 /// `WHERE …` over `leads l` for a lead query, and its parameters.
 pub fn lead_where(q: &LeadQuery, dialect: &Dialect) -> (String, Vec<Param>) {
+    lead_where_with(q, dialect, true)
+}
+
+/// [`lead_where`] without the search index: the search `q` only by its `LIKE`s (for a query
+/// that reads the index itself, or finds its matches dense enough to read in the list's order).
+pub fn lead_where_unindexed(q: &LeadQuery, dialect: &Dialect) -> (String, Vec<Param>) {
+    lead_where_with(q, dialect, false)
+}
+
+fn lead_where_with(q: &LeadQuery, dialect: &Dialect, indexed: bool) -> (String, Vec<Param>) {
     let mut c = Clauses { dialect, clauses: Vec::new(), params: Vec::new() };
     c.eq("l.source", q.source.as_deref());
     c.eq("l.status", q.status.map(|s| s.as_str()));
@@ -148,7 +158,7 @@ pub fn lead_where(q: &LeadQuery, dialect: &Dialect) -> (String, Vec<Param>) {
         // The leads holding every term of the query (a superset of the matches), when it has
         // terms; the LIKE below decides.
         let terms = crate::search::query_terms(text);
-        if !terms.is_empty() {
+        if indexed && !terms.is_empty() {
             let clause = match dialect.search {
                 SearchIndex::Fts5 => {
                     let ph = c.bind(Param::Text(crate::search::fts5_query(&terms)));
@@ -210,6 +220,35 @@ pub fn lead_order(sort: LeadSort) -> &'static str {
         LeadSort::ScoreDesc => "l.score DESC, l.received_at DESC, l.id DESC",
         LeadSort::ScoreAsc => "l.score ASC, l.received_at ASC, l.id ASC",
     }
+}
+
+/// The `SELECT` of a page of a lead list: `select` (columns of `leads l`), `where_` (from
+/// [`lead_where`]), in the sort's order. Oldest vendor time first (`sort=create_time`) lists the
+/// leads with a time, then those without: the index `leads_create_time` holds them in the opposite
+/// order for the newest first, and read backwards it would put those without first; so each part
+/// is read from the index on its own (at most the page's end from each) and the two are merged
+/// (108 ms at 100,000 leads, 728 ms at a million, when all of them were sorted).
+pub fn lead_page_sql(select: &str, where_: &str, sort: LeadSort, page: u32, per_page: u32) -> String {
+    if sort != LeadSort::CreateTimeAsc {
+        return format!(
+            "SELECT {select} FROM leads l {where_} ORDER BY {} {}",
+            lead_order(sort),
+            limit_offset(page, per_page)
+        );
+    }
+    let and = if where_.is_empty() { "WHERE" } else { "AND" };
+    let end = u64::from(page.max(1)) * u64::from(per_page);
+    format!(
+        "SELECT {select} FROM (\
+           SELECT * FROM (SELECT l.id, l.create_time FROM leads l {where_} {and} (l.create_time IS NULL) = false \
+                          ORDER BY l.create_time ASC, l.id ASC LIMIT {end}) AS timed \
+           UNION ALL \
+           SELECT * FROM (SELECT l.id, l.create_time FROM leads l {where_} {and} (l.create_time IS NULL) = true \
+                          ORDER BY l.id ASC LIMIT {end}) AS untimed\
+         ) AS u JOIN leads l ON l.id = u.id \
+         ORDER BY u.create_time IS NULL, u.create_time ASC, u.id ASC {}",
+        limit_offset(page, per_page)
+    )
 }
 
 /// `WITH RECURSIVE grp(id)`: a lead and every lead merged into it (directly or through

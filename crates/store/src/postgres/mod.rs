@@ -24,7 +24,7 @@ use xiansuo_domain::{
 };
 
 use crate::copy::{Cell, ColumnKind, TableDef};
-use crate::query::{Dialect, Param, group_cte, lead_batch_where, lead_order, lead_where, limit_offset, push_where};
+use crate::query::{Dialect, Param, group_cte, lead_batch_where, lead_page_sql, lead_where, limit_offset, push_where};
 use crate::reports::{
     Aggregator, COLUMN_DIMS, DAYS_SELECT, DayRow, ExportEntry, FACT_FIXED, FactRow, LeadCursor, LeadStats, NewExport,
     fact_select,
@@ -546,12 +546,7 @@ impl Store for PostgresStore {
         let (total, total_exact) = count_leads(&tx, query).await?;
         let (where_, params) = lead_where(query, &DIALECT);
         let params = sql_params(&params);
-        let sql = format!(
-            "SELECT {} FROM leads l {where_} ORDER BY {} {}",
-            lead_select(),
-            lead_order(query.sort),
-            limit_offset(query.page, query.per_page)
-        );
+        let sql = lead_page_sql(&lead_select(), &where_, query.sort, query.page, query.per_page);
         let items = tx.query(&sql, &params).await?.iter().map(lead_from_row).collect::<Result<Vec<_>, _>>()?;
         tx.commit().await?;
         Ok(Page { total, total_exact, page: query.page, per_page: query.per_page, items })
