@@ -41,6 +41,7 @@ async fn filters_search_sort_and_pages() {
     let (status, all) = server.get("/api/v1/leads").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(all["total"], 4);
+    assert_eq!(all["total_exact"], true);
     assert_eq!(all["page"], 1);
     assert_eq!(all["per_page"], 50);
     assert_eq!(visitors(&all), ["s-4", "s-3", "s-2", "s-1"], "newest first");

@@ -139,6 +139,7 @@ async fn csv_export_matches_the_api_and_neutralizes_formulas() {
     assert_eq!(parse_csv(&bytes).1.len(), 2, "landing page filter");
     for (query, word) in [
         ("format=pdf", "format"),
+        ("format=", "format"),
         ("columns=id,secret", "columns"),
         ("columns=", "columns"),
         ("columns=id,%20name", "columns"),
@@ -154,6 +155,7 @@ async fn csv_export_matches_the_api_and_neutralizes_formulas() {
     let (status, log) = server.get("/api/v1/exports").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(log["total"], 3, "{log}");
+    assert_eq!(log["total_exact"], true, "{log}");
     let last = &log["items"][0];
     assert_eq!(last["actor"], "admin token");
     assert_eq!(last["via"], "api");

@@ -496,10 +496,13 @@ pub async fn api_export(
 ) -> Result<Response, crate::ApiError> {
     use crate::ApiError;
     crate::api::reject_unknown(raw.as_deref(), &[&["format", "columns"], crate::api::LEAD_PARAMS])?;
-    let format = match p.format.as_deref().map(str::trim).filter(|f| !f.is_empty()) {
+    let format = match p.format.as_deref() {
         None => Format::Csv,
-        Some(f) => Format::parse(f)
-            .ok_or_else(|| ApiError::BadRequest(format!("format: \"{f}\" is not a format; use csv or xlsx")))?,
+        Some(f) => Format::parse(f.trim()).ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "format: \"{f}\" is not a format; use csv or xlsx, or leave the parameter out for csv"
+            ))
+        })?,
     };
     if let Some(spec) = &p.columns
         && spec.split(',').any(|k| k.is_empty() || k.trim() != k)
@@ -563,6 +566,7 @@ pub async fn api_exports(
     let list = app.store.list_exports(page, per_page).await?;
     Ok(axum::Json(serde_json::json!({
         "total": list.total,
+        "total_exact": list.total_exact,
         "page": list.page,
         "per_page": list.per_page,
         "items": list.items.iter().map(entry_json).collect::<Vec<_>>(),
