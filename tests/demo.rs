@@ -70,3 +70,22 @@ async fn demo_fills_a_living_database_deterministically() {
     let before: HashSet<_> = leads.iter().map(key).collect();
     assert!(after.iter().all(|l| before.contains(&key(l))), "follow-up unchanged");
 }
+
+/// Leads the demo stores before the first `serve` are indexed as they are written: that first
+/// start must not index them all again in the background (it did: every lead rewritten).
+#[test]
+fn a_demo_database_is_not_indexed_again_by_its_first_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("demo.db");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_xiansuo"))
+        .args(["demo", "--leads", "20", "--seed", "3"])
+        .env("XIANSUO_DATABASE_URL", format!("sqlite://{}", db.display()))
+        .env_remove("XIANSUO_CONFIG")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let marker: Option<String> =
+        conn.query_row("SELECT value FROM settings WHERE key = 'contacts_index_v1'", [], |r| r.get(0)).ok();
+    assert_eq!(marker.as_deref(), Some("new database"));
+}
