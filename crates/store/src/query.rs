@@ -161,7 +161,7 @@ fn lead_where_with(q: &LeadQuery, dialect: &Dialect, indexed: bool) -> (String, 
         if indexed && !terms.is_empty() {
             let clause = match dialect.search {
                 SearchIndex::Fts5 => {
-                    let ph = c.bind(Param::Text(crate::search::fts5_query(&terms)));
+                    let ph = c.bind(Param::Text(crate::search::fts5_phrase(text)));
                     format!("l.id IN (SELECT rowid FROM lead_terms WHERE lead_terms MATCH {ph})")
                 }
                 SearchIndex::TermArray => {

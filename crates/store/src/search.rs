@@ -1,7 +1,7 @@
 //! The index behind the lead search `q` (issue #8: `LIKE '%…%'` over ten columns read every
 //! lead, 1.3 s at a million). Each lead's searched values ([`crate::query::SEARCHED`]) are kept
-//! as a set of terms (migration 0015: SQLite FTS5, PostgreSQL a GIN-indexed array, both filled
-//! by triggers); a search first takes the leads holding every term of the query, then checks
+//! as terms (migration 0015: SQLite FTS5, PostgreSQL a GIN-indexed array, both filled by
+//! triggers; migration 0018: SQLite keeps their positions, and a query's terms are a phrase); a search first takes the leads holding every term of the query, then checks
 //! the substring on those alone with the same `LIKE` as before, so the index only has to find a
 //! superset of the matches and the answers do not change.
 //!
@@ -18,18 +18,21 @@
 
 use std::collections::BTreeSet;
 
-/// Adds the terms of `text` to `out`.
-pub fn add_terms(text: &str, out: &mut BTreeSet<String>) {
+/// The terms of `text` in the order they occur (a run's trigrams in order, then whatever follows
+/// the run), repeats kept: SQLite's index keeps their positions, so that a query's terms are
+/// found side by side, in its order.
+pub fn ordered_terms(text: &str) -> Vec<String> {
     // Character by character: `str::to_lowercase` would give a final Σ another letter than the
     // same Σ inside a word, and a query that ends there would then miss it.
     let lower = text.chars().flat_map(char::to_lowercase);
+    let mut out = Vec::new();
     let mut run = String::new();
-    let flush = |run: &mut String, out: &mut BTreeSet<String>| {
+    let flush = |run: &mut String, out: &mut Vec<String>| {
         let bytes = run.as_bytes();
         for w in bytes.windows(3) {
             // ASCII only: every window is valid UTF-8.
             if let Ok(t) = std::str::from_utf8(w) {
-                out.insert(t.to_string());
+                out.push(t.to_string());
             }
         }
         run.clear();
@@ -39,12 +42,18 @@ pub fn add_terms(text: &str, out: &mut BTreeSet<String>) {
             run.push(c);
             continue;
         }
-        flush(&mut run, out);
+        flush(&mut run, &mut out);
         if !c.is_ascii() {
-            out.insert(c.to_string());
+            out.push(c.to_string());
         }
     }
-    flush(&mut run, out);
+    flush(&mut run, &mut out);
+    out
+}
+
+/// Adds the terms of `text` to `out`.
+pub fn add_terms(text: &str, out: &mut BTreeSet<String>) {
+    out.extend(ordered_terms(text));
 }
 
 /// The terms of a search query (empty: the index cannot narrow it).
@@ -54,20 +63,24 @@ pub fn query_terms(q: &str) -> Vec<String> {
     out.into_iter().collect()
 }
 
-/// A lead's terms as SQLite's FTS5 table stores them: separated by spaces (its `ascii`
-/// tokenizer splits on ASCII punctuation and spaces only, so every term is one token).
+/// A lead's terms as SQLite's FTS5 table stores them (migration 18: with their positions), each
+/// value's in order, separated by spaces (its `ascii` tokenizer splits on ASCII punctuation and
+/// spaces only, so every term is one token). The values follow each other: a phrase may run
+/// from one into the next, which only adds a candidate that the `LIKE` then drops.
 pub fn sqlite_terms<'a>(values: impl IntoIterator<Item = Option<&'a str>>) -> String {
-    let mut out = BTreeSet::new();
+    let mut out: Vec<String> = Vec::new();
     for v in values.into_iter().flatten() {
-        add_terms(v, &mut out);
+        out.extend(ordered_terms(v));
     }
-    out.into_iter().collect::<Vec<_>>().join(" ")
+    out.join(" ")
 }
 
-/// An FTS5 query that holds every term: each a quoted string, side by side (AND). Terms never
-/// hold `"` (ASCII punctuation is never part of one).
-pub fn fts5_query(terms: &[String]) -> String {
-    terms.iter().map(|t| format!("\"{t}\"")).collect::<Vec<_>>().join(" ")
+/// The FTS5 query of a search (SQLite, migration 18): its terms as one phrase, in order — the
+/// leads holding them side by side, as a value that contains the query does (`8888` is `888`
+/// twice in a row, where the set of terms asked only for `888` somewhere). Terms never hold `"`
+/// (ASCII punctuation is never part of one).
+pub fn fts5_phrase(q: &str) -> String {
+    format!("\"{}\"", ordered_terms(q.trim()).join(" "))
 }
 
 #[cfg(test)]
@@ -91,8 +104,9 @@ mod tests {
         assert!(!t.iter().any(|x| x == "wx" || x == "ab" || x == " " || x == ":"), "{t:?}");
         assert_eq!(query_terms("12"), Vec::<String>::new());
         assert_eq!(query_terms(" 培训 "), vec!["培".to_string(), "训".to_string()]);
-        assert_eq!(fts5_query(&query_terms("8888")), "\"888\"");
-        assert_eq!(sqlite_terms([Some("Ab1"), None, Some("广州")]), "ab1 州 广");
+        assert_eq!(fts5_phrase(" 8888"), "\"888 888\"");
+        assert_eq!(fts5_phrase("培训 abcd"), "\"培 训 abc bcd\"");
+        assert_eq!(sqlite_terms([Some("Ab1"), None, Some("广州 8888")]), "ab1 广 州 888 888");
     }
 
     proptest! {
@@ -117,6 +131,13 @@ mod tests {
                 // `query_terms` trims the query; a trimmed substring is still a substring.
                 prop_assert!(have.contains(&t), "{t:?} of {q:?} not in the terms of {value:?}");
             }
+            // In order, side by side: the query's phrase is in the value's terms (SQLite).
+            let phrase = ordered_terms(q.trim());
+            let all = ordered_terms(&value);
+            prop_assert!(
+                phrase.is_empty() || all.windows(phrase.len()).any(|w| w == phrase.as_slice()),
+                "{phrase:?} of {q:?} not side by side in {all:?} of {value:?}"
+            );
         }
     }
 }

@@ -2138,3 +2138,30 @@ async fn sqlite_checkpoints_while_the_store_is_open() {
     assert!(size() > before, "the database file grew while the store was open ({before} bytes before)");
     assert_eq!(leads(&store, &all_leads()).await.total, 200);
 }
+
+/// SQLite's search index keeps its terms' positions (migration 18): a search asks for them side
+/// by side, in order, so that `8888` does not make every lead holding `888` somewhere a
+/// candidate for the `LIKE` to check. Read in the index itself: the lists answer the same
+/// either way (the `LIKE` decides), only faster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_search_asks_for_the_terms_side_by_side() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let path = dir.path().join("xiansuo.db");
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&path, WRITE_QUEUE).expect("open the SQLite store"));
+    let mut ids = Vec::new();
+    for (i, mobile) in ["13988880000", "13888088800", "18600008888"].iter().enumerate() {
+        let c = card("c1", &format!("v{i}")).set("mobile", mobile).set("name", if i == 1 { "培训班" } else { "训培" });
+        ids.push(record(&store, cards_push("easyliao", hour(0), vec![c])).await.leads[0].id);
+    }
+    let (total, found) = visitors(&store, q("8888")).await;
+    assert_eq!((total, found), (2, strings(&["v0", "v2"])));
+    drop(store);
+    let conn = rusqlite::Connection::open(&path).expect("open the database");
+    let candidates = |q: &str| -> Vec<i64> {
+        let mut stmt = conn.prepare("SELECT rowid FROM lead_terms WHERE lead_terms MATCH ?1 ORDER BY rowid").unwrap();
+        stmt.query_map([xiansuo_store::search::fts5_phrase(q)], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+    };
+    assert_eq!(candidates("8888"), vec![ids[0], ids[2]], "888 twice in a row, not 888 twice apart");
+    assert_eq!(candidates("培训"), vec![ids[1]], "培 then 训, not 训 then 培");
+    assert_eq!(candidates("0000"), vec![ids[0], ids[2]]);
+}

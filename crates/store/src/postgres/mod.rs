@@ -55,6 +55,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (15, "search_terms", include_str!("migrations/0015_search_terms.sql")),
     (16, "live_indexes", include_str!("migrations/0016_live_indexes.sql")),
     (17, "report_days_by_value", include_str!("migrations/0017_report_days_by_value.sql")),
+    (18, "search_positions", include_str!("migrations/0018_search_positions.sql")),
 ];
 
 /// Any number: the advisory lock that serializes migrations of processes starting together.

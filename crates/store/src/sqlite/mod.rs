@@ -55,6 +55,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (15, "search_terms", include_str!("migrations/0015_search_terms.sql")),
     (16, "live_indexes", include_str!("migrations/0016_live_indexes.sql")),
     (17, "report_days_by_value", include_str!("migrations/0017_report_days_by_value.sql")),
+    (18, "search_positions", include_str!("migrations/0018_search_positions.sql")),
 ];
 
 /// Read connections kept open between requests.
@@ -519,7 +520,7 @@ fn search_plan(conn: &Connection, query: &LeadQuery) -> Result<SearchPlan, Store
     if terms.is_empty() {
         return Ok(SearchPlan::Indexed);
     }
-    let fts = crate::search::fts5_query(&terms);
+    let fts = crate::search::fts5_phrase(text);
     let candidates: i64 = conn
         .prepare_cached("SELECT count(*) FROM (SELECT rowid FROM lead_terms WHERE lead_terms MATCH ?1 LIMIT ?2)")?
         .query_row(rusqlite::params![fts, COMMON_CANDIDATES], |r| r.get(0))?;
