@@ -88,4 +88,27 @@ fn a_demo_database_is_not_indexed_again_by_its_first_start() {
     let marker: Option<String> =
         conn.query_row("SELECT value FROM settings WHERE key = 'contacts_index_v1'", [], |r| r.get(0)).ok();
     assert_eq!(marker.as_deref(), Some("new database"));
+
+    // Commands that store no lead leave a new database as they found it: `copy` needs its
+    // target empty, and `migrate` is a natural step before it.
+    let target = dir.path().join("target.db");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_xiansuo"))
+        .args(["migrate"])
+        .env("XIANSUO_DATABASE_URL", format!("sqlite://{}", target.display()))
+        .env_remove("XIANSUO_CONFIG")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_xiansuo"))
+        .args([
+            "copy",
+            "--from",
+            &format!("sqlite://{}", db.display()),
+            "--to",
+            &format!("sqlite://{}", target.display()),
+        ])
+        .env_remove("XIANSUO_CONFIG")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "copy into a migrated database: {}", String::from_utf8_lossy(&out.stderr));
 }

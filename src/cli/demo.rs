@@ -142,6 +142,7 @@ async fn follow_up(
 pub fn run(leads: u64, seed: u64, config_file: Option<&std::path::Path>) -> Result<ExitCode, String> {
     super::runtime()?.block_on(async {
         let (config, store) = super::configured_store(config_file).await?;
+        xiansuo_web::startup::mark_new_database(store.as_ref()).await.map_err(|e| e.to_string())?;
         let source = config.sources.values().next().ok_or("no source is configured")?;
         let (name, rules) = (source.name.clone(), Arc::new(source.rules.clone()));
 

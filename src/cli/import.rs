@@ -590,6 +590,7 @@ pub fn run(
         // In order: a vendor's events (start, messages, end) and a visitor's later cards are
         // stored after the earlier ones, as when they were pushed.
         let (config, store) = super::configured_store_in_order(config_file).await?;
+        xiansuo_web::startup::mark_new_database(store.as_ref()).await.map_err(|e| e.to_string())?;
         let name = match source {
             Some(s) => s.to_string(),
             None if config.sources.len() == 1 => config.sources.keys().next().cloned().unwrap_or_default(),

@@ -330,8 +330,7 @@ async fn configured_store_in_order(
 async fn open_configured(
     config: xiansuo_config::Config,
 ) -> Result<(xiansuo_config::Config, std::sync::Arc<dyn xiansuo_store::Store>), String> {
-    let store =
-        xiansuo_web::startup::open_store_for_leads(&config.database_url, &config).await.map_err(|e| e.to_string())?;
+    let store = xiansuo_web::startup::open_store(&config.database_url, &config).await.map_err(|e| e.to_string())?;
     Ok((config, store))
 }
 

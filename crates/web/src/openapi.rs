@@ -219,7 +219,7 @@ fn document_value() -> Value {
     let page_of = |item: &str| {
         json!({ "type": "object", "required": ["total", "total_exact", "page", "per_page", "items"], "properties": {
         "total": { "type": "integer", "description": "matching items; a lower bound when total_exact is false" },
-        "total_exact": { "type": "boolean", "description": "false when a lead list stopped counting its matches at 10,000 (a search, or filters on two dimensions at once, matching more)" },
+        "total_exact": { "type": "boolean", "description": "false when a lead list stopped counting its matches at 10,000: total is then a lower bound. Lists filtered by dates, status and at most one dimension count exactly from the per-day report, except a partial day at either end of the range holding more than 10,000 matches; lists with q, source, user_id, tag or two dimensions count up to 10,000" },
         "page": { "type": "integer" }, "per_page": { "type": "integer" },
         "items": { "type": "array", "items": { "$ref": format!("#/components/schemas/{item}") } } } })
     };

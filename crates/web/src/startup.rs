@@ -52,17 +52,16 @@ pub async fn open_store(url: &DatabaseUrl, config: &Config) -> Result<Arc<dyn St
     Ok(store)
 }
 
-/// [`open_store`] for the commands that store leads (`serve`, `demo`, `import`, …): a database
-/// with no lead yet needs no indexing of older leads, and says so now, so that leads `demo` or
-/// `import` store before the first `serve` (each indexed as it is written) are not all indexed
-/// again in the background by that first start. (`copy` opens its target with [`open_store`]:
-/// it must stay empty, and the setting is copied with the rest.)
-pub async fn open_store_for_leads(url: &DatabaseUrl, config: &Config) -> Result<Arc<dyn Store>, StartError> {
-    let store = open_store(url, config).await?;
+/// For the commands that store leads (`serve`, `demo`, `import`): a database with no lead yet
+/// needs no indexing of older leads, and says so now, so that leads `demo` or `import` store
+/// before the first `serve` (each indexed as it is written) are not all indexed again in the
+/// background by that first start. Other commands leave the database as they found it (`copy`
+/// needs an empty target; the setting is copied with the rest).
+pub async fn mark_new_database(store: &dyn Store) -> Result<(), StartError> {
     if store.lead_ids(0, 1).await?.is_empty() {
         store.setting_or_insert(crate::reindex::STARTED_SETTING, "new database").await?;
     }
-    Ok(store)
+    Ok(())
 }
 
 /// On the first start after the upgrade that introduced the duplicate index, indexes and
@@ -141,7 +140,8 @@ pub async fn check_routing_users(
 
 /// Builds the application state for a configuration.
 pub async fn prepare(config: &Config) -> Result<Prepared, StartError> {
-    let store = open_store_for_leads(&config.database_url, config).await?;
+    let store = open_store(&config.database_url, config).await?;
+    mark_new_database(store.as_ref()).await?;
     let admin_token = resolve_token(store.as_ref(), config.admin_token.as_deref(), "admin_token").await?;
     let mut sources = Vec::new();
     for source in config.sources.values() {
