@@ -56,6 +56,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (16, "live_indexes", include_str!("migrations/0016_live_indexes.sql")),
     (17, "report_days_by_value", include_str!("migrations/0017_report_days_by_value.sql")),
     (18, "search_positions", include_str!("migrations/0018_search_positions.sql")),
+    (19, "plpgsql_triggers", include_str!("migrations/0019_plpgsql_triggers.sql")),
 ];
 
 /// Read connections kept open between requests.
