@@ -210,6 +210,7 @@ mod tests {
             like: "LIKE",
             search: crate::query::SearchIndex::Fts5,
             china_hour: |c| format!("hour({c})"),
+            is_bool: |b| if b { "= true" } else { "= false" },
         }
     }
 

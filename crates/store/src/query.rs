@@ -23,6 +23,11 @@ pub struct Dialect {
     pub search: SearchIndex,
     /// The hour of day (0 to 23, China time) of a time column, as an integer expression.
     pub china_hour: fn(&str) -> String,
+    /// A test that a boolean expression is false (`false`) or true, written so that the planner
+    /// reads an index on that expression by equality: SQLite needs `= false`; PostgreSQL turns
+    /// `(x IS NULL) = false` into `x IS NOT NULL`, which no longer matches such an index, and
+    /// needs `IS FALSE`.
+    pub is_bool: fn(bool) -> &'static str,
 }
 
 /// How a backend keeps the search terms of its leads ([`crate::search`]).
@@ -228,7 +233,14 @@ pub fn lead_order(sort: LeadSort) -> &'static str {
 /// order for the newest first, and read backwards it would put those without first; so each part
 /// is read from the index on its own (at most the page's end from each) and the two are merged
 /// (108 ms at 100,000 leads, 728 ms at a million, when all of them were sorted).
-pub fn lead_page_sql(select: &str, where_: &str, sort: LeadSort, page: u32, per_page: u32) -> String {
+pub fn lead_page_sql(
+    select: &str,
+    where_: &str,
+    sort: LeadSort,
+    page: u32,
+    per_page: u32,
+    dialect: &Dialect,
+) -> String {
     if sort != LeadSort::CreateTimeAsc {
         return format!(
             "SELECT {select} FROM leads l {where_} ORDER BY {} {}",
@@ -240,14 +252,16 @@ pub fn lead_page_sql(select: &str, where_: &str, sort: LeadSort, page: u32, per_
     let end = u64::from(page.max(1)) * u64::from(per_page);
     format!(
         "SELECT {select} FROM (\
-           SELECT * FROM (SELECT l.id, l.create_time FROM leads l {where_} {and} (l.create_time IS NULL) = false \
+           SELECT * FROM (SELECT l.id, l.create_time FROM leads l {where_} {and} (l.create_time IS NULL) {timed} \
                           ORDER BY l.create_time ASC, l.id ASC LIMIT {end}) AS timed \
            UNION ALL \
-           SELECT * FROM (SELECT l.id, l.create_time FROM leads l {where_} {and} (l.create_time IS NULL) = true \
+           SELECT * FROM (SELECT l.id, l.create_time FROM leads l {where_} {and} (l.create_time IS NULL) {untimed} \
                           ORDER BY l.id ASC LIMIT {end}) AS untimed\
          ) AS u JOIN leads l ON l.id = u.id \
          ORDER BY u.create_time IS NULL, u.create_time ASC, u.id ASC {}",
-        limit_offset(page, per_page)
+        limit_offset(page, per_page),
+        timed = (dialect.is_bool)(false),
+        untimed = (dialect.is_bool)(true),
     )
 }
 

@@ -187,6 +187,7 @@ const DIALECT: Dialect = Dialect {
     like: "ILIKE",
     search: crate::query::SearchIndex::TermArray,
     china_hour: |col| format!("EXTRACT(HOUR FROM {col} AT TIME ZONE INTERVAL '+08:00')::int"),
+    is_bool: |b| if b { "IS TRUE" } else { "IS FALSE" },
 };
 
 fn sql_params(params: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
@@ -555,7 +556,7 @@ impl Store for PostgresStore {
         let (total, total_exact) = count_leads(&tx, query).await?;
         let (where_, params) = lead_where(query, &DIALECT);
         let params = sql_params(&params);
-        let sql = lead_page_sql(&lead_select(), &where_, query.sort, query.page, query.per_page);
+        let sql = lead_page_sql(&lead_select(), &where_, query.sort, query.page, query.per_page, &DIALECT);
         let items = tx.query(&sql, &params).await?.iter().map(lead_from_row).collect::<Result<Vec<_>, _>>()?;
         tx.commit().await?;
         Ok(Page { total, total_exact, page: query.page, per_page: query.per_page, items })

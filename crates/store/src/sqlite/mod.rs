@@ -494,6 +494,7 @@ const DIALECT: Dialect = Dialect {
     like: "LIKE",
     search: crate::query::SearchIndex::Fts5,
     china_hour: |col| format!("((({col} + 28800000) % 86400000 + 86400000) % 86400000 / 3600000)"),
+    is_bool: |b| if b { "= true" } else { "= false" },
 };
 
 /// How a lead list with a search `q` reads its leads (issue 8: a word that 40 % of a million
@@ -712,7 +713,7 @@ impl Store for SqliteStore {
                     (crate::count::COUNT_CAP, false, where_, sql_params(params))
                 }
             };
-            let sql = lead_page_sql(&lead_select(), &where_, query.sort, query.page, query.per_page);
+            let sql = lead_page_sql(&lead_select(), &where_, query.sort, query.page, query.per_page, &DIALECT);
             let items = tx
                 .prepare_cached(&sql)?
                 .query_map(params_from_iter(params.iter()), lead_from_row)?
