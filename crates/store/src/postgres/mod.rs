@@ -404,6 +404,16 @@ async fn count_leads(tx: &tokio_postgres::Transaction<'_>, query: &LeadQuery) ->
     Ok((total, exact))
 }
 
+/// A read-only REPEATABLE READ transaction: every query in it sees the same leads.
+async fn snapshot(client: &mut deadpool_postgres::Client) -> Result<deadpool_postgres::Transaction<'_>, StoreError> {
+    Ok(client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await?)
+}
+
 impl PostgresStore {
     /// The report of a filter (see [`crate::reports::plan`]): one pass over its leads, or the
     /// per-day table for its whole days and the leads of partial days, in one REPEATABLE READ
@@ -412,12 +422,7 @@ impl PostgresStore {
     async fn report(&self, query: &LeadQuery, top: usize, use_days: bool) -> Result<LeadStats, StoreError> {
         use futures_util::TryStreamExt;
         let mut client = self.client().await?;
-        let tx = client
-            .build_transaction()
-            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await?;
+        let tx = snapshot(&mut client).await?;
         // The report's queries cost enough for PostgreSQL to compile them (JIT), which took
         // 77–185 ms per filtered report at 1,000,000 leads and saved less than that: they are
         // sent once each, so the compiled code is never reused.
@@ -547,12 +552,7 @@ impl Store for PostgresStore {
     async fn list_leads(&self, query: &LeadQuery) -> Result<Page<Lead>, StoreError> {
         let mut client = self.client().await?;
         // One snapshot: the total and the page see the same leads.
-        let tx = client
-            .build_transaction()
-            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await?;
+        let tx = snapshot(&mut client).await?;
         let (total, total_exact) = count_leads(&tx, query).await?;
         let (where_, params) = lead_where(query, &DIALECT);
         let params = sql_params(&params);
