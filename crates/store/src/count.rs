@@ -14,7 +14,7 @@ use xiansuo_domain::LeadStatus;
 
 use crate::LeadQuery;
 use crate::query::{Dialect, Param};
-use crate::reports::{DIMENSIONS, HOUR_DIM, china_day, day_start};
+use crate::reports::{DIMENSIONS, HOUR_DIM, split_days};
 
 /// The most matches a list counts one by one (its total is then "at least this many").
 pub const COUNT_CAP: u64 = 10_000;
@@ -112,7 +112,6 @@ pub fn days_count(q: &LeadQuery, dialect: &Dialect) -> Option<DaysCount> {
         || q.source.is_some()
         || q.user_id.is_some()
         || q.tag.is_some()
-        || matches!((q.from, q.to), (Some(f), Some(t)) if f >= t)
     {
         return None;
     }
@@ -122,25 +121,8 @@ pub fn days_count(q: &LeadQuery, dialect: &Dialect) -> Option<DaysCount> {
     }
     // Every lead has an hour of day: that dimension's rows, all values, count every lead.
     let (dim, values) = dims.pop().map_or((HOUR_DIM, None), |(d, v)| (d, Some(v)));
-    // Whole days, as the report's plan takes them.
-    let first = q.from.map(|f| if day_start(china_day(f)) == f { china_day(f) } else { china_day(f) + 1 });
-    let end = q.to.map(china_day);
-    if let (Some(a), Some(b)) = (first, end)
-        && a >= b
-    {
-        return None;
-    }
-    let mut scans = Vec::new();
-    if let (Some(from), Some(a)) = (q.from, first)
-        && day_start(a) > from
-    {
-        scans.push(LeadQuery { from: Some(from), to: Some(day_start(a)), ..q.clone() });
-    }
-    if let (Some(to), Some(b)) = (q.to, end)
-        && day_start(b) < to
-    {
-        scans.push(LeadQuery { from: Some(day_start(b)), to: Some(to), ..q.clone() });
-    }
+    // Whole days and partial ones, as the report splits them.
+    let ((first, end), scans) = split_days(q)?;
 
     let mut params = Vec::new();
     let mut bind = |p: Param| {
@@ -203,6 +185,7 @@ pub fn days_count(q: &LeadQuery, dialect: &Dialect) -> Option<DaysCount> {
 mod tests {
     use super::*;
     use crate::OwnerFilter;
+    use crate::reports::day_start;
 
     fn dialect() -> Dialect {
         Dialect {

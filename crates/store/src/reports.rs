@@ -258,7 +258,7 @@ pub struct Plan {
     /// days at the ends of the range).
     pub scans: Vec<crate::LeadQuery>,
     /// Whole days read from `report_days`: from this day, before this day (`None`: no bound).
-    pub days: Option<(Option<i64>, Option<i64>)>,
+    pub days: Option<DayRange>,
     /// Where the follow-up times come from when `days` is set: the leads of this query (the
     /// scans then skip them); `None` when the scans read them.
     pub follow_up: Option<crate::LeadQuery>,
@@ -288,8 +288,26 @@ pub fn dates_only(q: &crate::LeadQuery) -> bool {
 /// `use_days` is false); otherwise the range's whole days from `report_days`, and the leads of
 /// the partial days at either end.
 pub fn plan(q: &crate::LeadQuery, use_days: bool) -> Plan {
-    if !use_days || !dates_only(q) || matches!((q.from, q.to), (Some(f), Some(t)) if f >= t) {
-        return Plan { scans: vec![q.clone()], days: None, follow_up: None };
+    let whole = || Plan { scans: vec![q.clone()], days: None, follow_up: None };
+    if !use_days || !dates_only(q) {
+        return whole();
+    }
+    match split_days(q) {
+        Some((days, scans)) => Plan { scans, days: Some(days), follow_up: Some(q.clone()) },
+        None => whole(),
+    }
+}
+
+/// Whole days of `report_days`: from this day, before this day (`None`: no bound).
+pub type DayRange = (Option<i64>, Option<i64>);
+
+/// A query's date range as `report_days` reads it: its whole days (from this day, before this
+/// day; `None`: no bound) and the partial days at either end, as queries of the leads (the same
+/// query with the partial day's bounds). `None` when the range holds no whole day. Reports
+/// ([`plan`]) and list totals ([`crate::count`]) split alike.
+pub fn split_days(q: &crate::LeadQuery) -> Option<(DayRange, Vec<crate::LeadQuery>)> {
+    if matches!((q.from, q.to), (Some(f), Some(t)) if f >= t) {
+        return None;
     }
     // Whole days: from the first midnight at or after `from`, to the last midnight at or
     // before `to`.
@@ -298,7 +316,7 @@ pub fn plan(q: &crate::LeadQuery, use_days: bool) -> Plan {
     if let (Some(a), Some(b)) = (first, end)
         && a >= b
     {
-        return Plan { scans: vec![q.clone()], days: None, follow_up: None };
+        return None;
     }
     let mut scans = Vec::new();
     if let (Some(from), Some(a)) = (q.from, first)
@@ -311,7 +329,7 @@ pub fn plan(q: &crate::LeadQuery, use_days: bool) -> Plan {
     {
         scans.push(crate::LeadQuery { from: Some(day_start(b)), to: Some(to), ..q.clone() });
     }
-    Plan { scans, days: Some((first, end)), follow_up: Some(q.clone()) }
+    Some(((first, end), scans))
 }
 
 /// Leads counted by status, and how many have a valid mobile.
