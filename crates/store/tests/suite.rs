@@ -881,6 +881,18 @@ async fn search_follows_changed_values(env: Env) {
     record(s, cards_push("easyliao", hour(3), many)).await;
     assert_eq!(visitors(s, q("13700000123")).await.1, strings(&["m123"]));
     assert_eq!(visitors(s, q("1370000")).await.0, 300);
+    // A lead inserted and changed in one transaction (two chats of one new visitor in one push),
+    // and a stored lead changed twice in one push: the index holds the last values alone (it is
+    // written once per batch, migration 20).
+    let twice = vec![card("c3", "n1").set("name", "赵一"), card("c3", "n1").set("name", "钱二")];
+    record(s, cards_push("easyliao", hour(4), twice)).await;
+    assert_eq!(visitors(s, q("钱二")).await.1, strings(&["n1"]));
+    assert_eq!(visitors(s, q("赵一")).await.0, 0, "the first name of a lead changed in its own batch");
+    let again = vec![card("c1", "v2").set("name", "孙三"), card("c1", "v2").set("name", "周四")];
+    record(s, cards_push("easyliao", hour(5), again)).await;
+    assert_eq!(visitors(s, q("周四")).await.1, strings(&["v2"]));
+    assert_eq!(visitors(s, q("孙三")).await.0, 0);
+    assert_eq!(visitors(s, q("李小明")).await.0, 0);
 }
 
 async fn list_leads_filters(env: Env) {
@@ -1203,7 +1215,7 @@ async fn a_failing_write_fails_alone(env: Env) {
                     7 => Kind::Nul,
                     _ => Kind::Valid,
                 };
-                let mut c = card("c1", &format!("v{i}"));
+                let mut c = card("c1", &format!("v{i}")).set("name", "顾客甲");
                 match kind {
                     Kind::Valid => {}
                     Kind::NoCompany => {
@@ -1237,6 +1249,7 @@ async fn a_failing_write_fails_alone(env: Env) {
     assert_eq!(leads(s, &all_leads()).await.total, stored);
     let pushes = s.list_pushes(&PushQuery { page: 1, per_page: 1, ..Default::default() }).await.expect("list_pushes");
     assert_eq!(pushes.total, stored, "a failed push leaves nothing behind");
+    assert_eq!(visitors(s, q("顾客甲")).await.0, stored, "every stored lead is in the search index, none that failed");
 }
 
 async fn data_survives_reopening(env: Env) {

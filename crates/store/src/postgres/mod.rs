@@ -57,6 +57,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (17, "report_days_by_value", include_str!("migrations/0017_report_days_by_value.sql")),
     (18, "search_positions", include_str!("migrations/0018_search_positions.sql")),
     (19, "plpgsql_triggers", include_str!("migrations/0019_plpgsql_triggers.sql")),
+    (20, "search_terms_per_batch", include_str!("migrations/0020_search_terms_per_batch.sql")),
 ];
 
 /// Any number: the advisory lock that serializes migrations of processes starting together.

@@ -57,6 +57,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (17, "report_days_by_value", include_str!("migrations/0017_report_days_by_value.sql")),
     (18, "search_positions", include_str!("migrations/0018_search_positions.sql")),
     (19, "plpgsql_triggers", include_str!("migrations/0019_plpgsql_triggers.sql")),
+    (20, "search_terms_per_batch", include_str!("migrations/0020_search_terms_per_batch.sql")),
 ];
 
 /// Read connections kept open between requests.
@@ -195,6 +196,14 @@ impl SqliteStore {
         .map_err(setup)?;
         register_search_terms(&conn).map_err(setup)?;
         migrate(&mut conn).map_err(|e| StoreError::Setup(format!("database {}: {e}", path.display())))?;
+        // Leads a migration changed get their search terms now (the writer does it before each commit).
+        conn.transaction()
+            .map_err(StoreError::from)
+            .and_then(|tx| {
+                writer::index_pending_terms(&tx)?;
+                Ok(tx.commit()?)
+            })
+            .map_err(|e| StoreError::Setup(format!("database {}: indexing leads for search: {e}", path.display())))?;
         conn.set_prepared_statement_cache_capacity(64);
         // The writer's statements are prepared once and run with new values each time. Without a
         // stable plan, SQLite re-prepares a statement whose plan could depend on a value (one
@@ -264,7 +273,7 @@ impl SqliteStore {
 }
 
 /// `xiansuo_search_terms(value, …)`: the search terms of a lead's values ([`crate::search`]),
-/// called by the triggers of migration 15 on the connection that writes leads.
+/// called by the writer before each commit (migration 20) on the connection that writes leads.
 fn register_search_terms(conn: &Connection) -> rusqlite::Result<()> {
     use rusqlite::functions::FunctionFlags;
     conn.create_scalar_function(

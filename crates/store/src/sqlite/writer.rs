@@ -131,6 +131,7 @@ fn commit_batch(conn: &mut Connection, batch: Vec<Job>, scoring: &Scoring) {
 fn commit_plainly(conn: &mut Connection, batch: &[Job], scoring: &Scoring) -> Result<Vec<Written>, StoreError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let results = batch.iter().map(|job| apply(&tx, &job.write, scoring)).collect::<Result<Vec<_>, _>>()?;
+    index_pending_terms(&tx)?;
     tx.commit()?;
     Ok(results)
 }
@@ -149,7 +150,12 @@ fn commit_in_savepoints(conn: &mut Connection, batch: Vec<Job>, scoring: &Scorin
     };
     let mut results: Vec<Result<Written, StoreError>> = Vec::with_capacity(batch.len());
     for job in &batch {
-        results.push(in_savepoint(&tx, |c| apply(c, &job.write, scoring)));
+        // Each job's leads indexed in its savepoint: a lead the index cannot take fails its job alone.
+        results.push(in_savepoint(&tx, |c| {
+            let written = apply(c, &job.write, scoring)?;
+            index_pending_terms(c)?;
+            Ok(written)
+        }));
         // Some errors (disk full, I/O) roll the whole transaction back, not just the savepoint:
         // then nothing of the batch will be committed, and every job is answered so.
         if tx.is_autocommit() {
@@ -175,6 +181,34 @@ fn commit_in_savepoints(conn: &mut Connection, batch: Vec<Job>, scoring: &Scorin
             }
         }
     }
+}
+
+/// Writes the search terms of the leads the transaction inserted or changed (noted in
+/// `lead_terms_pending` by the triggers of migration 20) into the search index, all at once, and
+/// clears the notes: called before every commit of the writer, so committed leads are always
+/// searchable. One write per batch rather than per lead: FTS5 flushes its in-memory terms to a
+/// new segment at every savepoint, and every statement that fires a trigger opens one.
+pub(super) fn index_pending_terms(conn: &Connection) -> Result<(), StoreError> {
+    let pending: bool =
+        conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM lead_terms_pending)")?.query_row([], |r| r.get(0))?;
+    if !pending {
+        return Ok(());
+    }
+    let stale = conn
+        .prepare_cached("SELECT lead_id FROM lead_terms_pending WHERE in_index = 1")?
+        .query_map([], |r| r.get::<_, i64>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut remove = conn.prepare_cached("DELETE FROM lead_terms WHERE rowid = ?1")?;
+    for id in stale {
+        remove.execute([id])?;
+    }
+    conn.prepare_cached(
+        "INSERT INTO lead_terms (rowid, terms) SELECT l.id, xiansuo_search_terms(l.name, l.mobile, l.tel, l.weixin, \
+         l.qq, l.email, l.visitor_static_id, l.keyword, l.note, l.city) FROM lead_terms_pending p JOIN leads l ON l.id = p.lead_id",
+    )?
+    .execute([])?;
+    conn.prepare_cached("DELETE FROM lead_terms_pending")?.execute([])?;
+    Ok(())
 }
 
 fn apply(conn: &Connection, write: &Write, scoring: &Scoring) -> Result<Written, StoreError> {
