@@ -2011,6 +2011,12 @@ async fn totals_of_common_searches(env: Env) {
     let mut got = seen.clone();
     got.sort();
     assert_eq!(got, want, "each match once over the pages");
+    // The same matches sorted by the chat's time (its page query reads the matches twice).
+    let by_time = leads(s, &LeadQuery { sort: LeadSort::CreateTimeAsc, ..page("培训", Some("太原市"), 2) }).await;
+    assert_eq!((by_time.total, by_time.items.len()), (in_city.total, 50));
+    assert!(
+        by_time.items.iter().all(|l| holds(l, "培训") && l.fields.get("city").map(String::as_str) == Some("太原市"))
+    );
     // Rare: 王.
     let rare = leads(s, &page("王", None, 1)).await;
     assert_eq!((rare.total, rare.total_exact), (102, true));
