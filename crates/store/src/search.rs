@@ -1,7 +1,9 @@
 //! The index behind the lead search `q` (issue #8: `LIKE '%…%'` over ten columns read every
 //! lead, 1.3 s at a million). Each lead's searched values ([`crate::query::SEARCHED`]) are kept
 //! as terms (migration 0015: SQLite FTS5, PostgreSQL a GIN-indexed array, both filled by
-//! triggers; migration 0018: SQLite keeps their positions, and a query's terms are a phrase); a search first takes the leads holding every term of the query, then checks
+//! triggers; migration 0018: SQLite keeps their positions, and a query's terms are a phrase;
+//! migration 0020: SQLite's triggers note the changed leads and its writer indexes them together
+//! before each batch commits); a search first takes the leads holding every term of the query, then checks
 //! the substring on those alone with the same `LIKE` as before, so the index only has to find a
 //! superset of the matches and the answers do not change.
 //!

@@ -197,7 +197,7 @@ impl SqliteStore {
         register_search_terms(&conn).map_err(setup)?;
         migrate(&mut conn).map_err(|e| StoreError::Setup(format!("database {}: {e}", path.display())))?;
         // Leads a migration changed get their search terms now (the writer does it before each commit).
-        conn.transaction()
+        conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(StoreError::from)
             .and_then(|tx| {
                 writer::index_pending_terms(&tx)?;
@@ -273,9 +273,18 @@ impl SqliteStore {
 }
 
 /// `xiansuo_search_terms(value, …)`: the search terms of a lead's values ([`crate::search`]),
-/// called by the writer before each commit (migration 20) on the connection that writes leads.
+/// called by the writer before each commit (migration 20) on the connection that writes leads;
+/// and `xiansuo_index_later(id)`, which the triggers noting a changed lead call (it returns the
+/// id): registered on that connection alone, so that another program writing `leads` gets "no
+/// such function" instead of leaving the search index behind.
 fn register_search_terms(conn: &Connection) -> rusqlite::Result<()> {
     use rusqlite::functions::FunctionFlags;
+    conn.create_scalar_function(
+        "xiansuo_index_later",
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| ctx.get::<i64>(0),
+    )?;
     conn.create_scalar_function(
         "xiansuo_search_terms",
         -1,

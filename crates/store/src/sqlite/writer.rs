@@ -185,8 +185,8 @@ fn commit_in_savepoints(conn: &mut Connection, batch: Vec<Job>, scoring: &Scorin
 
 /// Writes the search terms of the leads the transaction inserted or changed (noted in
 /// `lead_terms_pending` by the triggers of migration 20) into the search index, all at once, and
-/// clears the notes: called before every commit of the writer, so committed leads are always
-/// searchable. One write per batch rather than per lead: FTS5 flushes its in-memory terms to a
+/// clears the notes: called before every commit of a write batch (and at start-up), so committed
+/// leads are always searchable (the report fold, which commits on its own, changes no lead). One write per batch rather than per lead: FTS5 flushes its in-memory terms to a
 /// new segment at every savepoint, and every statement that fires a trigger opens one.
 pub(super) fn index_pending_terms(conn: &Connection) -> Result<(), StoreError> {
     let pending: bool =
