@@ -389,6 +389,39 @@ impl PgDatabase {
         Ok(PgDatabase { url: url_with_database(server, &name), name, server: server.to_string(), dir, dropped: false })
     }
 
+    /// The database `name` on `server`, kept afterwards: created when missing. Returns it and
+    /// whether it existed already.
+    pub async fn kept(server: &str, name: &str) -> Result<(PgDatabase, bool), String> {
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!("--reuse-db {name:?}: use letters, digits and _ only"));
+        }
+        let client = pg_connect(server).await?;
+        let existed = client
+            .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+            .await
+            .map_err(|e| format!("looking for the database {name}: {e}"))?
+            .is_some();
+        if !existed {
+            client
+                .batch_execute(&format!("CREATE DATABASE {name}"))
+                .await
+                .map_err(|e| format!("CREATE DATABASE {name}: {e}"))?;
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("xiansuo-bench-")
+            .tempdir()
+            .map_err(|e| format!("cannot make a temporary folder: {e}"))?;
+        let db = PgDatabase {
+            url: url_with_database(server, name),
+            name: name.to_string(),
+            server: server.to_string(),
+            dir,
+            // Kept: never dropped by this program.
+            dropped: true,
+        };
+        Ok((db, existed))
+    }
+
     async fn size(&self) -> Result<u64, String> {
         let client = pg_connect(&self.server).await?;
         let row = client

@@ -260,19 +260,27 @@ pub async fn run(args: &QueryArgs) -> Result<Value, String> {
         binary.display()
     );
 
-    let reused = match (&args.reuse, common.database) {
-        (Some(_), procs::DbKind::Postgres) => return Err("--reuse keeps a SQLite database only".into()),
-        (Some(dir), _) => dir.join("xiansuo.db").exists(),
-        (None, _) => false,
-    };
-    let mut db = match &args.reuse {
-        Some(dir) => Database::sqlite_in(dir)?,
-        None => Database::create(common.database, &common.postgres_url).await?,
+    let (mut db, reused) = match (&args.reuse, &args.reuse_db, common.database) {
+        (Some(_), _, procs::DbKind::Postgres) => {
+            return Err("--reuse keeps a SQLite database; for PostgreSQL use --reuse-db NAME".into());
+        }
+        (_, Some(_), procs::DbKind::Sqlite) => {
+            return Err("--reuse-db keeps a PostgreSQL database; for SQLite use --reuse DIR".into());
+        }
+        (Some(dir), None, _) => {
+            let reused = dir.join("xiansuo.db").exists();
+            (Database::sqlite_in(dir)?, reused)
+        }
+        (None, Some(name), _) => {
+            let (pg, existed) = procs::PgDatabase::kept(&common.postgres_url, name).await?;
+            (Database::Postgres(pg), existed)
+        }
+        _ => (Database::create(common.database, &common.postgres_url).await?, false),
     };
     let mut server = db.start_server(&binary)?;
     server.wait_healthy(&client).await?;
     let fill = if reused {
-        eprintln!("reusing the database in {}", db.work_dir().display());
+        eprintln!("reusing the database {}", db.url());
         None
     } else {
         Some(fill(args, &cards, &client, &push_url(&server.base)).await?)
@@ -392,7 +400,9 @@ pub async fn run(args: &QueryArgs) -> Result<Value, String> {
     let export = if args.no_export { None } else { Some(time_export(&client, &base, &server).await) };
     let after = server.memory();
     let stopped = server.stop();
-    if let Database::Postgres(pg) = &mut db {
+    if let Database::Postgres(pg) = &mut db
+        && args.reuse_db.is_none()
+    {
         pg.drop_now().await?;
     }
     drop(db);
