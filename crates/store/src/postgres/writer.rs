@@ -641,10 +641,56 @@ fn upsert_lead_sql(fill_only: bool) -> String {
              visitor_message_count, score, score_reasons, intent_words) VALUES ({})
          ON CONFLICT (source, company_id, visitor_static_id) DO UPDATE SET {},
              extra = {extra}, updated_at = EXCLUDED.updated_at
-         RETURNING id, (xmax = 0), merged_into",
+         RETURNING id, (xmax = 0) AS created, merged_into",
         insert_columns.join(", "),
         values.join(", "),
         sets.join(", ")
+    )
+}
+
+/// One statement for what every card writes (issue 8: PostgreSQL's time per push is its number
+/// of statements, each a round trip and an executor start): the lead's upsert
+/// ([`upsert_lead_sql`]), and with its id the push's link, the chats and the messages, each
+/// `ON CONFLICT DO NOTHING`. Returns the lead's id, whether it was inserted, what it is merged
+/// into, whether the push was linked now, and the messages added (all, and the visitor's).
+/// Parameters after the upsert's (`n + 15`): the push, the chat ids, the time the chats were
+/// seen, the messages' eight columns as arrays, and the visitor's sender value.
+fn store_card_sql(fill_only: bool) -> String {
+    let n = FIELDS.len();
+    let p = |i: usize| format!("${}", n + 15 + i);
+    format!(
+        "WITH lead AS ({upsert}),
+         linked AS (
+             INSERT INTO push_leads (push_id, lead_id, created) SELECT {push}, id, created FROM lead
+             ON CONFLICT DO NOTHING RETURNING 1),
+         chats AS (
+             -- `seq` keeps the order chats were first seen in, within this push too.
+             INSERT INTO lead_chats (lead_id, chat_id, first_seen_at, seq)
+             SELECT lead.id, u.c, {seen}, (SELECT COALESCE(MAX(seq), 0) FROM lead_chats WHERE lead_id = lead.id) + u.n
+             FROM lead, unnest({chat_ids}::text[]) WITH ORDINALITY AS u(c, n)
+             ON CONFLICT DO NOTHING),
+         added AS (
+             INSERT INTO messages (lead_id, recorder_id, chat_id, sender, from_id, message, type, create_time, extra)
+             SELECT lead.id, m.* FROM lead, unnest({m1}::text[], {m2}::text[], {m3}::text[], {m4}::text[], {m5}::text[],
+                                                 {m6}::text[], {m7}::timestamptz[], {m8}::jsonb[]) AS m
+             ON CONFLICT (lead_id, recorder_id) DO NOTHING
+             RETURNING sender)
+         SELECT lead.id, lead.created, lead.merged_into, (SELECT count(*) FROM linked),
+                (SELECT count(*) FROM added), (SELECT count(*) FROM added WHERE sender = {visitor})
+         FROM lead",
+        upsert = upsert_lead_sql(fill_only),
+        push = p(1),
+        chat_ids = p(2),
+        seen = p(3),
+        m1 = p(4),
+        m2 = p(5),
+        m3 = p(6),
+        m4 = p(7),
+        m5 = p(8),
+        m6 = p(9),
+        m7 = p(10),
+        m8 = p(11),
+        visitor = p(12),
     )
 }
 
@@ -695,7 +741,37 @@ async fn store_card(
         &reasons,
         &words,
     ]);
-    let stmt = tx.prepare_cached(&upsert_lead_sql(how.fill_only)).await?;
+    let chat_ids: Vec<&str> =
+        card.chat_id().into_iter().chain(card.messages.iter().filter_map(|m| m.chat_id.as_deref())).collect();
+    let recorder_ids: Vec<&str> = card.messages.iter().map(|m| m.recorder_id.as_str()).collect();
+    let chats: Vec<Option<&str>> = card.messages.iter().map(|m| m.chat_id.as_deref()).collect();
+    let senders: Vec<&str> = card.messages.iter().map(|m| m.sender.as_str()).collect();
+    let from_ids: Vec<Option<&str>> = card.messages.iter().map(|m| m.from_id.as_deref()).collect();
+    let message_texts: Vec<&str> = card.messages.iter().map(|m| m.message.as_str()).collect();
+    let kinds: Vec<Option<&str>> = card.messages.iter().map(|m| m.kind.as_deref()).collect();
+    let created_at: Vec<Option<Instant>> = card.messages.iter().map(|m| m.create_time.map(millis)).collect();
+    let extras: Vec<serde_json::Value> = card
+        .messages
+        .iter()
+        .map(|m| serde_json::to_value(&m.extra).unwrap_or_else(|_| serde_json::json!({})))
+        .collect();
+    let visitor = Sender::Visitor.as_str();
+    params.extend([
+        &push_id as &(dyn ToSql + Sync),
+        &chat_ids,
+        &at,
+        &recorder_ids,
+        &chats,
+        &senders,
+        &from_ids,
+        &message_texts,
+        &kinds,
+        &created_at,
+        &extras,
+        &visitor,
+    ]);
+    static SQL: LazyLock<[String; 2]> = LazyLock::new(|| [store_card_sql(false), store_card_sql(true)]);
+    let stmt = tx.prepare_cached(&SQL[usize::from(how.fill_only)]).await?;
     let row = tx.query_one(&stmt, &params).await?;
     let (lead_id, created): (i64, bool) = (row.try_get(0)?, row.try_get(1)?);
     // The counts of a lead merged into another are counted on that one (and up) too.
@@ -703,72 +779,26 @@ async fn store_card(
         Some(_) => lineage(tx, lead_id).await?,
         None => Vec::new(),
     };
-
-    let stmt = tx
-        .prepare_cached("INSERT INTO push_leads (push_id, lead_id, created) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-        .await?;
-    if tx.execute(&stmt, &[&push_id, &lead_id, &created]).await? == 1 && !created {
+    let (linked, mut added, mut by_visitor): (i64, i64, i64) = (row.try_get(3)?, row.try_get(4)?, row.try_get(5)?);
+    if linked == 1 && !created {
         let stmt = tx.prepare_cached("UPDATE leads SET push_count = push_count + 1 WHERE id = ANY($1)").await?;
         let ids: Vec<i64> = std::iter::once(lead_id).chain(counted.iter().copied()).collect();
         tx.execute(&stmt, &[&ids]).await?;
     }
-
-    let chat_ids: Vec<&str> =
-        card.chat_id().into_iter().chain(card.messages.iter().filter_map(|m| m.chat_id.as_deref())).collect();
-    let stmt = tx
-        .prepare_cached(
-            // `seq` keeps the order chats were first seen in, within this push too.
-            "INSERT INTO lead_chats (lead_id, chat_id, first_seen_at, seq)
-             SELECT $1, u.c, $3, (SELECT COALESCE(MAX(seq), 0) FROM lead_chats WHERE lead_id = $1) + u.n
-             FROM unnest($2::text[]) WITH ORDINALITY AS u(c, n)
-             ON CONFLICT DO NOTHING",
-        )
-        .await?;
-    tx.execute(&stmt, &[&lead_id, &chat_ids, &at]).await?;
-
-    if !card.messages.is_empty() {
-        let recorder_ids: Vec<&str> = card.messages.iter().map(|m| m.recorder_id.as_str()).collect();
-        let chats: Vec<Option<&str>> = card.messages.iter().map(|m| m.chat_id.as_deref()).collect();
-        let senders: Vec<&str> = card.messages.iter().map(|m| m.sender.as_str()).collect();
-        let from_ids: Vec<Option<&str>> = card.messages.iter().map(|m| m.from_id.as_deref()).collect();
-        let texts: Vec<&str> = card.messages.iter().map(|m| m.message.as_str()).collect();
-        let kinds: Vec<Option<&str>> = card.messages.iter().map(|m| m.kind.as_deref()).collect();
-        let created_at: Vec<Option<Instant>> = card.messages.iter().map(|m| m.create_time.map(millis)).collect();
-        let extras: Vec<serde_json::Value> = card
-            .messages
-            .iter()
-            .map(|m| serde_json::to_value(&m.extra).unwrap_or_else(|_| serde_json::json!({})))
-            .collect();
+    // A new lead counted its messages when inserted: only a difference is added.
+    if created {
+        added -= tally.messages;
+        by_visitor -= tally.visitor_messages;
+    }
+    if added != 0 || by_visitor != 0 {
         let stmt = tx
             .prepare_cached(
-                "INSERT INTO messages (lead_id, recorder_id, chat_id, sender, from_id, message, type, create_time, extra)
-                 SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                                          $8::timestamptz[], $9::jsonb[])
-                 ON CONFLICT (lead_id, recorder_id) DO NOTHING
-                 RETURNING sender",
+                "UPDATE leads SET message_count = message_count + $2,
+                        visitor_message_count = visitor_message_count + $3 WHERE id = ANY($1)",
             )
             .await?;
-        let inserted = tx
-            .query(&stmt, &[&lead_id, &recorder_ids, &chats, &senders, &from_ids, &texts, &kinds, &created_at, &extras])
-            .await?;
-        let mut added = inserted.len() as i64;
-        let mut by_visitor =
-            inserted.iter().filter(|r| r.try_get::<_, &str>(0).ok() == Some(Sender::Visitor.as_str())).count() as i64;
-        // A new lead counted its messages when inserted: only a difference is added.
-        if created {
-            added -= tally.messages;
-            by_visitor -= tally.visitor_messages;
-        }
-        if added != 0 || by_visitor != 0 {
-            let stmt = tx
-                .prepare_cached(
-                    "UPDATE leads SET message_count = message_count + $2,
-                            visitor_message_count = visitor_message_count + $3 WHERE id = ANY($1)",
-                )
-                .await?;
-            let ids: Vec<i64> = std::iter::once(lead_id).chain(counted.iter().copied()).collect();
-            tx.execute(&stmt, &[&ids, &added, &by_visitor]).await?;
-        }
+        let ids: Vec<i64> = std::iter::once(lead_id).chain(counted.iter().copied()).collect();
+        tx.execute(&stmt, &[&ids, &added, &by_visitor]).await?;
     }
     let duplicates = index_contacts(tx, lead_id, &card.contact_keys, Some(at)).await?;
     if !created {
@@ -830,38 +860,38 @@ async fn index_contacts(
     }
     let kinds: Vec<&str> = contact_keys.iter().map(|(k, _)| *k).collect();
     let values: Vec<&str> = contact_keys.iter().map(|(_, v)| v.as_str()).collect();
-    let insert = tx
-        .prepare_cached(
-            "INSERT INTO lead_contacts (kind, value, lead_id) SELECT k, v, $3 FROM unnest($1::text[], $2::text[]) AS u(k, v)
-             ON CONFLICT DO NOTHING RETURNING kind, value",
-        )
-        .await?;
-    let new: Vec<(String, String)> = tx
-        .query(&insert, &[&kinds, &values, &lead_id])
-        .await?
-        .iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-        .collect::<Result<_, tokio_postgres::Error>>()?;
-    // The leads sharing a contact, newest first, with what they were merged into (rare: only
-    // those are followed up to the lead they show on). Bounded: a value that many leads share
-    // is a placeholder ([`COMMON_CONTACT_LEADS`]) and costs the same as any other.
-    let sharing = tx
+    // One statement (issue 8: a round trip less for every card with a contact): the contacts
+    // stored now (`added`), then the leads sharing a contact, newest first, with what they were
+    // merged into (rare: only those are followed up to the lead they show on). Bounded: a value
+    // that many leads share is a placeholder ([`COMMON_CONTACT_LEADS`]) and costs the same as
+    // any other. The lead's own contacts are not among the sharing ones (`lead_id <> $3`).
+    let stmt = tx
         .prepare_cached(&format!(
-            "SELECT c.lead_id, c.kind, c.value, l.merged_into, count(*) OVER (PARTITION BY c.kind, c.value)
+            "WITH added AS (
+                 INSERT INTO lead_contacts (kind, value, lead_id) SELECT k, v, $3 FROM unnest($1::text[], $2::text[]) AS u(k, v)
+                 ON CONFLICT DO NOTHING RETURNING kind, value)
+             SELECT true AS added, NULL::bigint AS lead_id, kind, value, NULL::bigint AS merged_into, 0::bigint AS sharing
+             FROM added
+             UNION ALL
+             SELECT false, c.lead_id, c.kind, c.value, l.merged_into, count(*) OVER (PARTITION BY c.kind, c.value)
              FROM unnest($1::text[], $2::text[]) AS u(k, v)
              CROSS JOIN LATERAL (SELECT lead_id, kind, value FROM lead_contacts
                                  WHERE kind = u.k AND value = u.v AND lead_id <> $3
                                  ORDER BY lead_id DESC LIMIT {COMMON_CONTACT_LEADS}) c
              JOIN leads l ON l.id = c.lead_id
-             ORDER BY c.lead_id DESC"
+             ORDER BY added DESC, lead_id DESC"
         ))
         .await?;
-    let others: Vec<_> = tx
-        .query(&sharing, &[&kinds, &values, &lead_id])
-        .await?
-        .into_iter()
-        .filter(|r| r.try_get::<_, i64>(4).is_ok_and(|n| n < COMMON_CONTACT_LEADS as i64))
-        .collect();
+    let rows = tx.query(&stmt, &[&kinds, &values, &lead_id]).await?;
+    let mut new: Vec<(String, String)> = Vec::new();
+    let mut others = Vec::new();
+    for row in rows {
+        if row.try_get::<_, bool>(0)? {
+            new.push((row.try_get(2)?, row.try_get(3)?));
+        } else if row.try_get::<_, i64>(5).is_ok_and(|n| n < COMMON_CONTACT_LEADS as i64) {
+            others.push(row);
+        }
+    }
     if others.is_empty() {
         return Ok(Vec::new());
     }
@@ -870,8 +900,8 @@ async fn index_contacts(
     let mut duplicates: Vec<i64> = Vec::new();
     let mut newly: Vec<(i64, &'static str, String)> = Vec::new();
     for row in others {
-        let (other, kind, value): (i64, String, String) = (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
-        let other = match row.try_get::<_, Option<i64>>(3)? {
+        let (other, kind, value): (i64, String, String) = (row.try_get(1)?, row.try_get(2)?, row.try_get(3)?);
+        let other = match row.try_get::<_, Option<i64>>(4)? {
             Some(_) => root_of(tx, other).await?,
             None => other,
         };
