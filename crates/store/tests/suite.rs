@@ -1145,6 +1145,7 @@ async fn concurrent_pushes_all_commit(env: Env) {
                     .set("name", &format!("访客{v}"))
                     .set("chat_id", &format!("chat-{v}"))
                     .message(msg(&format!("m-{i}"), Some(&format!("chat-{v}")), sender, "消息", Some(hour(i as i64))))
+                    .message(msg(&format!("own-{i}"), Some(&format!("chat-{v}-{i:03}")), sender, "新会话", None))
                     .message(msg(&format!("shared-{v}"), Some(&format!("chat-{v}")), Sender::Staff, "共同", None));
                 let recorded = s.record_push(cards_push("easyliao", hour(1), vec![c])).await;
                 (i, recorded)
@@ -1181,16 +1182,45 @@ async fn concurrent_pushes_all_commit(env: Env) {
         let lead = detail(s, id).await;
         assert_eq!(lead.lead.push_count as usize, pushes_of_v, "visitor {v}");
         assert_eq!(lead.pushes.len(), pushes_of_v, "visitor {v}");
-        assert_eq!(lead.lead.message_count as usize, pushes_of_v + 1, "visitor {v}");
-        assert_eq!(lead.lead.visitor_message_count as usize, visitor_messages, "visitor {v}");
-        assert_eq!(lead.messages.len(), pushes_of_v + 1, "visitor {v}");
-        assert_eq!(lead.lead.chat_ids, vec![format!("chat-{v}")]);
+        assert_eq!(lead.lead.message_count as usize, 2 * pushes_of_v + 1, "visitor {v}");
+        assert_eq!(lead.lead.visitor_message_count as usize, 2 * visitor_messages, "visitor {v}");
+        assert_eq!(lead.messages.len(), 2 * pushes_of_v + 1, "visitor {v}");
+        let mut chats = lead.lead.chat_ids.clone();
+        assert_eq!(chats[0], format!("chat-{v}"), "the lead's first chat comes first");
+        chats.sort();
+        let mut want: Vec<String> = std::iter::once(format!("chat-{v}"))
+            .chain((0..PUSHES).filter(|i| i % VISITORS == v).map(|i| format!("chat-{v}-{i:03}")))
+            .collect();
+        want.sort();
+        assert_eq!(chats, want, "visitor {v}: every chat once");
         total_pushes += lead.lead.push_count;
     }
     assert_eq!(total_pushes as usize, PUSHES);
     assert_eq!(leads(s, &all_leads()).await.total, VISITORS as u64);
     let pushes = s.list_pushes(&PushQuery { page: 1, per_page: 1, ..Default::default() }).await.expect("list_pushes");
     assert_eq!(pushes.total, PUSHES as u64);
+    // Each chat of a lead has its own place in the order first seen, whichever writers stored
+    // the pushes side by side (with several PostgreSQL writers, a statement reading the lead's
+    // chats before waiting for another writer's change of the lead would number two alike).
+    assert_eq!(chat_places_taken_twice(&env.db).await, 0, "chats of one lead numbered alike");
+}
+
+/// Places (`lead_chats.seq`) that two chats of the same lead share, read from the database.
+async fn chat_places_taken_twice(db: &Db) -> i64 {
+    const SQL: &str =
+        "SELECT count(*) FROM (SELECT lead_id, seq FROM lead_chats GROUP BY lead_id, seq HAVING count(*) > 1) AS d";
+    match db {
+        Db::Sqlite(dir) => {
+            let conn = rusqlite::Connection::open(dir.path().join("xiansuo.db")).expect("open the database");
+            conn.query_row(SQL, [], |r| r.get(0)).expect("count chat places")
+        }
+        Db::Postgres(pg) => {
+            let (client, connection) =
+                tokio_postgres::connect(&pg.url, tokio_postgres::NoTls).await.expect("connect to the test database");
+            tokio::spawn(connection);
+            client.query_one(SQL, &[]).await.expect("count chat places").get(0)
+        }
+    }
 }
 
 async fn a_failing_write_fails_alone(env: Env) {

@@ -648,10 +648,18 @@ fn upsert_lead_sql(fill_only: bool) -> String {
     )
 }
 
+/// The chats of a lead stored before: `seq` keeps the order chats were first seen in, within
+/// this push too. A statement of its own, after the upsert, so that it sees every chat committed
+/// by then.
+const CHATS_OF_STORED_LEAD: &str = "INSERT INTO lead_chats (lead_id, chat_id, first_seen_at, seq)
+     SELECT $1, u.c, $3, (SELECT COALESCE(MAX(seq), 0) FROM lead_chats WHERE lead_id = $1) + u.n
+     FROM unnest($2::text[]) WITH ORDINALITY AS u(c, n)
+     ON CONFLICT DO NOTHING";
+
 /// One statement for what every card writes (issue 8: PostgreSQL's time per push is its number
 /// of statements, each a round trip and an executor start): the lead's upsert
-/// ([`upsert_lead_sql`]), and with its id the push's link, the chats and the messages, each
-/// `ON CONFLICT DO NOTHING`. Returns the lead's id, whether it was inserted, what it is merged
+/// ([`upsert_lead_sql`]), and with its id the push's link, a new lead's chats and the messages,
+/// each `ON CONFLICT DO NOTHING`. Returns the lead's id, whether it was inserted, what it is merged
 /// into, whether the push was linked now, and the messages added (all, and the visitor's).
 /// Parameters after the upsert's (`n + 15`): the push, the chat ids, the time the chats were
 /// seen, the messages' eight columns as arrays, and the visitor's sender value.
@@ -664,10 +672,14 @@ fn store_card_sql(fill_only: bool) -> String {
              INSERT INTO push_leads (push_id, lead_id, created) SELECT {push}, id, created FROM lead
              ON CONFLICT DO NOTHING RETURNING 1),
          chats AS (
-             -- `seq` keeps the order chats were first seen in, within this push too.
+             -- A new lead's chats, numbered in the order first seen. A lead that existed has its
+             -- chats added by a statement of their own (CHATS_OF_STORED_LEAD): this statement's
+             -- snapshot predates the upsert's wait for another writer's change of the same lead,
+             -- and would not see the chats that writer added.
              INSERT INTO lead_chats (lead_id, chat_id, first_seen_at, seq)
-             SELECT lead.id, u.c, {seen}, (SELECT COALESCE(MAX(seq), 0) FROM lead_chats WHERE lead_id = lead.id) + u.n
+             SELECT lead.id, u.c, {seen}, u.n
              FROM lead, unnest({chat_ids}::text[]) WITH ORDINALITY AS u(c, n)
+             WHERE lead.created
              ON CONFLICT DO NOTHING),
          added AS (
              INSERT INTO messages (lead_id, recorder_id, chat_id, sender, from_id, message, type, create_time, extra)
@@ -780,6 +792,10 @@ async fn store_card(
         None => Vec::new(),
     };
     let (linked, mut added, mut by_visitor): (i64, i64, i64) = (row.try_get(3)?, row.try_get(4)?, row.try_get(5)?);
+    if !created && !chat_ids.is_empty() {
+        let stmt = tx.prepare_cached(CHATS_OF_STORED_LEAD).await?;
+        tx.execute(&stmt, &[&lead_id, &chat_ids, &at]).await?;
+    }
     if linked == 1 && !created {
         let stmt = tx.prepare_cached("UPDATE leads SET push_count = push_count + 1 WHERE id = ANY($1)").await?;
         let ids: Vec<i64> = std::iter::once(lead_id).chain(counted.iter().copied()).collect();
