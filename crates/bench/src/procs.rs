@@ -373,20 +373,33 @@ fn url_with_database(server: &str, name: &str) -> String {
     url
 }
 
+/// `CREATE DATABASE name`.
+async fn create_database(client: &tokio_postgres::Client, name: &str) -> Result<(), String> {
+    client.batch_execute(&format!("CREATE DATABASE {name}")).await.map_err(|e| format!("CREATE DATABASE {name}: {e}"))
+}
+
 impl PgDatabase {
-    pub async fn create(server: &str) -> Result<PgDatabase, String> {
-        let client = pg_connect(server).await?;
-        let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis();
-        let name = format!("xiansuo_bench_{}_{stamp}", std::process::id());
-        client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .map_err(|e| format!("CREATE DATABASE {name}: {e}"))?;
+    /// `name` on `server`, with a temporary folder for logs; `kept`: never dropped by this program.
+    fn named(server: &str, name: &str, kept: bool) -> Result<PgDatabase, String> {
         let dir = tempfile::Builder::new()
             .prefix("xiansuo-bench-")
             .tempdir()
             .map_err(|e| format!("cannot make a temporary folder: {e}"))?;
-        Ok(PgDatabase { url: url_with_database(server, &name), name, server: server.to_string(), dir, dropped: false })
+        Ok(PgDatabase {
+            url: url_with_database(server, name),
+            name: name.to_string(),
+            server: server.to_string(),
+            dir,
+            dropped: kept,
+        })
+    }
+
+    pub async fn create(server: &str) -> Result<PgDatabase, String> {
+        let client = pg_connect(server).await?;
+        let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis();
+        let name = format!("xiansuo_bench_{}_{stamp}", std::process::id());
+        create_database(&client, &name).await?;
+        PgDatabase::named(server, &name, false)
     }
 
     /// The database `name` on `server`, kept afterwards: created when missing. Returns it and
@@ -402,24 +415,9 @@ impl PgDatabase {
             .map_err(|e| format!("looking for the database {name}: {e}"))?
             .is_some();
         if !existed {
-            client
-                .batch_execute(&format!("CREATE DATABASE {name}"))
-                .await
-                .map_err(|e| format!("CREATE DATABASE {name}: {e}"))?;
+            create_database(&client, name).await?;
         }
-        let dir = tempfile::Builder::new()
-            .prefix("xiansuo-bench-")
-            .tempdir()
-            .map_err(|e| format!("cannot make a temporary folder: {e}"))?;
-        let db = PgDatabase {
-            url: url_with_database(server, name),
-            name: name.to_string(),
-            server: server.to_string(),
-            dir,
-            // Kept: never dropped by this program.
-            dropped: true,
-        };
-        Ok((db, existed))
+        Ok((PgDatabase::named(server, name, true)?, existed))
     }
 
     async fn size(&self) -> Result<u64, String> {

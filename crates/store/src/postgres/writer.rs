@@ -683,8 +683,7 @@ fn store_card_sql(fill_only: bool) -> String {
              ON CONFLICT DO NOTHING),
          added AS (
              INSERT INTO messages (lead_id, recorder_id, chat_id, sender, from_id, message, type, create_time, extra)
-             SELECT lead.id, m.* FROM lead, unnest({m1}::text[], {m2}::text[], {m3}::text[], {m4}::text[], {m5}::text[],
-                                                 {m6}::text[], {m7}::timestamptz[], {m8}::jsonb[]) AS m
+             SELECT lead.id, m.* FROM lead, unnest({message_columns}) AS m
              ON CONFLICT (lead_id, recorder_id) DO NOTHING
              RETURNING sender)
          SELECT lead.id, lead.created, lead.merged_into, (SELECT count(*) FROM linked),
@@ -694,14 +693,13 @@ fn store_card_sql(fill_only: bool) -> String {
         push = p(1),
         chat_ids = p(2),
         seen = p(3),
-        m1 = p(4),
-        m2 = p(5),
-        m3 = p(6),
-        m4 = p(7),
-        m5 = p(8),
-        m6 = p(9),
-        m7 = p(10),
-        m8 = p(11),
+        // recorder_id, chat_id, sender, from_id, message, type, create_time, extra
+        message_columns = ["text", "text", "text", "text", "text", "text", "timestamptz", "jsonb"]
+            .iter()
+            .enumerate()
+            .map(|(i, t)| format!("{}::{t}[]", p(4 + i)))
+            .collect::<Vec<_>>()
+            .join(", "),
         visitor = p(12),
     )
 }
