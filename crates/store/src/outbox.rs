@@ -188,6 +188,10 @@ pub trait Outbox: Send + Sync {
     /// Newest first.
     async fn list_deliveries(&self, query: &DeliveryQuery) -> Result<Page<DeliveryRow>, StoreError>;
 
+    /// Issue #11: the relay deliveries of these pushes, oldest first, in one query (the push log
+    /// shows each push's relays: one query per push cost most of its page's time, issue 8).
+    async fn relay_deliveries(&self, push_ids: &[i64]) -> Result<Vec<DeliveryRow>, StoreError>;
+
     async fn delivery_counts(&self) -> Result<Vec<DeliveryCount>, StoreError>;
 
     /// Dead deliveries back to pending, due now, attempts from zero; returns how many.

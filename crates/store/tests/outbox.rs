@@ -413,6 +413,18 @@ async fn relays_are_queued_with_their_push_and_do_not_wait_for_each_other(env: E
     }
     assert_eq!(s.list_deliveries(&listed(third)).await.expect("list").total, 0, "no body, nothing to relay");
     assert_eq!(s.delivery_counts().await.expect("counts").iter().map(|c| c.count).sum::<i64>(), 4);
+    // The push log's one query for a page of pushes: the same deliveries, oldest first.
+    let of_page = s.relay_deliveries(&[third, second, first]).await.expect("relay deliveries");
+    let mut one_by_one = Vec::new();
+    for id in [first, second] {
+        one_by_one.extend(s.list_deliveries(&listed(id)).await.expect("list").items.into_iter().map(|d| d.id));
+    }
+    one_by_one.sort();
+    assert_eq!(of_page.iter().map(|d| d.id).collect::<Vec<_>>(), one_by_one);
+    assert_eq!(of_page.iter().filter(|d| d.push_id == Some(first)).count(), 2);
+    assert!(of_page.iter().all(|d| d.sink.starts_with("relay:easyliao:") && d.kind == "push.relay"));
+    assert!(s.relay_deliveries(&[third]).await.expect("relay deliveries").is_empty());
+    assert!(s.relay_deliveries(&[]).await.expect("relay deliveries").is_empty());
 
     // All four are claimable at once (no ordering between pushes), and say which push they carry.
     let claimed = s.claim_deliveries(now(), now() + chrono::Duration::seconds(60), 10).await.expect("claim");

@@ -476,11 +476,13 @@ pub async fn list_pushes(
         per_page: number("per_page", p.per_page, DEFAULT_PER_PAGE, MAX_PER_PAGE)?,
     };
     let page = app.store.list_pushes(&query).await?;
+    // Issue #11: each relay attempt of each push.
+    let ids: Vec<i64> = page.items.iter().map(|p| p.id).collect();
+    let relays = crate::sources::relays_of(&app, &ids).await?;
     let mut items = Vec::with_capacity(page.items.len());
     for p in &page.items {
         let mut item = repr::push(p);
-        // Issue #11: each relay attempt of the push.
-        item["relays"] = crate::sources::relays_json(&app, p.id).await?;
+        item["relays"] = crate::sources::relays_json(relays.get(&p.id).map_or(&[], Vec::as_slice));
         items.push(item);
     }
     let page =

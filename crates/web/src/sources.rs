@@ -2,25 +2,34 @@
 
 use axum::http::HeaderMap;
 use serde_json::{Value, json};
+use std::collections::HashMap;
 use xiansuo_push::vendors::{Kind, Request, Vendor};
 use xiansuo_push::{DecodeError, DecodedPush};
-use xiansuo_store::outbox::{DeliveryQuery, DeliveryStatus};
+
+use xiansuo_store::outbox::{DeliveryRow, DeliveryStatus};
 use xiansuo_store::{NewPush, PushRecorded, PushResult, UNAUTHENTICATED_PREFIX, VendorPush};
 
 use crate::repr::time;
 use crate::{ApiError, AppState, Source};
 
-/// Most relay targets listed per push (a source has a handful).
-const MAX_RELAYS: u32 = 50;
+/// The relay deliveries of these pushes (one per target: where each stands, its attempts and
+/// the last answer), by push, oldest first; read in one query for a whole page of the push log.
+pub async fn relays_of(
+    app: &AppState,
+    push_ids: &[i64],
+) -> Result<HashMap<i64, Vec<DeliveryRow>>, xiansuo_store::StoreError> {
+    let mut by_push: HashMap<i64, Vec<DeliveryRow>> = HashMap::new();
+    for d in app.store.relay_deliveries(push_ids).await? {
+        if let Some(push_id) = d.push_id {
+            by_push.entry(push_id).or_default().push(d);
+        }
+    }
+    Ok(by_push)
+}
 
-/// The relay deliveries of a push, one per target: where each stands, its attempts and the
-/// last answer.
-pub async fn relays_json(app: &AppState, push_id: i64) -> Result<Value, ApiError> {
-    let query = DeliveryQuery { push_id: Some(push_id), page: 1, per_page: MAX_RELAYS, ..Default::default() };
-    let page = app.store.list_deliveries(&query).await?;
-    let mut rows = page.items;
-    rows.sort_by_key(|d| d.id);
-    Ok(Value::Array(
+/// The API's `relays` of a push: each attempt, oldest first.
+pub fn relays_json(rows: &[DeliveryRow]) -> Value {
+    Value::Array(
         rows.iter()
             .map(|d| {
                 json!({
@@ -35,16 +44,12 @@ pub async fn relays_json(app: &AppState, push_id: i64) -> Result<Value, ApiError
                 })
             })
             .collect(),
-    ))
+    )
 }
 
 /// The push log page's lines about a push's relays: `relay:easyliao:1 已投递 · 尝试 2 次 · HTTP 200`.
-pub async fn relay_lines(app: &AppState, push_id: i64) -> Result<Vec<String>, xiansuo_store::StoreError> {
-    let query = DeliveryQuery { push_id: Some(push_id), page: 1, per_page: MAX_RELAYS, ..Default::default() };
-    let mut rows = app.store.list_deliveries(&query).await?.items;
-    rows.sort_by_key(|d| d.id);
-    Ok(rows
-        .iter()
+pub fn relay_lines(rows: &[DeliveryRow]) -> Vec<String> {
+    rows.iter()
         .map(|d| {
             let status = match d.status {
                 DeliveryStatus::Pending => "待投递",
@@ -60,7 +65,7 @@ pub async fn relay_lines(app: &AppState, push_id: i64) -> Result<Vec<String>, xi
             }
             line
         })
-        .collect())
+        .collect()
 }
 
 /// Issue #11: a source's decoder and, for vendors that sign, its secret.

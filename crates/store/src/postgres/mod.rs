@@ -58,6 +58,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (18, "search_positions", include_str!("migrations/0018_search_positions.sql")),
     (19, "plpgsql_triggers", include_str!("migrations/0019_plpgsql_triggers.sql")),
     (20, "search_terms_per_batch", include_str!("migrations/0020_search_terms_per_batch.sql")),
+    (21, "deliveries_by_event", include_str!("migrations/0021_deliveries_by_event.sql")),
 ];
 
 /// Any number: the advisory lock that serializes migrations of processes starting together.

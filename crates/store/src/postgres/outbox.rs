@@ -479,6 +479,23 @@ impl Outbox for PostgresStore {
         Ok(Page { total: total as u64, total_exact: true, page: query.page.max(1), per_page, items })
     }
 
+    async fn relay_deliveries(&self, push_ids: &[i64]) -> Result<Vec<DeliveryRow>, StoreError> {
+        if push_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT d.id, d.event_id, d.sink, d.lead_id, e.kind, d.status, d.attempts, d.next_at, d.last_error,
+                        d.last_status, d.delivered_at, e.created_at, e.push_id
+                 FROM outbox_events e JOIN deliveries d ON d.event_id = e.id
+                 WHERE e.push_id = ANY($1)
+                 ORDER BY d.id",
+            )
+            .await?;
+        client.query(&stmt, &[&push_ids]).await?.iter().map(delivery_from_row).collect()
+    }
+
     async fn delivery_counts(&self) -> Result<Vec<DeliveryCount>, StoreError> {
         let client = self.client().await?;
         let rows = client

@@ -444,6 +444,26 @@ impl Outbox for SqliteStore {
         .await
     }
 
+    async fn relay_deliveries(&self, push_ids: &[i64]) -> Result<Vec<DeliveryRow>, StoreError> {
+        if push_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = serde_json::to_string(push_ids).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT d.id, d.event_id, d.sink, d.lead_id, e.kind, d.status, d.attempts, d.next_at, d.last_error,
+                            d.last_status, d.delivered_at, e.created_at, e.push_id
+                     FROM outbox_events e JOIN deliveries d ON d.event_id = e.id
+                     WHERE e.push_id IN (SELECT value FROM json_each(?1))
+                     ORDER BY d.id",
+                )?
+                .query_map([ids], delivery_from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
     async fn delivery_counts(&self) -> Result<Vec<DeliveryCount>, StoreError> {
         self.read(|conn| {
             let rows = conn

@@ -951,10 +951,10 @@ async fn pushes_page(
         }
     };
     // Issue #11: each push's relay attempts.
-    let mut relays = Vec::with_capacity(list.items.len());
-    for p in &list.items {
-        relays.push(crate::sources::relay_lines(app, p.id).await?);
-    }
+    let ids: Vec<i64> = list.items.iter().map(|p| p.id).collect();
+    let by_push = crate::sources::relays_of(app, &ids).await?;
+    let relays: Vec<Vec<String>> =
+        list.items.iter().map(|p| crate::sources::relay_lines(by_push.get(&p.id).map_or(&[], Vec::as_slice))).collect();
     let rows = list
         .items
         .iter()
