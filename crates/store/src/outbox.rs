@@ -121,8 +121,6 @@ pub struct DeliveryQuery {
     pub sink: Option<String>,
     pub status: Option<DeliveryStatus>,
     pub lead_id: Option<i64>,
-    /// Issue #11: the relay deliveries of one push.
-    pub push_id: Option<i64>,
     pub page: u32,
     pub per_page: u32,
 }

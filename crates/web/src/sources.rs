@@ -1,11 +1,11 @@
 //! Issue #11: what the web layer shows of a source's relays (and, later, its kinds).
 
+use std::collections::HashMap;
+
 use axum::http::HeaderMap;
 use serde_json::{Value, json};
-use std::collections::HashMap;
 use xiansuo_push::vendors::{Kind, Request, Vendor};
 use xiansuo_push::{DecodeError, DecodedPush};
-
 use xiansuo_store::outbox::{DeliveryRow, DeliveryStatus};
 use xiansuo_store::{NewPush, PushRecorded, PushResult, UNAUTHENTICATED_PREFIX, VendorPush};
 

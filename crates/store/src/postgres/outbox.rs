@@ -461,10 +461,9 @@ impl Outbox for PostgresStore {
     async fn list_deliveries(&self, query: &DeliveryQuery) -> Result<Page<DeliveryRow>, StoreError> {
         let client = self.client().await?;
         let status = query.status.map(|s| s.as_str());
-        let params: [&(dyn ToSql + Sync); 4] = [&query.sink, &status, &query.lead_id, &query.push_id];
+        let params: [&(dyn ToSql + Sync); 3] = [&query.sink, &status, &query.lead_id];
         let where_ = "WHERE ($1::text IS NULL OR d.sink = $1) AND ($2::text IS NULL OR d.status = $2)
-                        AND ($3::bigint IS NULL OR d.lead_id = $3)
-                        AND ($4::bigint IS NULL OR d.event_id IN (SELECT id FROM outbox_events WHERE push_id = $4))";
+                        AND ($3::bigint IS NULL OR d.lead_id = $3)";
         let total: i64 =
             client.query_one(&format!("SELECT count(*) FROM deliveries d {where_}"), &params).await?.try_get(0)?;
         let per_page = query.per_page.clamp(1, 200);

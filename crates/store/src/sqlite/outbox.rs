@@ -518,10 +518,6 @@ fn delivery_where(query: &DeliveryQuery) -> (String, Vec<rusqlite::types::Value>
         params.push(lead.into());
         clauses.push(format!("d.lead_id = ?{}", params.len()));
     }
-    if let Some(push) = query.push_id {
-        params.push(push.into());
-        clauses.push(format!("d.event_id IN (SELECT id FROM outbox_events WHERE push_id = ?{})", params.len()));
-    }
     let where_ = if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
     (where_, params)
 }

@@ -85,8 +85,7 @@ pub async fn list(
         Some(s) => Some(DeliveryStatus::parse(s).ok_or_else(|| PageError::BadRequest(format!("没有“{s}”这个状态")))?),
     };
     let page_no = q.page.unwrap_or(1).max(1);
-    let query =
-        DeliveryQuery { sink: sink.clone(), status, lead_id: None, push_id: None, page: page_no, per_page: PER_PAGE };
+    let query = DeliveryQuery { sink: sink.clone(), status, lead_id: None, page: page_no, per_page: PER_PAGE };
     let (list, counts) = tokio::try_join!(app.store.list_deliveries(&query), app.store.delivery_counts())?;
     let mut sinks: Vec<SinkSummary> = Vec::new();
     for c in counts {
