@@ -45,6 +45,9 @@ async fn two_instances_make_one_lead_with_every_message() {
     for t in tasks {
         assert_eq!(t.await.unwrap(), StatusCode::OK);
     }
+    // Pushes answered `queued` in the burst get their leads right after (either instance's
+    // applier may build them; each push once).
+    a.wait_until_applied().await;
     let (_, list) = a.get("/api/v1/leads?q=shared-visitor").await;
     assert_eq!(list["total"], 1, "one lead for the visitor, whichever instance received its pushes");
     let id = list["items"][0]["id"].as_i64().unwrap();

@@ -380,6 +380,8 @@ async fn concurrent_pushes_share_commits_and_lose_nothing() {
     for t in tasks {
         assert_eq!(t.await.unwrap(), StatusCode::OK);
     }
+    // Pushes answered `queued` in the burst get their leads right after.
+    server.wait_until_applied().await;
     let (_, list) = server.get("/api/v1/leads?per_page=200").await;
     assert_eq!(list["total"], 151);
     let same = list["items"].as_array().unwrap().iter().find(|l| l["visitor_static_id"] == "same-visitor").unwrap();

@@ -78,6 +78,8 @@ async fn serve(config: Config) -> Result<ExitCode, String> {
         }
         spool.clone().start(prepared.state.clone());
     }
+    // Issue #8: pushes queued in a burst (or before a restart) get their leads.
+    xiansuo_web::applier::start(prepared.state.clone());
     let app = xiansuo_web::router(prepared.state);
     // The peer's address reaches handlers (sign-in limits per client).
     axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())

@@ -348,6 +348,21 @@ impl Server {
         answer(req.send().await.expect("GET")).await
     }
 
+    /// Waits until no push is queued (issue #8: pushes answered `queued` in a burst get their
+    /// leads a moment later); fails after 30 s.
+    pub async fn wait_until_applied(&self) {
+        let start = std::time::Instant::now();
+        loop {
+            let (status, pushes) = self.get("/api/v1/pushes?outcome=queued&per_page=1").await;
+            assert_eq!(status, StatusCode::OK, "{pushes}");
+            if pushes["total"] == 0 {
+                return;
+            }
+            assert!(start.elapsed() < Duration::from_secs(30), "pushes still queued after 30 s: {pushes}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn post(&self, path: &str) -> (StatusCode, Value) {
         let req = self.client.post(format!("{}{path}", self.base)).bearer_auth(ADMIN_TOKEN);
         answer(req.send().await.expect("POST")).await

@@ -68,8 +68,11 @@ pub struct Outcome {
     pub elapsed: Duration,
     /// Requests answered (any status) or failed in transport.
     pub sent: u64,
-    /// 2xx answers whose outcome is "accepted" (the ceiling says so too).
+    /// 2xx answers whose outcome is "accepted" (the ceiling says so too) or "queued" (stored
+    /// durably in a burst, its leads built right after: issue #8).
     pub accepted: u64,
+    /// Of those, the "queued" ones.
+    pub queued: u64,
     /// Answers by status code.
     pub statuses: BTreeMap<u16, u64>,
     /// Connection failures, timeouts.
@@ -111,6 +114,7 @@ impl Outcome {
             "elapsed_s": (self.elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
             "sent": self.sent,
             "accepted": self.accepted,
+            "queued": self.queued,
             "accepted_per_s": self.accepted_per_sec().round(),
             "statuses": statuses,
             "transport_errors": self.transport_errors,
@@ -143,6 +147,7 @@ struct Shot {
     at: Duration,
     status: Option<u16>,
     accepted: bool,
+    queued: bool,
     micros: u64,
     bytes: u64,
     error: Option<String>,
@@ -163,24 +168,33 @@ async fn shoot_once(client: &reqwest::Client, url: &str, body: String, started: 
             match response.bytes().await {
                 Ok(answer) => {
                     let micros = started.elapsed().as_micros() as u64;
-                    let accepted = (200..300).contains(&status) && contains(&answer, b"\"outcome\":\"accepted\"");
+                    let ok = (200..300).contains(&status);
+                    let queued = ok && contains(&answer, b"\"outcome\":\"queued\"");
+                    let accepted = queued || (ok && contains(&answer, b"\"outcome\":\"accepted\""));
                     let error = (!(200..300).contains(&status))
                         .then(|| format!("{status}: {}", String::from_utf8_lossy(&answer[..answer.len().min(300)])));
-                    Shot { at: Duration::ZERO, status: Some(status), accepted, micros, bytes, error }
+                    Shot { at: Duration::ZERO, status: Some(status), accepted, queued, micros, bytes, error }
                 }
                 Err(e) => Shot {
                     at: Duration::ZERO,
                     status: None,
                     accepted: false,
+                    queued: false,
                     micros: 0,
                     bytes,
                     error: Some(e.to_string()),
                 },
             }
         }
-        Err(e) => {
-            Shot { at: Duration::ZERO, status: None, accepted: false, micros: 0, bytes, error: Some(e.to_string()) }
-        }
+        Err(e) => Shot {
+            at: Duration::ZERO,
+            status: None,
+            accepted: false,
+            queued: false,
+            micros: 0,
+            bytes,
+            error: Some(e.to_string()),
+        },
     }
 }
 
@@ -192,6 +206,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 struct Tally {
     sent: u64,
     accepted: u64,
+    queued: u64,
     statuses: BTreeMap<u16, u64>,
     transport_errors: u64,
     first_error: Option<String>,
@@ -222,6 +237,9 @@ impl Tally {
         if shot.accepted {
             self.accepted += 1;
         }
+        if shot.queued {
+            self.queued += 1;
+        }
         if self.first_error.is_none() {
             self.first_error = shot.error;
         }
@@ -230,6 +248,7 @@ impl Tally {
     fn merge(&mut self, other: Tally) {
         self.sent += other.sent;
         self.accepted += other.accepted;
+        self.queued += other.queued;
         self.bytes += other.bytes;
         self.transport_errors += other.transport_errors;
         for (s, n) in other.statuses {
@@ -253,6 +272,7 @@ impl Tally {
             elapsed,
             sent: self.sent,
             accepted: self.accepted,
+            queued: self.queued,
             statuses: self.statuses,
             transport_errors: self.transport_errors,
             first_error: self.first_error,

@@ -283,7 +283,13 @@ pub async fn run(args: &QueryArgs) -> Result<Value, String> {
         eprintln!("reusing the database {}", db.url());
         None
     } else {
-        Some(fill(args, &cards, &client, &push_url(&server.base)).await?)
+        let filled = fill(args, &cards, &client, &push_url(&server.base)).await?;
+        // Issue #8: pushes queued while filling get their leads before anything is timed.
+        let (queued, took) = crate::wait_applied(&client, &server.base).await?;
+        if queued > 0 {
+            eprintln!("{} queued pushes got their leads in {:.1} s", thousands(queued as f64), took.as_secs_f64());
+        }
+        Some(filled)
     };
     let stored = lead_total(&client, &server.base).await?;
     let fill_peak = server.memory();

@@ -7,6 +7,7 @@
 //! admin_token = "…"
 //! max_body_bytes = 2097152
 //! write_queue = 8192
+//! queue_pushes_above = 16
 //! pool_size = 16
 //!
 //! [sources.easyliao]
@@ -41,6 +42,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://./xiansuo-data/xiansuo.db";
 pub const DEFAULT_MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 pub const DEFAULT_WRITE_QUEUE: usize = 8192;
+/// Issue #8: a write batch holding more pushes than this is a burst (see [`Config::queue_pushes_above`]).
+pub const DEFAULT_QUEUE_PUSHES_ABOVE: usize = 16;
 pub const DEFAULT_POOL_SIZE: usize = 16;
 
 /// A configuration that cannot be used. The message names the key, and the line when the key
@@ -143,6 +146,10 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Pushes waiting for the writer beyond this get 503 with Retry-After.
     pub write_queue: usize,
+    /// Issue #8: when more pushes than this wait for the writer together, each is stored
+    /// durably and answered at once (outcome `queued`) and its leads are built right after, in
+    /// arrival order; while any push is queued, later ones queue behind it. 0 queues every push.
+    pub queue_pushes_above: usize,
     /// Most connections to PostgreSQL this process opens (unused with SQLite).
     pub pool_size: usize,
     /// PostgreSQL writers committing batches side by side (unused with SQLite). With more than
@@ -176,6 +183,7 @@ struct FileConfig {
     admin_token: Option<Spanned<String>>,
     max_body_bytes: Option<Spanned<i64>>,
     write_queue: Option<Spanned<i64>>,
+    queue_pushes_above: Option<Spanned<i64>>,
     pool_size: Option<Spanned<i64>>,
     postgres_writers: Option<Spanned<i64>>,
     #[serde(default)]
@@ -240,6 +248,7 @@ pub mod env {
     pub const PUSH_TOKEN: &str = "XIANSUO_PUSH_TOKEN";
     pub const MAX_BODY_BYTES: &str = "XIANSUO_MAX_BODY_BYTES";
     pub const WRITE_QUEUE: &str = "XIANSUO_WRITE_QUEUE";
+    pub const QUEUE_PUSHES_ABOVE: &str = "XIANSUO_QUEUE_PUSHES_ABOVE";
     pub const POOL_SIZE: &str = "XIANSUO_POOL_SIZE";
     pub const POSTGRES_WRITERS: &str = "XIANSUO_POSTGRES_WRITERS";
     pub const SPOOL_DIR: &str = "XIANSUO_SPOOL_DIR";
@@ -319,6 +328,14 @@ impl Config {
             "write_queue",
             env::WRITE_QUEUE,
             DEFAULT_WRITE_QUEUE,
+            &at,
+        )?;
+        let queue_pushes_above = whole_number(
+            var(env::QUEUE_PUSHES_ABOVE),
+            file.queue_pushes_above.as_ref(),
+            "queue_pushes_above",
+            env::QUEUE_PUSHES_ABOVE,
+            DEFAULT_QUEUE_PUSHES_ABOVE,
             &at,
         )?;
         let pool_size = positive(
@@ -510,6 +527,7 @@ impl Config {
             admin_token,
             max_body_bytes,
             write_queue,
+            queue_pushes_above,
             pool_size,
             postgres_writers,
             sources,
@@ -563,15 +581,40 @@ fn positive(
     default: usize,
     at: &dyn Fn(std::ops::Range<usize>) -> String,
 ) -> Result<usize, ConfigError> {
+    at_least(1, from_env, from_file, key, env_name, default, at)
+}
+
+/// [`positive`], but 0 is allowed.
+fn whole_number(
+    from_env: Option<String>,
+    from_file: Option<&Spanned<i64>>,
+    key: &str,
+    env_name: &str,
+    default: usize,
+    at: &dyn Fn(std::ops::Range<usize>) -> String,
+) -> Result<usize, ConfigError> {
+    at_least(0, from_env, from_file, key, env_name, default, at)
+}
+
+fn at_least(
+    min: i64,
+    from_env: Option<String>,
+    from_file: Option<&Spanned<i64>>,
+    key: &str,
+    env_name: &str,
+    default: usize,
+    at: &dyn Fn(std::ops::Range<usize>) -> String,
+) -> Result<usize, ConfigError> {
     let (value, where_) = match (from_env, from_file) {
         (Some(v), _) => (v.trim().parse::<i64>().ok(), format!("environment variable {env_name}")),
         (None, Some(s)) => (Some(*s.get_ref()), at(s.span())),
         (None, None) => return Ok(default),
     };
+    let expected = if min > 0 { "a positive whole number" } else { "a whole number, 0 or more" };
     value
-        .filter(|v| *v > 0)
+        .filter(|v| *v >= min)
         .and_then(|v| usize::try_from(v).ok())
-        .ok_or_else(|| ConfigError::new(format!("{key} ({where_}): expected a positive whole number")))
+        .ok_or_else(|| ConfigError::new(format!("{key} ({where_}): expected {expected}")))
 }
 
 /// 1-based line of a byte offset.
@@ -641,6 +684,19 @@ mod tests {
         assert!(c.sources["easyliao"].token.is_none());
         assert!(c.admin_token.is_none());
         assert_eq!((c.pool_size, c.postgres_writers), (16, 4), "four writers unless set");
+    }
+
+    #[test]
+    fn queue_pushes_above_takes_zero_and_refuses_negatives() {
+        assert_eq!(Config::from_toml("", "x.toml", no_env).unwrap().queue_pushes_above, DEFAULT_QUEUE_PUSHES_ABOVE);
+        assert_eq!(Config::from_toml("queue_pushes_above = 0\n", "x.toml", no_env).unwrap().queue_pushes_above, 0);
+        let env = |k: &str| (k == "XIANSUO_QUEUE_PUSHES_ABOVE").then(|| "512".to_string());
+        assert_eq!(Config::from_toml("queue_pushes_above = 3\n", "x.toml", env).unwrap().queue_pushes_above, 512);
+        let bad = Config::from_toml("\nqueue_pushes_above = -1\n", "x.toml", no_env).unwrap_err();
+        assert_eq!(bad.to_string(), "queue_pushes_above (x.toml line 2): expected a whole number, 0 or more");
+        let env = |k: &str| (k == "XIANSUO_QUEUE_PUSHES_ABOVE").then(|| "many".to_string());
+        let bad = Config::from_toml("", "x.toml", env).unwrap_err();
+        assert!(bad.to_string().contains("environment variable XIANSUO_QUEUE_PUSHES_ABOVE"), "{bad}");
     }
 
     #[test]

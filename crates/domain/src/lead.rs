@@ -91,6 +91,9 @@ pub enum PushOutcomeKind {
     Ignored,
     /// The body could not be decoded into valid cards.
     Rejected,
+    /// Stored durably and answered while the writer was behind (issue #8): its cards become
+    /// leads a moment later, in arrival order, and the push is then `Accepted`.
+    Queued,
 }
 
 impl PushOutcomeKind {
@@ -99,11 +102,12 @@ impl PushOutcomeKind {
             PushOutcomeKind::Accepted => "accepted",
             PushOutcomeKind::Ignored => "ignored",
             PushOutcomeKind::Rejected => "rejected",
+            PushOutcomeKind::Queued => "queued",
         }
     }
 
     pub fn parse(s: &str) -> Option<PushOutcomeKind> {
-        [PushOutcomeKind::Accepted, PushOutcomeKind::Ignored, PushOutcomeKind::Rejected]
+        [PushOutcomeKind::Accepted, PushOutcomeKind::Ignored, PushOutcomeKind::Rejected, PushOutcomeKind::Queued]
             .into_iter()
             .find(|k| k.as_str() == s)
     }

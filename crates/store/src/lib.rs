@@ -16,7 +16,7 @@ pub mod sqlite;
 pub mod testing;
 mod write;
 
-pub use write::change_detail;
+pub use write::{Queueing, change_detail};
 
 use async_trait::async_trait;
 use copy::{Cell, TableDef};
@@ -379,6 +379,19 @@ pub trait Store: outbox::Outbox + Send + Sync + 'static {
     /// Applies a stored push again with a new decoding (after a configuration change) and
     /// updates its outcome; returns after the commit.
     async fn replay_push(&self, push_id: i64, result: PushResult, at: Instant) -> Result<PushRecorded, StoreError>;
+
+    /// Issue #8: builds the leads of queued pushes (see [`Queueing`]) from their cards, decoded
+    /// again from their bodies, in the order given, and sets their outcomes, in one transaction
+    /// (a refused card fails them all: apply them one by one then). A push no longer queued is
+    /// answered as stored. Returns after the commit.
+    async fn apply_queued_pushes(&self, pushes: Vec<(i64, PushResult)>) -> Result<Vec<PushRecorded>, StoreError>;
+
+    /// Issue #8: up to `limit` queued pushes with ids above `after`, oldest first, with their
+    /// bodies.
+    async fn queued_pushes(&self, after: i64, limit: u32) -> Result<Vec<PushEntry>, StoreError>;
+
+    /// Issue #8: when the writer queues pushes rather than building their leads at once.
+    fn queueing(&self) -> &Queueing;
 
     async fn push(&self, id: i64) -> Result<Option<PushEntry>, StoreError>;
 

@@ -42,6 +42,10 @@ pub enum Write {
         result: PushResult,
         at: Instant,
     },
+    /// Issue #8: builds the leads of queued pushes (stored while the writer was behind) from
+    /// their bodies, decoded again, in the order given; a push no longer queued is left as it is
+    /// and answered as stored. One write, so that one writer applies them in order.
+    ApplyQueued(Vec<(i64, PushResult)>),
     Setting {
         key: String,
         value: String,
@@ -108,6 +112,7 @@ pub enum Write {
 
 pub enum Written {
     Push(PushRecorded),
+    Pushes(Vec<PushRecorded>),
     VendorPush(crate::VendorRecorded),
     Setting(String),
     Imported,
@@ -126,6 +131,13 @@ impl Written {
         match self {
             Written::Push(p) => Ok(p),
             _ => Err(StoreError::Unavailable("the writer answered a push with something else".into())),
+        }
+    }
+
+    pub fn into_pushes(self) -> Result<Vec<PushRecorded>, StoreError> {
+        match self {
+            Written::Pushes(p) => Ok(p),
+            _ => Err(StoreError::Unavailable("the writer answered queued pushes with something else".into())),
         }
     }
 
@@ -163,6 +175,78 @@ impl Written {
             _ => Err(StoreError::Unavailable("the writer answered a setting with something else".into())),
         }
     }
+}
+
+/// Issue #8: how the writer keeps up with a burst. When more pushes carrying cards wait in one
+/// batch than `queue_above`, the writer stores each durably (the push, its vendor event, its
+/// relays) and answers it at once, `queued`, without building its leads; while any push is
+/// queued, later pushes are queued behind it, so that cards still land in arrival order. The
+/// web layer's applier builds the queued pushes' leads right after ([`Write::ApplyQueued`]),
+/// oldest first, slowly while the burst lasts.
+#[derive(Debug)]
+pub struct Queueing {
+    above: std::sync::atomic::AtomicUsize,
+    /// When a batch last held more pushes than `above` (Unix ms; 0: never).
+    last_burst_ms: std::sync::atomic::AtomicI64,
+}
+
+/// How long after the last over-full batch the writer counts as being in a burst.
+const BURST_LASTS_MS: i64 = 1_000;
+
+impl Default for Queueing {
+    /// Never queues: a store opened without configuration builds every push's leads at once.
+    fn default() -> Self {
+        Queueing { above: std::sync::atomic::AtomicUsize::new(usize::MAX), last_burst_ms: Default::default() }
+    }
+}
+
+impl Queueing {
+    /// `queue_pushes_above` of the configuration: 0 queues every push; `usize::MAX` none.
+    pub fn set_above(&self, above: usize) {
+        self.above.store(above, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// What the batch's pushes need: `None`, none carries cards; `Some(true)`, queued: the
+    /// batch holds more than `above` of them (a burst); `Some(false)`, queued only if pushes
+    /// queued earlier still wait (the backend asks the database, within the batch's
+    /// transaction, as [`QUEUED_WAITING`]).
+    pub fn burst(&self, batch: &[Job]) -> Option<bool> {
+        let pushes = batch.iter().filter(|job| carries_cards(&job.write)).count();
+        if pushes == 0 {
+            return None;
+        }
+        let burst = pushes > self.above.load(std::sync::atomic::Ordering::Relaxed);
+        if burst {
+            self.last_burst_ms.store(chrono::Utc::now().timestamp_millis(), std::sync::atomic::Ordering::Relaxed);
+        }
+        Some(burst)
+    }
+
+    /// Whether a batch held more pushes than `above` in the last second: the applier then
+    /// leaves the writer to the arriving pushes but for a trickle.
+    pub fn in_burst(&self) -> bool {
+        let last = self.last_burst_ms.load(std::sync::atomic::Ordering::Relaxed);
+        last > 0 && chrono::Utc::now().timestamp_millis() - last < BURST_LASTS_MS
+    }
+}
+
+/// A replay of a push whose leads are not built yet: it would build them fill-only.
+pub fn queued_conflict(push_id: i64) -> StoreError {
+    StoreError::Conflict(format!(
+        "push {push_id} is queued: its leads are being built; replay it once its outcome is no longer queued"
+    ))
+}
+
+/// Whether any push waits in the queue (both backends; the pushes' outcome index answers it).
+pub const QUEUED_WAITING: &str = "SELECT EXISTS (SELECT 1 FROM pushes WHERE outcome = 'queued')";
+
+/// A push whose cards would become leads (what [`Queueing`] counts and queues).
+pub fn carries_cards(write: &Write) -> bool {
+    let push = match write {
+        Write::Push(push) | Write::VendorPush { push, .. } | Write::SpooledPush { push, .. } => push,
+        _ => return false,
+    };
+    matches!(&push.result, PushResult::Cards { cards, .. } if !cards.is_empty())
 }
 
 /// A write and where its result goes (answered only after the batch's commit).

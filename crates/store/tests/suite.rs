@@ -54,6 +54,7 @@ suite!(
     rejected_pushes_keep_body_and_error,
     ignored_pushes_store_no_lead,
     list_pushes_filters_and_pages,
+    queued_pushes_are_applied_later_in_order,
     replay_updates_the_push_and_applies_cards,
     replay_of_a_missing_push_is_not_found,
     list_leads_search_text,
@@ -572,6 +573,93 @@ async fn ignored_pushes_store_no_lead(env: Env) {
     assert_eq!(leads(s, &all_leads()).await.total, 1);
 }
 
+/// Issue #8: in a burst (here every batch: `queue_pushes_above` 0) a push is stored and answered
+/// `queued`, with no lead; later pushes queue behind it even once the burst is over; applying
+/// builds the leads in arrival order, once, and the pushes are then accepted.
+async fn queued_pushes_are_applied_later_in_order(env: Env) {
+    let s = &env.store;
+    s.queueing().set_above(0);
+    let first = cards_push("a", hour(1), vec![card("c1", "v1").set("name", "甲").set("mobile", "13800138000")]);
+    let first_result = first.result.clone();
+    let queued = record(s, first).await;
+    assert_eq!((queued.outcome, queued.accepted, queued.leads.len()), (PushOutcomeKind::Queued, 1, 0));
+    // A vendor's event id is claimed when the push is queued: its resend is a retry of it.
+    let with_event = VendorPush { event_id: Some("evt-q".into()), events: Vec::new() };
+    let second = cards_push("a", hour(2), vec![card("c1", "v1").set("name", "乙"), card("c1", "v2")]);
+    let second_result = second.result.clone();
+    let vendor = s.record_vendor_push(second.clone(), with_event.clone()).await.expect("vendor push");
+    assert_eq!((vendor.retry, vendor.recorded.outcome), (false, PushOutcomeKind::Queued));
+    let resent = s.record_vendor_push(second, with_event).await.expect("resent");
+    assert!(resent.retry);
+    assert_eq!(resent.recorded.push_id, vendor.recorded.push_id);
+    // Nothing rejected or ignored is queued.
+    let refused = record(s, rejected_push("a", hour(3), None, b"x", "not JSON")).await;
+    assert_eq!(refused.outcome, PushOutcomeKind::Rejected);
+    // The burst is over, but pushes wait: this one queues behind them.
+    s.queueing().set_above(usize::MAX);
+    let third = cards_push("a", hour(4), vec![card("c1", "v1").set("note", "第三")]);
+    let third_result = third.result.clone();
+    let behind = record(s, third).await;
+    assert_eq!(behind.outcome, PushOutcomeKind::Queued);
+    assert_eq!(leads(s, &all_leads()).await.total, 0, "no lead before the queued pushes are applied");
+
+    let waiting = s.queued_pushes(0, 10).await.expect("queued_pushes");
+    let order: Vec<i64> = waiting.iter().map(|p| p.id).collect();
+    assert_eq!(order, [queued.push_id, vendor.recorded.push_id, behind.push_id], "oldest first");
+    assert!(waiting.iter().all(|p| p.outcome == PushOutcomeKind::Queued && !p.body.is_empty()));
+    assert_eq!(s.queued_pushes(0, 1).await.expect("queued_pushes").len(), 1);
+    let after_first: Vec<i64> =
+        s.queued_pushes(queued.push_id, 10).await.expect("queued_pushes").iter().map(|p| p.id).collect();
+    assert_eq!(after_first, [vendor.recorded.push_id, behind.push_id]);
+    let queued_log = s
+        .list_pushes(&PushQuery { outcome: Some(PushOutcomeKind::Queued), source: None, page: 1, per_page: 10 })
+        .await
+        .expect("list_pushes");
+    assert_eq!(queued_log.total, 3);
+    // A replay would build the leads fill-only: refused while the push is queued.
+    let replay = s.replay_push(queued.push_id, first_result.clone(), hour(5)).await;
+    assert!(matches!(replay, Err(StoreError::Conflict(ref m)) if m.contains("queued")), "{replay:?}");
+
+    let applied = s
+        .apply_queued_pushes(vec![
+            (queued.push_id, first_result.clone()),
+            (vendor.recorded.push_id, second_result),
+            (behind.push_id, third_result),
+        ])
+        .await
+        .expect("apply");
+    assert_eq!(applied.iter().map(|p| p.outcome).collect::<Vec<_>>(), [PushOutcomeKind::Accepted; 3]);
+    assert_eq!(applied.iter().map(|p| p.leads.len()).collect::<Vec<_>>(), [1, 2, 1]);
+    assert!(applied[0].leads[0].created && !applied[1].leads[0].created && applied[1].leads[1].created);
+    let lead_id = applied[0].leads[0].id;
+    let lead = detail(s, lead_id).await;
+    // Later cards win, in arrival order; the lead was received when its first push was.
+    assert_eq!(lead.lead.fields["name"], "乙");
+    assert_eq!(lead.lead.fields["note"], "第三");
+    assert_eq!(lead.lead.fields["mobile"], "13800138000");
+    assert_eq!(lead.lead.received_at, hour(1));
+    assert_eq!(lead.pushes.iter().map(|p| p.id).collect::<HashSet<_>>().len(), 3);
+    assert_eq!(leads(s, &all_leads()).await.total, 2);
+    assert!(s.queued_pushes(0, 10).await.expect("queued_pushes").is_empty());
+    let entry = push_entry(s, queued.push_id).await;
+    assert_eq!((entry.outcome, entry.lead_ids.clone()), (PushOutcomeKind::Accepted, vec![lead_id]));
+    // The lead is searchable (SQLite indexes the terms before the commit).
+    let found = leads(s, &LeadQuery { q: Some("13800138000".into()), ..all_leads() }).await;
+    assert_eq!(found.items.iter().map(|l| l.id).collect::<Vec<_>>(), [lead_id]);
+
+    // Applying again changes nothing and answers what is stored.
+    let again = s.apply_queued_pushes(vec![(queued.push_id, first_result)]).await.expect("apply again");
+    assert_eq!((again[0].outcome, again[0].leads[0].id), (PushOutcomeKind::Accepted, lead_id));
+    assert_eq!(leads(s, &all_leads()).await.total, 2);
+    assert_eq!(detail(s, lead_id).await.lead.fields["name"], "乙");
+    // Nothing queued any more: a push builds its lead at once.
+    let now = record(s, cards_push("a", hour(6), vec![card("c1", "v3")])).await;
+    assert_eq!((now.outcome, now.leads.len()), (PushOutcomeKind::Accepted, 1));
+    // A push that does not exist.
+    let missing = s.apply_queued_pushes(vec![(9_999_999, PushResult::Cards { cards: vec![], ignored: 0 })]).await;
+    assert!(matches!(missing, Err(StoreError::NotFound(_))), "{missing:?}");
+}
+
 async fn list_pushes_filters_and_pages(env: Env) {
     let s = &env.store;
     // (source, outcome) of each push, in the order they arrive.
@@ -597,6 +685,7 @@ async fn list_pushes_filters_and_pages(env: Env) {
                 NewPush { result: PushResult::Cards { cards: vec![], ignored: 1 }, ..cards_push(source, at, vec![]) }
             }
             PushOutcomeKind::Rejected => rejected_push(source, at, None, b"not json", "not JSON"),
+            PushOutcomeKind::Queued => panic!("this store builds every push's leads at once: nothing is queued"),
         };
         let recorded = record(s, push).await;
         assert_eq!(recorded.outcome, *outcome);

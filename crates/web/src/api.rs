@@ -466,7 +466,9 @@ pub async fn list_pushes(
     let outcome = match given("outcome", p.outcome)? {
         None => None,
         Some(o) => Some(PushOutcomeKind::parse(&o).ok_or_else(|| {
-            ApiError::BadRequest(format!("outcome: \"{o}\" is not an outcome; use accepted, ignored or rejected"))
+            ApiError::BadRequest(format!(
+                "outcome: \"{o}\" is not an outcome; use accepted, ignored, rejected or queued"
+            ))
         })?),
     };
     let query = PushQuery {

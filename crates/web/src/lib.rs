@@ -17,6 +17,8 @@ mod repr;
 pub mod security;
 pub mod sources;
 pub mod spool;
+// Issue #8: builds the leads of pushes queued in a burst.
+pub mod applier;
 pub mod startup;
 pub mod stats;
 
@@ -65,6 +67,8 @@ pub struct AppState {
     pub login_limiter: Arc<security::LoginLimiter>,
     /// Password checks running at once (each holds ~19 MiB while it runs).
     pub password_checks: Arc<tokio::sync::Semaphore>,
+    /// Issue #8: wakes the task that builds the leads of queued pushes ([`applier`]).
+    pub applier: Arc<tokio::sync::Notify>,
 }
 
 /// The whole HTTP surface.

@@ -186,7 +186,7 @@ fn document_value() -> Value {
     let mut audit_params = vec![q("action", "only this action (sign_in, sign_in_failed, lead_merged, …)")];
     audit_params.extend(page_params.clone());
     let mut push_params = vec![
-        json!({ "name": "outcome", "in": "query", "required": false, "schema": { "type": "string", "enum": ["accepted", "ignored", "rejected"] } }),
+        json!({ "name": "outcome", "in": "query", "required": false, "schema": { "type": "string", "enum": ["accepted", "ignored", "rejected", "queued"] } }),
         q("source", "source name"),
     ];
     push_params.extend(page_params);
@@ -200,7 +200,7 @@ fn document_value() -> Value {
             "kind": { "type": "string", "enum": ["mobile", "tel", "weixin", "qq", "email"] },
             "value": { "type": "string" }, "recorder_id": { "type": "string" } } } });
     lead_detail["properties"]["pushes"] = json!({ "type": "array", "items": { "type": "object", "required": ["id", "received_at", "outcome"], "properties": {
-        "id": { "type": "integer" }, "received_at": { "type": "string", "format": "date-time" }, "outcome": { "type": "string", "enum": ["accepted", "ignored", "rejected"] } } } });
+        "id": { "type": "integer" }, "received_at": { "type": "string", "format": "date-time" }, "outcome": { "type": "string", "enum": ["accepted", "ignored", "rejected", "queued"] } } } });
     lead_detail["properties"]["timeline"] = json!({ "type": "array", "description": "the lead's timeline, oldest first: people's changes (status, owner, note, merge…), possible duplicates, automatic assignment, and the chat tool's events of the visitor that carry no lead data (kind vendor_event: a chat started or ended, a rating)",
         "items": { "type": "object", "required": ["id", "lead_id", "at", "kind", "detail"], "properties": {
             "id": { "type": "integer" }, "lead_id": { "type": "integer", "description": "this lead, or a lead merged into it" },
@@ -242,7 +242,7 @@ fn document_value() -> Value {
                     "push_id": { "type": "integer", "description": "the push log entry that keeps the refused body" } } },
                 "PushAnswer": { "type": "object", "required": ["code", "msg", "push_id", "outcome", "accepted", "ignored", "leads", "warnings"], "properties": {
                     "code": { "type": "integer", "enum": [0] }, "msg": { "type": "string" }, "push_id": { "type": "integer" },
-                    "outcome": { "type": "string", "enum": ["accepted", "ignored", "rejected"] },
+                    "outcome": { "type": "string", "enum": ["accepted", "ignored", "rejected", "queued"], "description": "queued: stored durably while the writer was behind (queue_pushes_above); leads is then empty and the leads are built a moment later" },
                     "error": { "type": "string", "description": "replay only: why the body is still rejected" },
                     "accepted": { "type": "integer" }, "ignored": { "type": "integer" },
                     "leads": { "type": "array", "items": { "type": "object", "required": ["id", "created", "duplicates"], "properties": {
@@ -259,7 +259,7 @@ fn document_value() -> Value {
                     "extra": { "type": "object", "additionalProperties": { "type": "string" } } } },
                 "Push": { "type": "object", "required": ["id", "source", "received_at", "content_type", "outcome", "error", "accepted", "ignored", "lead_ids", "replayed_at", "replay_count", "body", "body_base64"], "properties": {
                     "id": { "type": "integer" }, "source": { "type": "string" }, "received_at": { "type": "string", "format": "date-time" },
-                    "content_type": { "type": ["string", "null"] }, "outcome": { "type": "string", "enum": ["accepted", "ignored", "rejected"] },
+                    "content_type": { "type": ["string", "null"] }, "outcome": { "type": "string", "enum": ["accepted", "ignored", "rejected", "queued"] },
                     "error": { "type": ["string", "null"] }, "accepted": { "type": "integer" }, "ignored": { "type": "integer" },
                     "lead_ids": { "type": "array", "items": { "type": "integer" } },
                     "replayed_at": { "type": ["string", "null"], "format": "date-time" }, "replay_count": { "type": "integer" },

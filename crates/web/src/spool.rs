@@ -164,6 +164,9 @@ impl Spool {
         for lead in recorded.leads.iter().filter(|l| l.created) {
             let _ = app.new_leads.send(lead.id);
         }
+        if recorded.outcome == xiansuo_domain::PushOutcomeKind::Queued {
+            app.applier.notify_one();
+        }
         Ok(())
     }
 

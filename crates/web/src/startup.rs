@@ -188,6 +188,10 @@ pub async fn prepare(config: &Config) -> Result<Prepared, StartError> {
         new_leads: tokio::sync::broadcast::channel(1024).0,
         login_limiter: Arc::default(),
         password_checks: Arc::new(tokio::sync::Semaphore::new(2)),
+        applier: Arc::default(),
     };
+    // Issue #8: only a serving process queues pushes (it runs the applier; `demo` and `import`
+    // build every lead at once).
+    state.store.queueing().set_above(config.queue_pushes_above);
     Ok(Prepared { state, sources, initial_admin })
 }

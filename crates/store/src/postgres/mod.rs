@@ -70,6 +70,8 @@ pub struct PostgresStore {
     scoring: ScoringCell,
     /// Issue #6: the rules and sinks the writer applies.
     routing: std::sync::Arc<crate::outbox::RoutingCell>,
+    /// Issue #8: when the writers queue pushes.
+    queueing: std::sync::Arc<crate::write::Queueing>,
 }
 
 /// The error with its cause: `tokio_postgres::Error` alone displays as "db error", the server's
@@ -116,11 +118,17 @@ impl PostgresStore {
         let scoring = ScoringCell::default();
         let routing = std::sync::Arc::new(crate::outbox::RoutingCell::default());
         let queue = std::sync::Arc::new(tokio::sync::Mutex::new(queue));
+        let queueing = std::sync::Arc::new(crate::write::Queueing::default());
         for _ in 0..writers.max(1) {
-            let writer = writer::run(pool.clone(), std::sync::Arc::clone(&queue), scoring.clone());
+            let writer = writer::run(
+                pool.clone(),
+                std::sync::Arc::clone(&queue),
+                scoring.clone(),
+                std::sync::Arc::clone(&queueing),
+            );
             tokio::spawn(outbox::scope(std::sync::Arc::clone(&routing), writer));
         }
-        Ok(PostgresStore { pool, jobs, scoring, routing })
+        Ok(PostgresStore { pool, jobs, scoring, routing, queueing })
     }
 
     async fn submit(&self, write: Write) -> Result<write::Written, StoreError> {
@@ -566,6 +574,24 @@ impl Store for PostgresStore {
 
     async fn replay_push(&self, push_id: i64, result: PushResult, at: Instant) -> Result<PushRecorded, StoreError> {
         self.submit(Write::Replay { push_id, result, at }).await?.into_push()
+    }
+
+    async fn apply_queued_pushes(&self, pushes: Vec<(i64, PushResult)>) -> Result<Vec<PushRecorded>, StoreError> {
+        self.submit(Write::ApplyQueued(pushes)).await?.into_pushes()
+    }
+
+    async fn queued_pushes(&self, after: i64, limit: u32) -> Result<Vec<PushEntry>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(&format!(
+                "SELECT {PUSH_SELECT} FROM pushes p WHERE p.outcome = 'queued' AND p.id > $1 ORDER BY p.id LIMIT $2"
+            ))
+            .await?;
+        client.query(&stmt, &[&after, &i64::from(limit)]).await?.iter().map(push_from_row).collect()
+    }
+
+    fn queueing(&self) -> &crate::write::Queueing {
+        &self.queueing
     }
 
     async fn push(&self, id: i64) -> Result<Option<PushEntry>, StoreError> {

@@ -12,15 +12,16 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use xiansuo_domain::{
     COMMON_CONTACT_LEADS, CONTACT_FIELDS, Card, FIELDS, FieldKind, Instant, Lead, LeadChange, LeadEvent, LeadStatus,
-    Scoring, Sender, User,
+    PushOutcomeKind, Scoring, Sender, User,
 };
 
 use super::describe;
 use crate::query::summarize;
 use crate::reports::{DAYS_COLUMNS, FOLD_UPSERT, FoldSchedule, pending_days};
 use crate::write::{
-    Apply, Job, MAX_BATCH, NewLeadTally, ScoreRow, ScoringCell, Write, Written, change_detail, contact_kind,
-    duplicate_change, filled_by_merge, millis, plan_merge, plan_update, rescore,
+    Apply, Job, MAX_BATCH, NewLeadTally, QUEUED_WAITING, Queueing, ScoreRow, ScoringCell, Write, Written,
+    change_detail, contact_kind, duplicate_change, filled_by_merge, millis, plan_merge, plan_update, queued_conflict,
+    rescore,
 };
 use crate::{Actor, LeadUpdate, UserChange};
 use crate::{LeadWritten, NewPush, PushRecorded, PushResult, StoreError, VendorPush, VendorRecorded};
@@ -66,7 +67,7 @@ impl From<tokio_postgres::Error> for Failure {
 /// transactions apart (row locks; a deadlock between two batches retries one of them whole, as
 /// between two instances). No row is written by every batch (the per-day report's changes are
 /// appended and folded by one writer at a time), so they seldom wait for each other.
-pub async fn run(pool: Pool, jobs: Arc<Mutex<mpsc::Receiver<Job>>>, scoring: ScoringCell) {
+pub async fn run(pool: Pool, jobs: Arc<Mutex<mpsc::Receiver<Job>>>, scoring: ScoringCell, queueing: Arc<Queueing>) {
     let mut schedule = FoldSchedule::default();
     loop {
         let batch = {
@@ -96,7 +97,8 @@ pub async fn run(pool: Pool, jobs: Arc<Mutex<mpsc::Receiver<Job>>>, scoring: Sco
             batch
         };
         let writes: Vec<&Write> = batch.iter().map(|j| &j.write).collect();
-        match commit_batch(&pool, &writes, &scoring.get()).await {
+        let burst = queueing.burst(&batch);
+        match commit_batch(&pool, &writes, &scoring.get(), burst).await {
             Ok(results) => {
                 for (job, result) in batch.into_iter().zip(results) {
                     job.answer(result);
@@ -176,15 +178,17 @@ async fn fold_report_days(tx: &Transaction<'_>, wait: bool) -> Result<Option<u64
     Ok(Some(tx.execute(FOLD.as_str(), &[]).await?))
 }
 
+/// `burst`: what [`Queueing::burst`] said of the batch.
 async fn commit_batch(
     pool: &Pool,
     writes: &[&Write],
     scoring: &Scoring,
+    burst: Option<bool>,
 ) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match try_batch(pool, writes, scoring).await {
+        match try_batch(pool, writes, scoring, burst).await {
             Ok(results) => return Ok(results),
             Err(Failure::Conflict(e)) if attempt < ATTEMPTS => {
                 tracing::warn!(error = %describe(&e), attempt, "write batch conflicted with another process; retrying");
@@ -205,10 +209,11 @@ async fn try_batch(
     pool: &Pool,
     writes: &[&Write],
     scoring: &Scoring,
+    burst: Option<bool>,
 ) -> Result<Vec<Result<Written, StoreError>>, Failure> {
-    match write_batch(pool, writes, scoring, false).await {
+    match write_batch(pool, writes, scoring, burst, false).await {
         Err(Failure::Refused(e)) if writes.len() == 1 => Ok(vec![Err(e)]),
-        Err(Failure::Refused(_)) => write_batch(pool, writes, scoring, true).await,
+        Err(Failure::Refused(_)) => write_batch(pool, writes, scoring, burst, true).await,
         written => written,
     }
 }
@@ -219,6 +224,7 @@ async fn write_batch(
     pool: &Pool,
     writes: &[&Write],
     scoring: &Scoring,
+    burst: Option<bool>,
     isolate: bool,
 ) -> Result<Vec<Result<Written, StoreError>>, Failure> {
     let mut client = pool
@@ -226,14 +232,20 @@ async fn write_batch(
         .await
         .map_err(|e| Failure::Refused(StoreError::Unavailable(format!("cannot reach PostgreSQL: {e}"))))?;
     let tx = client.transaction().await?;
+    // Issue #8: a batch's pushes are queued in a burst, or behind pushes queued earlier.
+    let queue = match burst {
+        None => false,
+        Some(true) => true,
+        Some(false) => tx.query_one(QUEUED_WAITING, &[]).await?.try_get(0)?,
+    };
     let mut results = Vec::with_capacity(writes.len());
     for write in writes {
         if !isolate {
-            results.push(Ok(apply(&tx, write, scoring).await?));
+            results.push(Ok(apply(&tx, write, scoring, queue).await?));
             continue;
         }
         tx.batch_execute("SAVEPOINT job").await?;
-        match apply(&tx, write, scoring).await {
+        match apply(&tx, write, scoring, queue).await {
             Ok(written) => {
                 tx.batch_execute("RELEASE SAVEPOINT job").await?;
                 results.push(Ok(written));
@@ -249,11 +261,11 @@ async fn write_batch(
     Ok(results)
 }
 
-async fn apply(tx: &Transaction<'_>, write: &Write, scoring: &Scoring) -> Result<Written, Failure> {
+async fn apply(tx: &Transaction<'_>, write: &Write, scoring: &Scoring, queue: bool) -> Result<Written, Failure> {
     match write {
-        Write::Push(push) => record_push(tx, push, scoring).await.map(Written::Push),
+        Write::Push(push) => record_push(tx, push, scoring, queue).await.map(Written::Push),
         Write::VendorPush { push, vendor } => {
-            record_vendor_push(tx, push, vendor, scoring).await.map(Written::VendorPush)
+            record_vendor_push(tx, push, vendor, scoring, queue).await.map(Written::VendorPush)
         }
         Write::FoldReports => Ok(Written::Folded(fold_report_days(tx, true).await?.unwrap_or(0))),
         Write::Audit(e) => {
@@ -268,12 +280,19 @@ async fn apply(tx: &Transaction<'_>, write: &Write, scoring: &Scoring) -> Result
             if let Some(row) = tx.query_opt("SELECT id FROM pushes WHERE spool_id = $1", &[spool_id]).await? {
                 return stored_push(tx, row.try_get(0)?).await.map(Written::Push);
             }
-            let recorded = record_push(tx, push, scoring).await?;
+            let recorded = record_push(tx, push, scoring, queue).await?;
             tx.execute("UPDATE pushes SET spool_id = $2 WHERE id = $1", &[&recorded.push_id, spool_id]).await?;
             Ok(Written::Push(recorded))
         }
         Write::Replay { push_id, result, at } => {
             replay_push(tx, *push_id, result, *at, scoring).await.map(Written::Push)
+        }
+        Write::ApplyQueued(pushes) => {
+            let mut applied = Vec::with_capacity(pushes.len());
+            for (push_id, result) in pushes {
+                applied.push(apply_queued(tx, *push_id, result, scoring).await?);
+            }
+            Ok(Written::Pushes(applied))
         }
         Write::MergeLeads { keep, merge, by, at } => {
             merge_leads(tx, *keep, *merge, *by, millis(*at), scoring).await.map(Written::Event)
@@ -431,8 +450,16 @@ async fn update_lead(
     Ok(Written::Event(LeadEvent { id: row.try_get(0)?, lead_id, at, user_id: Some(by.user_id), change }))
 }
 
-async fn record_push(tx: &Transaction<'_>, push: &NewPush, scoring: &Scoring) -> Result<PushRecorded, Failure> {
+/// `queue`: a push with cards is only kept (outcome `queued`); [`apply_queued`] builds its leads.
+async fn record_push(
+    tx: &Transaction<'_>,
+    push: &NewPush,
+    scoring: &Scoring,
+    queue: bool,
+) -> Result<PushRecorded, Failure> {
     let (outcome, error, accepted, ignored) = summarize(&push.result);
+    let queued = queue && outcome == PushOutcomeKind::Accepted;
+    let outcome = if queued { PushOutcomeKind::Queued } else { outcome };
     let received_at = millis(push.received_at);
     let stmt = tx
         .prepare_cached(
@@ -458,6 +485,9 @@ async fn record_push(tx: &Transaction<'_>, push: &NewPush, scoring: &Scoring) ->
     let push_id: i64 = row.try_get(0)?;
     // Issue #11: the push's relays, in its transaction.
     super::outbox::push_recorded(tx, push_id, &push.source, !relayable(push)).await?;
+    if queued {
+        return Ok(PushRecorded { push_id, outcome, accepted, ignored, leads: Vec::new() });
+    }
     let how = Apply { push_id, source: &push.source, received: received_at, at: received_at, fill_only: false };
     let leads = store_cards(tx, &how, &push.result, scoring).await?;
     Ok(PushRecorded { push_id, outcome, accepted, ignored, leads })
@@ -473,6 +503,7 @@ async fn record_vendor_push(
     push: &NewPush,
     vendor: &VendorPush,
     scoring: &Scoring,
+    queue: bool,
 ) -> Result<VendorRecorded, Failure> {
     let received_at = millis(push.received_at);
     if let Some(event_id) = &vendor.event_id {
@@ -497,7 +528,7 @@ async fn record_vendor_push(
             }
         }
     }
-    let recorded = record_push(tx, push, scoring).await?;
+    let recorded = record_push(tx, push, scoring, queue).await?;
     if let Some(event_id) = &vendor.event_id {
         let stmt = tx
             .prepare_cached(
@@ -550,6 +581,10 @@ async fn replay_push(
     at: Instant,
     scoring: &Scoring,
 ) -> Result<PushRecorded, Failure> {
+    let queued = tx.query_opt("SELECT outcome = 'queued' FROM pushes WHERE id = $1", &[&push_id]).await?;
+    if queued.map(|row| row.try_get::<_, bool>(0)).transpose()? == Some(true) {
+        return Err(Failure::Refused(queued_conflict(push_id)));
+    }
     let (outcome, error, accepted, ignored) = summarize(result);
     let at = millis(at);
     let stmt = tx
@@ -567,6 +602,36 @@ async fn replay_push(
     // A replayed body is older than what later pushes stored: it fills gaps, never overwrites;
     // a lead it creates was received when the push was.
     let how = Apply { push_id, source: &source, received, at, fill_only: true };
+    let leads = store_cards(tx, &how, result, scoring).await?;
+    Ok(PushRecorded { push_id, outcome, accepted, ignored, leads })
+}
+
+/// Issue #8: builds a queued push's leads from its cards (decoded again from the stored body),
+/// as if it had just arrived — the leads are received when the push was — and sets its outcome.
+/// A push no longer queued (applied already) is answered as stored: applying is idempotent.
+async fn apply_queued(
+    tx: &Transaction<'_>,
+    push_id: i64,
+    result: &PushResult,
+    scoring: &Scoring,
+) -> Result<PushRecorded, Failure> {
+    let (outcome, error, accepted, ignored) = summarize(result);
+    let stmt = tx
+        .prepare_cached(
+            "UPDATE pushes SET outcome = $2, error = $3, accepted = $4, ignored = $5
+             WHERE id = $1 AND outcome = 'queued' RETURNING source, received_at",
+        )
+        .await?;
+    let row =
+        tx.query_opt(&stmt, &[&push_id, &outcome.as_str(), &error, &(accepted as i64), &(ignored as i64)]).await?;
+    let Some(row) = row else {
+        if tx.query_opt("SELECT 1 FROM pushes WHERE id = $1", &[&push_id]).await?.is_none() {
+            return Err(Failure::Refused(StoreError::NotFound(format!("push {push_id}"))));
+        }
+        return stored_push(tx, push_id).await;
+    };
+    let (source, received): (String, Instant) = (row.try_get(0)?, row.try_get(1)?);
+    let how = Apply { push_id, source: &source, received, at: received, fill_only: false };
     let leads = store_cards(tx, &how, result, scoring).await?;
     Ok(PushRecorded { push_id, outcome, accepted, ignored, leads })
 }

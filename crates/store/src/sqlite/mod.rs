@@ -72,6 +72,8 @@ pub struct SqliteStore {
     scoring: ScoringCell,
     /// Issue #6: the rules and sinks the writer applies.
     routing: Arc<crate::outbox::RoutingCell>,
+    /// Issue #8: when the writer queues pushes.
+    queueing: Arc<crate::write::Queueing>,
 }
 
 impl SqliteStore {
@@ -235,12 +237,14 @@ impl SqliteStore {
         let writer_scoring = scoring.clone();
         let routing = Arc::new(crate::outbox::RoutingCell::default());
         let writer_routing = Arc::clone(&routing);
+        let queueing = Arc::new(crate::write::Queueing::default());
+        let writer_queueing = Arc::clone(&queueing);
         std::thread::Builder::new()
             .name("xiansuo-writer".into())
             .spawn(move || {
                 let _alive = alive_guard;
                 outbox::install(writer_routing);
-                writer::run(conn, queue, writer_scoring, &restart_asked)
+                writer::run(conn, queue, writer_scoring, &writer_queueing, &restart_asked)
             })
             .map_err(|e| StoreError::Setup(format!("cannot start the writer thread: {e}")))?;
         let writer_running = Arc::clone(&writer_alive);
@@ -249,7 +253,7 @@ impl SqliteStore {
             .spawn(move || checkpoint_while(checkpointer, &writer_running, &restart_wanted))
             .map_err(|e| StoreError::Setup(format!("cannot start the checkpoint thread: {e}")))?;
         let readers = Arc::new(ReadPool { path: path.to_path_buf(), idle: Mutex::new(Vec::new()) });
-        Ok(SqliteStore { jobs, writer_alive, readers, scoring, routing })
+        Ok(SqliteStore { jobs, writer_alive, readers, scoring, routing, queueing })
     }
 
     /// Queues a write for the writer and waits for its answer, which comes after the commit.
@@ -678,6 +682,26 @@ impl Store for SqliteStore {
 
     async fn replay_push(&self, push_id: i64, result: PushResult, at: Instant) -> Result<PushRecorded, StoreError> {
         self.submit(Write::Replay { push_id, result, at }).await?.into_push()
+    }
+
+    async fn apply_queued_pushes(&self, pushes: Vec<(i64, PushResult)>) -> Result<Vec<PushRecorded>, StoreError> {
+        self.submit(Write::ApplyQueued(pushes)).await?.into_pushes()
+    }
+
+    async fn queued_pushes(&self, after: i64, limit: u32) -> Result<Vec<PushEntry>, StoreError> {
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(&format!(
+                    "SELECT {PUSH_SELECT} FROM pushes p WHERE p.outcome = 'queued' AND p.id > ?1 ORDER BY p.id LIMIT ?2"
+                ))?
+                .query_map(rusqlite::params![after, limit], push_from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    fn queueing(&self) -> &crate::write::Queueing {
+        &self.queueing
     }
 
     async fn push(&self, id: i64) -> Result<Option<PushEntry>, StoreError> {

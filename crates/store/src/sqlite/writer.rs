@@ -10,15 +10,15 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use rusqlite::{Connection, OptionalExtension, params};
 use xiansuo_domain::{
     COMMON_CONTACT_LEADS, CONTACT_FIELDS, Card, FIELDS, FieldKind, Instant, Lead, LeadChange, LeadEvent, LeadStatus,
-    Scoring, Sender, User, field_index,
+    PushOutcomeKind, Scoring, Sender, User, field_index,
 };
 
 use crate::copy::{Cell, TableDef};
 use crate::query::summarize;
 use crate::reports::{DAYS_COLUMNS, FOLD_UPSERT, FoldSchedule, pending_days};
 use crate::write::{
-    Apply, Job, MAX_BATCH, NewLeadTally, ScoreRow, ScoringCell, Write, Written, change_detail, duplicate_change,
-    filled_by_merge, plan_merge, plan_update, rescore,
+    Apply, Job, MAX_BATCH, NewLeadTally, QUEUED_WAITING, Queueing, ScoreRow, ScoringCell, Write, Written,
+    change_detail, duplicate_change, filled_by_merge, plan_merge, plan_update, queued_conflict, rescore,
 };
 use crate::{
     Actor, LeadUpdate, LeadWritten, NewPush, PushRecorded, PushResult, StoreError, UserChange, VendorPush,
@@ -27,7 +27,13 @@ use crate::{
 
 /// Runs until every sender is dropped, then returns after committing what was queued (and
 /// folding the report changes it made).
-pub fn run(mut conn: Connection, jobs: Receiver<Job>, scoring: ScoringCell, restart_wal: &AtomicBool) {
+pub fn run(
+    mut conn: Connection,
+    jobs: Receiver<Job>,
+    scoring: ScoringCell,
+    queueing: &Queueing,
+    restart_wal: &AtomicBool,
+) {
     let mut schedule = FoldSchedule::default();
     loop {
         let first = match schedule.wait() {
@@ -51,7 +57,18 @@ pub fn run(mut conn: Connection, jobs: Receiver<Job>, scoring: ScoringCell, rest
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
-        commit_batch(&mut conn, batch, &scoring.get());
+        let queue = match queueing.burst(&batch) {
+            None => false,
+            Some(burst) => {
+                burst
+                    || queued_waiting(&conn).unwrap_or_else(|e| {
+                        // Unknown: queueing keeps the arrival order either way.
+                        tracing::warn!(error = %e, "cannot tell whether pushes are queued; this batch's are");
+                        true
+                    })
+            }
+        };
+        commit_batch(&mut conn, batch, &scoring.get(), queue);
         schedule.committed();
         if restart_wal.swap(false, Ordering::AcqRel) {
             // Between two batches no write is under way: a checkpoint here can copy the last
@@ -68,6 +85,11 @@ pub fn run(mut conn: Connection, jobs: Receiver<Job>, scoring: ScoringCell, rest
         fold_now(&mut conn);
     }
     tracing::debug!("writer stopped: no more senders");
+}
+
+/// Whether pushes stored while the writer was behind still wait for their leads (issue #8).
+fn queued_waiting(conn: &Connection) -> Result<bool, StoreError> {
+    Ok(conn.prepare_cached(QUEUED_WAITING)?.query_row([], |r| r.get(0))?)
 }
 
 /// Folds the report's pending changes in a transaction of its own; whether it did. A failure is
@@ -112,9 +134,10 @@ fn fold_report_days(conn: &Connection) -> Result<u64, StoreError> {
 /// each job in its own savepoint so that the failing one does not undo the others. (A savepoint
 /// copies every page a job touches into a sub-journal first: it cost a fifth of the writer's
 /// time when every job had one, issue #8.)
-fn commit_batch(conn: &mut Connection, batch: Vec<Job>, scoring: &Scoring) {
+/// `queue`: the batch's pushes are stored and answered without their leads ([`Queueing`]).
+fn commit_batch(conn: &mut Connection, batch: Vec<Job>, scoring: &Scoring, queue: bool) {
     if batch.len() > 1 {
-        match commit_plainly(conn, &batch, scoring) {
+        match commit_plainly(conn, &batch, scoring, queue) {
             Ok(results) => {
                 for (job, result) in batch.into_iter().zip(results) {
                     job.answer(Ok(result));
@@ -124,20 +147,25 @@ fn commit_batch(conn: &mut Connection, batch: Vec<Job>, scoring: &Scoring) {
             Err(e) => tracing::debug!(error = %e, "a write of the batch failed; applying each write in a savepoint"),
         }
     }
-    commit_in_savepoints(conn, batch, scoring);
+    commit_in_savepoints(conn, batch, scoring, queue);
 }
 
 /// The whole batch in one transaction, without savepoints: committed only if every job holds.
-fn commit_plainly(conn: &mut Connection, batch: &[Job], scoring: &Scoring) -> Result<Vec<Written>, StoreError> {
+fn commit_plainly(
+    conn: &mut Connection,
+    batch: &[Job],
+    scoring: &Scoring,
+    queue: bool,
+) -> Result<Vec<Written>, StoreError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let results = batch.iter().map(|job| apply(&tx, &job.write, scoring)).collect::<Result<Vec<_>, _>>()?;
+    let results = batch.iter().map(|job| apply(&tx, &job.write, scoring, queue)).collect::<Result<Vec<_>, _>>()?;
     index_pending_terms(&tx)?;
     tx.commit()?;
     Ok(results)
 }
 
 /// Applies each job in its own savepoint and commits them together; answers after the commit.
-fn commit_in_savepoints(conn: &mut Connection, batch: Vec<Job>, scoring: &Scoring) {
+fn commit_in_savepoints(conn: &mut Connection, batch: Vec<Job>, scoring: &Scoring, queue: bool) {
     let tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => {
@@ -152,7 +180,7 @@ fn commit_in_savepoints(conn: &mut Connection, batch: Vec<Job>, scoring: &Scorin
     for job in &batch {
         // Each job's leads indexed in its savepoint: a lead the index cannot take fails its job alone.
         results.push(in_savepoint(&tx, |c| {
-            let written = apply(c, &job.write, scoring)?;
+            let written = apply(c, &job.write, scoring, queue)?;
             index_pending_terms(c)?;
             Ok(written)
         }));
@@ -211,10 +239,12 @@ pub(super) fn index_pending_terms(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn apply(conn: &Connection, write: &Write, scoring: &Scoring) -> Result<Written, StoreError> {
+fn apply(conn: &Connection, write: &Write, scoring: &Scoring, queue: bool) -> Result<Written, StoreError> {
     match write {
-        Write::Push(push) => record_push(conn, push, scoring).map(Written::Push),
-        Write::VendorPush { push, vendor } => record_vendor_push(conn, push, vendor, scoring).map(Written::VendorPush),
+        Write::Push(push) => record_push(conn, push, scoring, queue).map(Written::Push),
+        Write::VendorPush { push, vendor } => {
+            record_vendor_push(conn, push, vendor, scoring, queue).map(Written::VendorPush)
+        }
         Write::Audit(e) => {
             conn.prepare_cached(
                 "INSERT INTO audit_log (at, user_id, actor, action, target, detail, ip) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -231,12 +261,17 @@ fn apply(conn: &Connection, write: &Write, scoring: &Scoring) -> Result<Written,
             if let Some(push_id) = stored {
                 return stored_push(conn, push_id).map(Written::Push);
             }
-            let recorded = record_push(conn, push, scoring)?;
+            let recorded = record_push(conn, push, scoring, queue)?;
             conn.prepare_cached("UPDATE pushes SET spool_id = ?2 WHERE id = ?1")?
                 .execute(params![recorded.push_id, spool_id])?;
             Ok(Written::Push(recorded))
         }
         Write::Replay { push_id, result, at } => replay_push(conn, *push_id, result, *at, scoring).map(Written::Push),
+        Write::ApplyQueued(pushes) => pushes
+            .iter()
+            .map(|(push_id, result)| apply_queued(conn, *push_id, result, scoring))
+            .collect::<Result<_, _>>()
+            .map(Written::Pushes),
         Write::MergeLeads { keep, merge, by, at } => {
             merge_leads(conn, *keep, *merge, *by, *at, scoring).map(Written::Event)
         }
@@ -421,8 +456,11 @@ fn ms(t: Instant) -> i64 {
     t.timestamp_millis()
 }
 
-fn record_push(conn: &Connection, push: &NewPush, scoring: &Scoring) -> Result<PushRecorded, StoreError> {
+/// `queue`: a push with cards is only kept (outcome `queued`); [`apply_queued`] builds its leads.
+fn record_push(conn: &Connection, push: &NewPush, scoring: &Scoring, queue: bool) -> Result<PushRecorded, StoreError> {
     let (outcome, error, accepted, ignored) = summarize(&push.result);
+    let queued = queue && outcome == PushOutcomeKind::Accepted;
+    let outcome = if queued { PushOutcomeKind::Queued } else { outcome };
     conn.prepare_cached(
         "INSERT INTO pushes (source, received_at, content_type, body, outcome, error, accepted, ignored)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -440,6 +478,9 @@ fn record_push(conn: &Connection, push: &NewPush, scoring: &Scoring) -> Result<P
     let push_id = conn.last_insert_rowid();
     // Issue #11: the push's relays, in its transaction.
     super::outbox::push_recorded(conn, push_id, &push.source, !relayable(push))?;
+    if queued {
+        return Ok(PushRecorded { push_id, outcome, accepted, ignored, leads: Vec::new() });
+    }
     let how =
         Apply { push_id, source: &push.source, received: push.received_at, at: push.received_at, fill_only: false };
     let leads = store_cards(conn, &how, &push.result, scoring)?;
@@ -454,6 +495,7 @@ fn record_vendor_push(
     push: &NewPush,
     vendor: &VendorPush,
     scoring: &Scoring,
+    queue: bool,
 ) -> Result<VendorRecorded, StoreError> {
     if let Some(event_id) = &vendor.event_id {
         let claimed = conn
@@ -477,7 +519,7 @@ fn record_vendor_push(
             }
         }
     }
-    let recorded = record_push(conn, push, scoring)?;
+    let recorded = record_push(conn, push, scoring, queue)?;
     if let Some(event_id) = &vendor.event_id {
         conn.prepare_cached(
             "UPDATE vendor_events SET push_id = ?3, received_at = ?4 WHERE source = ?1 AND event_id = ?2",
@@ -528,11 +570,10 @@ fn replay_push(
     at: Instant,
     scoring: &Scoring,
 ) -> Result<PushRecorded, StoreError> {
-    let found: Option<(String, i64)> = conn
-        .prepare_cached("SELECT source, received_at FROM pushes WHERE id = ?1")?
-        .query_row([push_id], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
-    let (source, received) = found.ok_or_else(|| StoreError::NotFound(format!("push {push_id}")))?;
+    let (source, received, outcome) = push_state(conn, push_id)?;
+    if outcome == PushOutcomeKind::Queued.as_str() {
+        return Err(queued_conflict(push_id));
+    }
     let (outcome, error, accepted, ignored) = summarize(result);
     conn.prepare_cached(
         "UPDATE pushes SET outcome = ?2, error = ?3, accepted = ?4, ignored = ?5,
@@ -543,6 +584,36 @@ fn replay_push(
     // A replayed body is older than what later pushes stored: it fills gaps, never overwrites;
     // a lead it creates was received when the push was.
     let how = Apply { push_id, source: &source, received: instant_of(received), at, fill_only: true };
+    let leads = store_cards(conn, &how, result, scoring)?;
+    Ok(PushRecorded { push_id, outcome, accepted, ignored, leads })
+}
+
+/// A stored push's source, arrival (ms) and outcome.
+fn push_state(conn: &Connection, push_id: i64) -> Result<(String, i64, String), StoreError> {
+    conn.prepare_cached("SELECT source, received_at, outcome FROM pushes WHERE id = ?1")?
+        .query_row([push_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(format!("push {push_id}")))
+}
+
+/// Issue #8: builds a queued push's leads from its cards (decoded again from the stored body),
+/// as if it had just arrived — the leads are received when the push was — and sets its outcome.
+/// A push no longer queued (applied already) is answered as stored: applying is idempotent.
+fn apply_queued(
+    conn: &Connection,
+    push_id: i64,
+    result: &PushResult,
+    scoring: &Scoring,
+) -> Result<PushRecorded, StoreError> {
+    let (source, received, outcome) = push_state(conn, push_id)?;
+    if outcome != PushOutcomeKind::Queued.as_str() {
+        return stored_push(conn, push_id);
+    }
+    let (outcome, error, accepted, ignored) = summarize(result);
+    conn.prepare_cached("UPDATE pushes SET outcome = ?2, error = ?3, accepted = ?4, ignored = ?5 WHERE id = ?1")?
+        .execute(params![push_id, outcome.as_str(), error, accepted as i64, ignored as i64])?;
+    let received = instant_of(received);
+    let how = Apply { push_id, source: &source, received, at: received, fill_only: false };
     let leads = store_cards(conn, &how, result, scoring)?;
     Ok(PushRecorded { push_id, outcome, accepted, ignored, leads })
 }

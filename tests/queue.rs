@@ -1,0 +1,100 @@
+//! Issue #8: in a burst a push is stored durably and answered at once (`"outcome":"queued"`),
+//! and its leads are built right after, in arrival order — also after a crash.
+
+mod common;
+
+use common::{Backend, Options, Server, card};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+fn lead_named<'a>(leads: &'a Value, visitor: &str) -> &'a Value {
+    leads["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|l| l["visitor_static_id"] == visitor))
+        .unwrap_or_else(|| panic!("no lead of visitor {visitor} in {leads}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_pushes_are_answered_at_once_and_their_leads_follow_in_order() {
+    // 0: every push is queued, as in a burst.
+    let env = vec![("XIANSUO_QUEUE_PUSHES_ABOVE".into(), "0".into())];
+    let server = Server::start_with(Options { env, ..Default::default() }).await;
+    let mut first = card("queue-1");
+    first["name"] = "第一次".into();
+    let mut second = card("queue-1");
+    second["name"] = "第二次".into();
+    second["note"] = "后来的备注".into();
+    let mut ids = Vec::new();
+    for body in [&first, &second, &card("queue-2")] {
+        let (status, answer) = server.push_json(body).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(answer["code"], 0);
+        assert_eq!(answer["outcome"], "queued", "{answer}");
+        assert_eq!(answer["accepted"], 1);
+        assert_eq!(answer["leads"], serde_json::json!([]));
+        ids.push(answer["push_id"].as_i64().expect("push_id"));
+    }
+    server.wait_until_applied().await;
+    let (_, leads) = server.get("/api/v1/leads?per_page=10").await;
+    assert_eq!(leads["total"], 2, "{leads}");
+    // The later card won: the pushes were applied in arrival order.
+    let lead = lead_named(&leads, "queue-1");
+    assert_eq!(lead["name"], "第二次", "{lead}");
+    assert_eq!(lead["note"], "后来的备注");
+    let lead_id = lead["id"].as_i64().expect("lead id");
+    let (_, log) = server.get("/api/v1/pushes?per_page=10").await;
+    for (push_id, lead) in ids.iter().zip([Some(lead_id), Some(lead_id), None]) {
+        let push = log["items"]
+            .as_array()
+            .and_then(|items| items.iter().find(|p| p["id"] == *push_id))
+            .unwrap_or_else(|| panic!("push {push_id} in {log}"));
+        assert_eq!(push["outcome"], "accepted", "{push}");
+        if let Some(lead) = lead {
+            assert_eq!(push["lead_ids"], serde_json::json!([lead]));
+        }
+    }
+    let (_, detail) = server.get(&format!("/api/v1/leads/{lead_id}")).await;
+    assert_eq!(detail["push_count"], 2, "{detail}");
+    // The transcript came with the queued cards.
+    assert_eq!(detail["messages"].as_array().map(Vec::len), Some(2), "{detail}");
+}
+
+/// A push queued just before a crash (stored, answered, its lead not built) gets its lead when
+/// the service starts again: the queue is the push log itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushes_queued_before_a_crash_get_their_leads_after_the_restart() {
+    let server = Server::start().await;
+    let (status, answer) = server.push_json(&card("before-crash")).await;
+    // One push at a time is below the default threshold: its lead is built at once.
+    assert_eq!((status, answer["outcome"].as_str()), (StatusCode::OK, Some("accepted")), "{answer}");
+    let first = answer["push_id"].as_i64().expect("push_id");
+    // What a crash between answering a queued push and building its lead leaves: the push row.
+    let body = card("queued-at-crash").to_string().replace('\'', "''");
+    let bytes = match server.backend {
+        Backend::Sqlite => format!("CAST('{body}' AS BLOB)"),
+        Backend::Postgres(_) => format!("convert_to('{body}', 'UTF8')"),
+    };
+    let sql = format!(
+        "INSERT INTO pushes (source, received_at, content_type, body, outcome, accepted, ignored)
+         SELECT source, received_at, content_type, {bytes}, 'queued', 1, 0 FROM pushes WHERE id = {first}"
+    );
+    let mut server = server;
+    server.stop();
+    server.execute_sql(&sql).await;
+    // Started again (nothing to stop): the applier finds the queued push at start.
+    let server = server.crash_and_restart();
+    server.wait_until_applied().await;
+    let (_, leads) = server.get("/api/v1/leads?per_page=10").await;
+    assert_eq!(leads["total"], 2, "{leads}");
+    let lead = lead_named(&leads, "queued-at-crash");
+    let (_, pushes) = server.get("/api/v1/pushes?outcome=accepted").await;
+    assert_eq!(pushes["total"], 2, "{pushes}");
+    let queued_push = &pushes["items"][0];
+    assert_eq!(queued_push["lead_ids"], serde_json::json!([lead["id"]]));
+    // The lead was received when the push was.
+    let first_lead = lead_named(&leads, "before-crash");
+    assert_eq!(lead["received_at"], first_lead["received_at"]);
+    // Pushes queue only in a burst: the next one, alone, is accepted at once.
+    let (_, answer) = server.push_json(&card("after")).await;
+    assert_eq!(answer["outcome"], "accepted", "{answer}");
+}
