@@ -192,6 +192,7 @@ pub fn run(leads: u64, seed: u64, config_file: Option<&std::path::Path>) -> Resu
                         received_at: at,
                         content_type: Some("application/json".into()),
                         body: body.into_bytes(),
+                        query: None,
                         result: PushResult::Cards { cards: vec![card], ignored: 0 },
                     };
                     let recorded = loop {

@@ -512,6 +512,7 @@ async fn store_item(store: &dyn Store, how: &Decoding, csv: bool, item: &Item) -
         received_at: xiansuo_domain::now(),
         content_type: content_type.clone(),
         body: item.body.clone(),
+        query: None,
         result,
     };
     // An event without lead data of a known visitor goes into its lead's timeline, as when

@@ -120,6 +120,7 @@ pub fn tables() -> Vec<TableDef> {
                 ("replayed_at", Time),
                 ("replay_count", Int),
                 ("spool_id", Text),
+                ("query", Text),
             ],
         },
         TableDef {

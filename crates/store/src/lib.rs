@@ -77,6 +77,8 @@ pub struct NewPush {
     pub received_at: Instant,
     pub content_type: Option<String>,
     pub body: Vec<u8>,
+    /// The request's query string without its token (some vendors put card data there).
+    pub query: Option<String>,
     pub result: PushResult,
 }
 
@@ -88,6 +90,16 @@ pub struct VendorPush {
     pub event_id: Option<String>,
     /// Events without lead data naming their visitor: each becomes a timeline entry on the
     /// visitor's lead (same source, `company_id` and `visitor_static_id`), if there is one.
+    pub events: Vec<xiansuo_domain::VisitorEvent>,
+}
+
+/// Issue #8: a queued push decoded again from its stored body, for
+/// [`Store::apply_queued_pushes`].
+#[derive(Debug, Clone)]
+pub struct QueuedPush {
+    pub push_id: i64,
+    pub result: PushResult,
+    /// The visitor's events it reports (a push without cards), as [`VendorPush::events`].
     pub events: Vec<xiansuo_domain::VisitorEvent>,
 }
 
@@ -139,6 +151,8 @@ pub struct PushEntry {
     pub lead_ids: Vec<i64>,
     pub replayed_at: Option<Instant>,
     pub replay_count: i64,
+    /// The request's query string without its token.
+    pub query: Option<String>,
 }
 
 /// A push as the lead page lists it.
@@ -384,11 +398,10 @@ pub trait Store: outbox::Outbox + Send + Sync + 'static {
     /// again from their bodies, in the order given, and sets their outcomes, in one transaction
     /// (a refused card fails them all: apply them one by one then). A push no longer queued is
     /// answered as stored. Returns after the commit.
-    async fn apply_queued_pushes(&self, pushes: Vec<(i64, PushResult)>) -> Result<Vec<PushRecorded>, StoreError>;
+    async fn apply_queued_pushes(&self, pushes: Vec<QueuedPush>) -> Result<Vec<PushRecorded>, StoreError>;
 
-    /// Issue #8: up to `limit` queued pushes with ids above `after`, oldest first, with their
-    /// bodies.
-    async fn queued_pushes(&self, after: i64, limit: u32) -> Result<Vec<PushEntry>, StoreError>;
+    /// Issue #8: up to `limit` queued pushes, oldest first, with their bodies.
+    async fn queued_pushes(&self, limit: u32) -> Result<Vec<PushEntry>, StoreError>;
 
     /// Issue #8: when the writer queues pushes rather than building their leads at once.
     fn queueing(&self) -> &Queueing;

@@ -1,6 +1,8 @@
 //! The writes a backend's single writer performs, shared by the backends so that each only
 //! says how to apply one write and how to commit a batch.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
 use tokio::sync::oneshot;
 use xiansuo_domain::{
     CONTACT_FIELDS, Card, FIELDS, FieldKind, Instant, Lead, LeadChange, LeadEvent, LeadStatus, Role, Score,
@@ -45,7 +47,7 @@ pub enum Write {
     /// Issue #8: builds the leads of queued pushes (stored while the writer was behind) from
     /// their bodies, decoded again, in the order given; a push no longer queued is left as it is
     /// and answered as stored. One write, so that one writer applies them in order.
-    ApplyQueued(Vec<(i64, PushResult)>),
+    ApplyQueued(Vec<crate::QueuedPush>),
     Setting {
         key: String,
         value: String,
@@ -180,54 +182,91 @@ impl Written {
 /// Issue #8: how the writer keeps up with a burst. When more pushes carrying cards wait in one
 /// batch than `queue_above`, the writer stores each durably (the push, its vendor event, its
 /// relays) and answers it at once, `queued`, without building its leads; while any push is
-/// queued, later pushes are queued behind it, so that cards still land in arrival order. The
-/// web layer's applier builds the queued pushes' leads right after ([`Write::ApplyQueued`]),
-/// oldest first, slowly while the burst lasts.
+/// queued, later pushes (and visitors' events) are queued behind it, so that cards still land
+/// in arrival order. The web layer's applier builds the queued pushes' leads right after
+/// ([`Write::ApplyQueued`]), oldest first, slowly while the burst lasts.
 #[derive(Debug)]
 pub struct Queueing {
-    above: std::sync::atomic::AtomicUsize,
-    /// When a batch last held more pushes than `above` (Unix ms; 0: never).
-    last_burst_ms: std::sync::atomic::AtomicI64,
+    above: AtomicUsize,
+    /// When a batch last held more than `max(above, BURST_FLOOR)` pushes, in ms since `epoch`
+    /// plus one (0: never). A monotonic clock: a clock set back does not prolong a burst.
+    last_burst: AtomicU64,
+    epoch: std::time::Instant,
+    /// Whether the last batch applied queued pushes: the pushes that waited behind it are the
+    /// applier's doing, not a burst.
+    applied_last: AtomicBool,
 }
 
-/// How long after the last over-full batch the writer counts as being in a burst.
-const BURST_LASTS_MS: i64 = 1_000;
+/// How long after the last over-full batch the writer counts as being in a burst (and queues
+/// every push, so that no push overtakes those queued by another writer's batch).
+const BURST_LASTS: std::time::Duration = std::time::Duration::from_secs(1);
+/// A batch counts as a burst only past this many pushes, whatever `above` (with `above` 0 every
+/// push queues, but the applier slows down only in a real burst).
+const BURST_FLOOR: usize = 16;
+/// `above` of a store that never queues.
+const NEVER: usize = usize::MAX;
 
 impl Default for Queueing {
-    /// Never queues: a store opened without configuration builds every push's leads at once.
+    /// Never queues: a store opened by a command other than `serve` (which alone runs the
+    /// applier) builds every push's leads at once.
     fn default() -> Self {
-        Queueing { above: std::sync::atomic::AtomicUsize::new(usize::MAX), last_burst_ms: Default::default() }
+        Queueing {
+            above: AtomicUsize::new(NEVER),
+            last_burst: AtomicU64::new(0),
+            epoch: std::time::Instant::now(),
+            applied_last: AtomicBool::new(false),
+        }
     }
 }
 
 impl Queueing {
-    /// `queue_pushes_above` of the configuration: 0 queues every push; `usize::MAX` none.
+    /// `queue_pushes_above` of the configuration: 0 queues every push.
     pub fn set_above(&self, above: usize) {
-        self.above.store(above, std::sync::atomic::Ordering::Relaxed);
+        self.above.store(above, Ordering::Relaxed);
     }
 
-    /// What the batch's pushes need: `None`, none carries cards; `Some(true)`, queued: the
-    /// batch holds more than `above` of them (a burst); `Some(false)`, queued only if pushes
-    /// queued earlier still wait (the backend asks the database, within the batch's
-    /// transaction, as [`QUEUED_WAITING`]).
+    /// What the batch's pushes need: `None`, nothing to decide (no push, or a store that never
+    /// queues); `Some(true)`, queued: the batch holds more than `above` pushes with cards, or a
+    /// burst is under way; `Some(false)`, queued only if pushes queued earlier still wait (the
+    /// backend asks the database, within the batch's transaction, as [`QUEUED_WAITING`]).
     pub fn burst(&self, batch: &[Job]) -> Option<bool> {
-        let pushes = batch.iter().filter(|job| carries_cards(&job.write)).count();
-        if pushes == 0 {
+        let above = self.above.load(Ordering::Relaxed);
+        let applies = batch.iter().any(|job| matches!(job.write, Write::ApplyQueued(_)));
+        let after_apply = self.applied_last.swap(applies, Ordering::Relaxed);
+        let is_push = |w: &Write| matches!(w, Write::Push(_) | Write::VendorPush { .. } | Write::SpooledPush { .. });
+        if above == NEVER || !batch.iter().any(|job| is_push(&job.write)) {
             return None;
         }
-        let burst = pushes > self.above.load(std::sync::atomic::Ordering::Relaxed);
-        if burst {
-            self.last_burst_ms.store(chrono::Utc::now().timestamp_millis(), std::sync::atomic::Ordering::Relaxed);
+        let pushes = batch.iter().filter(|job| carries_cards(&job.write)).count();
+        if pushes > above.max(BURST_FLOOR) && !after_apply {
+            let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+            self.last_burst.store(now + 1, Ordering::Relaxed);
         }
-        Some(burst)
+        Some(pushes > above || self.in_burst())
     }
 
-    /// Whether a batch held more pushes than `above` in the last second: the applier then
+    /// Whether a batch held more pushes than a burst's in the last second: the applier then
     /// leaves the writer to the arriving pushes but for a trickle.
     pub fn in_burst(&self) -> bool {
-        let last = self.last_burst_ms.load(std::sync::atomic::Ordering::Relaxed);
-        last > 0 && chrono::Utc::now().timestamp_millis() - last < BURST_LASTS_MS
+        let last = self.last_burst.load(Ordering::Relaxed);
+        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        last > 0 && now < last - 1 + BURST_LASTS.as_millis() as u64
     }
+}
+
+/// Whether any push waits in the queue (both backends; the pushes' outcome index answers it).
+pub const QUEUED_WAITING: &str = "SELECT EXISTS (SELECT 1 FROM pushes WHERE outcome = 'queued')";
+
+/// A push whose cards would become leads (what [`Queueing`] counts).
+pub fn carries_cards(write: &Write) -> bool {
+    match write {
+        Write::Push(push) | Write::VendorPush { push, .. } | Write::SpooledPush { push, .. } => has_cards(push),
+        _ => false,
+    }
+}
+
+pub fn has_cards(push: &NewPush) -> bool {
+    matches!(&push.result, PushResult::Cards { cards, .. } if !cards.is_empty())
 }
 
 /// A replay of a push whose leads are not built yet: it would build them fill-only.
@@ -235,18 +274,6 @@ pub fn queued_conflict(push_id: i64) -> StoreError {
     StoreError::Conflict(format!(
         "push {push_id} is queued: its leads are being built; replay it once its outcome is no longer queued"
     ))
-}
-
-/// Whether any push waits in the queue (both backends; the pushes' outcome index answers it).
-pub const QUEUED_WAITING: &str = "SELECT EXISTS (SELECT 1 FROM pushes WHERE outcome = 'queued')";
-
-/// A push whose cards would become leads (what [`Queueing`] counts and queues).
-pub fn carries_cards(write: &Write) -> bool {
-    let push = match write {
-        Write::Push(push) | Write::VendorPush { push, .. } | Write::SpooledPush { push, .. } => push,
-        _ => return false,
-    };
-    matches!(&push.result, PushResult::Cards { cards, .. } if !cards.is_empty())
 }
 
 /// A write and where its result goes (answered only after the batch's commit).

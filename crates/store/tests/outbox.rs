@@ -92,6 +92,7 @@ fn push(cards: Vec<Card>) -> NewPush {
         received_at: now(),
         content_type: Some("application/json".into()),
         body: b"{}".to_vec(),
+        query: None,
         result: PushResult::Cards { cards, ignored: 0 },
     }
 }

@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use tempfile::TempDir;
-use xiansuo_domain::{Card, Instant, Lead, LeadChange, LeadStatus, Message, PushOutcomeKind, Role, Sender};
+use xiansuo_domain::{
+    Card, Instant, Lead, LeadChange, LeadStatus, Message, PushOutcomeKind, Role, Sender, VisitorEvent,
+};
 use xiansuo_store::postgres::PostgresStore;
 use xiansuo_store::reports::FollowUp;
 use xiansuo_store::sqlite::SqliteStore;
@@ -18,7 +20,7 @@ use xiansuo_store::testing::{TestDatabase, throwaway_postgres};
 use xiansuo_store::{Actor, AuditEntry, AuditQuery, LeadUpdate, NewSession, OwnerFilter, UserChange, VendorPush};
 use xiansuo_store::{
     LeadDetail, LeadQuery, LeadSort, LeadWritten, NewPush, Page, PushEntry, PushQuery, PushRecorded, PushResult,
-    PushSummary, Store, StoreError,
+    PushSummary, QueuedPush, Store, StoreError,
 };
 
 /// Generates `sqlite::name` and `postgres::name` for every test function `name(env: Env)`.
@@ -198,6 +200,7 @@ fn cards_push(source: &str, received_at: Instant, cards: Vec<Card>) -> NewPush {
         received_at,
         content_type: Some("application/json".to_string()),
         body: br#"{"visitorStaticId":"..."}"#.to_vec(),
+        query: None,
         result: PushResult::Cards { cards, ignored: 0 },
     }
 }
@@ -208,6 +211,7 @@ fn rejected_push(source: &str, received_at: Instant, content_type: Option<&str>,
         received_at,
         content_type: content_type.map(str::to_string),
         body: body.to_vec(),
+        query: None,
         result: PushResult::Rejected { error: error.to_string() },
     }
 }
@@ -523,6 +527,7 @@ async fn rejected_pushes_keep_body_and_error(env: Env) {
             lead_ids: vec![],
             replayed_at: None,
             replay_count: 0,
+            query: None,
         }
     );
 
@@ -579,7 +584,11 @@ async fn ignored_pushes_store_no_lead(env: Env) {
 async fn queued_pushes_are_applied_later_in_order(env: Env) {
     let s = &env.store;
     s.queueing().set_above(0);
-    let first = cards_push("a", hour(1), vec![card("c1", "v1").set("name", "甲").set("mobile", "13800138000")]);
+    let first = NewPush {
+        // Kept with the body: a vendor may put card data in it (七鱼's appKey).
+        query: Some("appKey=k1".into()),
+        ..cards_push("a", hour(1), vec![card("c1", "v1").set("name", "甲").set("mobile", "13800138000")])
+    };
     let first_result = first.result.clone();
     let queued = record(s, first).await;
     assert_eq!((queued.outcome, queued.accepted, queued.leads.len()), (PushOutcomeKind::Queued, 1, 0));
@@ -596,40 +605,59 @@ async fn queued_pushes_are_applied_later_in_order(env: Env) {
     let refused = record(s, rejected_push("a", hour(3), None, b"x", "not JSON")).await;
     assert_eq!(refused.outcome, PushOutcomeKind::Rejected);
     // The burst is over, but pushes wait: this one queues behind them.
-    s.queueing().set_above(usize::MAX);
+    s.queueing().set_above(1_000);
     let third = cards_push("a", hour(4), vec![card("c1", "v1").set("note", "第三")]);
     let third_result = third.result.clone();
     let behind = record(s, third).await;
     assert_eq!(behind.outcome, PushOutcomeKind::Queued);
+    // A visitor's event (a push without cards) queues too: its lead is among the queued.
+    let session_end = VisitorEvent {
+        company_id: "c1".into(),
+        visitor_id: "v1".into(),
+        vendor: "qiyu".into(),
+        event: "SESSION_END".into(),
+        text: "会话结束".into(),
+    };
+    let event_only =
+        NewPush { result: PushResult::Cards { cards: vec![], ignored: 0 }, ..cards_push("a", hour(4), vec![]) };
+    let with_events = VendorPush { event_id: None, events: vec![session_end.clone()] };
+    let event_push = s.record_vendor_push(event_only, with_events).await.expect("event push");
+    assert_eq!((event_push.recorded.outcome, event_push.events.len()), (PushOutcomeKind::Queued, 0));
+    let event_push = event_push.recorded;
     assert_eq!(leads(s, &all_leads()).await.total, 0, "no lead before the queued pushes are applied");
 
-    let waiting = s.queued_pushes(0, 10).await.expect("queued_pushes");
+    let waiting = s.queued_pushes(10).await.expect("queued_pushes");
     let order: Vec<i64> = waiting.iter().map(|p| p.id).collect();
-    assert_eq!(order, [queued.push_id, vendor.recorded.push_id, behind.push_id], "oldest first");
+    assert_eq!(order, [queued.push_id, vendor.recorded.push_id, behind.push_id, event_push.push_id], "oldest first");
     assert!(waiting.iter().all(|p| p.outcome == PushOutcomeKind::Queued && !p.body.is_empty()));
-    assert_eq!(s.queued_pushes(0, 1).await.expect("queued_pushes").len(), 1);
-    let after_first: Vec<i64> =
-        s.queued_pushes(queued.push_id, 10).await.expect("queued_pushes").iter().map(|p| p.id).collect();
-    assert_eq!(after_first, [vendor.recorded.push_id, behind.push_id]);
+    assert_eq!(waiting.iter().map(|p| p.query.as_deref()).collect::<Vec<_>>(), [Some("appKey=k1"), None, None, None]);
+    assert_eq!(s.queued_pushes(1).await.expect("queued_pushes").len(), 1);
     let queued_log = s
         .list_pushes(&PushQuery { outcome: Some(PushOutcomeKind::Queued), source: None, page: 1, per_page: 10 })
         .await
         .expect("list_pushes");
-    assert_eq!(queued_log.total, 3);
+    assert_eq!(queued_log.total, 4);
     // A replay would build the leads fill-only: refused while the push is queued.
     let replay = s.replay_push(queued.push_id, first_result.clone(), hour(5)).await;
     assert!(matches!(replay, Err(StoreError::Conflict(ref m)) if m.contains("queued")), "{replay:?}");
 
     let applied = s
         .apply_queued_pushes(vec![
-            (queued.push_id, first_result.clone()),
-            (vendor.recorded.push_id, second_result),
-            (behind.push_id, third_result),
+            queued_push(queued.push_id, first_result.clone()),
+            queued_push(vendor.recorded.push_id, second_result),
+            queued_push(behind.push_id, third_result),
+            QueuedPush {
+                events: vec![session_end],
+                ..queued_push(event_push.push_id, PushResult::Cards { cards: vec![], ignored: 0 })
+            },
         ])
         .await
         .expect("apply");
-    assert_eq!(applied.iter().map(|p| p.outcome).collect::<Vec<_>>(), [PushOutcomeKind::Accepted; 3]);
-    assert_eq!(applied.iter().map(|p| p.leads.len()).collect::<Vec<_>>(), [1, 2, 1]);
+    assert_eq!(
+        applied.iter().map(|p| p.outcome).collect::<Vec<_>>(),
+        [[PushOutcomeKind::Accepted; 3].as_slice(), &[PushOutcomeKind::Ignored]].concat()
+    );
+    assert_eq!(applied.iter().map(|p| p.leads.len()).collect::<Vec<_>>(), [1, 2, 1, 0]);
     assert!(applied[0].leads[0].created && !applied[1].leads[0].created && applied[1].leads[1].created);
     let lead_id = applied[0].leads[0].id;
     let lead = detail(s, lead_id).await;
@@ -638,9 +666,15 @@ async fn queued_pushes_are_applied_later_in_order(env: Env) {
     assert_eq!(lead.lead.fields["note"], "第三");
     assert_eq!(lead.lead.fields["mobile"], "13800138000");
     assert_eq!(lead.lead.received_at, hour(1));
+    // The visitor's event reached the lead built before it.
+    let timeline = s.lead_events(lead_id).await.expect("lead_events");
+    assert!(
+        timeline.iter().any(|e| matches!(&e.change, LeadChange::VendorEvent { event, push_id, .. } if event == "SESSION_END" && *push_id == event_push.push_id)),
+        "{timeline:?}"
+    );
     assert_eq!(lead.pushes.iter().map(|p| p.id).collect::<HashSet<_>>().len(), 3);
     assert_eq!(leads(s, &all_leads()).await.total, 2);
-    assert!(s.queued_pushes(0, 10).await.expect("queued_pushes").is_empty());
+    assert!(s.queued_pushes(10).await.expect("queued_pushes").is_empty());
     let entry = push_entry(s, queued.push_id).await;
     assert_eq!((entry.outcome, entry.lead_ids.clone()), (PushOutcomeKind::Accepted, vec![lead_id]));
     // The lead is searchable (SQLite indexes the terms before the commit).
@@ -648,7 +682,7 @@ async fn queued_pushes_are_applied_later_in_order(env: Env) {
     assert_eq!(found.items.iter().map(|l| l.id).collect::<Vec<_>>(), [lead_id]);
 
     // Applying again changes nothing and answers what is stored.
-    let again = s.apply_queued_pushes(vec![(queued.push_id, first_result)]).await.expect("apply again");
+    let again = s.apply_queued_pushes(vec![queued_push(queued.push_id, first_result)]).await.expect("apply again");
     assert_eq!((again[0].outcome, again[0].leads[0].id), (PushOutcomeKind::Accepted, lead_id));
     assert_eq!(leads(s, &all_leads()).await.total, 2);
     assert_eq!(detail(s, lead_id).await.lead.fields["name"], "乙");
@@ -656,8 +690,13 @@ async fn queued_pushes_are_applied_later_in_order(env: Env) {
     let now = record(s, cards_push("a", hour(6), vec![card("c1", "v3")])).await;
     assert_eq!((now.outcome, now.leads.len()), (PushOutcomeKind::Accepted, 1));
     // A push that does not exist.
-    let missing = s.apply_queued_pushes(vec![(9_999_999, PushResult::Cards { cards: vec![], ignored: 0 })]).await;
+    let missing =
+        s.apply_queued_pushes(vec![queued_push(9_999_999, PushResult::Cards { cards: vec![], ignored: 0 })]).await;
     assert!(matches!(missing, Err(StoreError::NotFound(_))), "{missing:?}");
+}
+
+fn queued_push(push_id: i64, result: PushResult) -> QueuedPush {
+    QueuedPush { push_id, result, events: Vec::new() }
 }
 
 async fn list_pushes_filters_and_pages(env: Env) {
@@ -774,6 +813,7 @@ async fn replay_updates_the_push_and_applies_cards(env: Env) {
             lead_ids: vec![lead_id],
             replayed_at: Some(hour(5)),
             replay_count: 1,
+            query: None,
         }
     );
     let lead = detail(s, lead_id).await;

@@ -23,17 +23,20 @@ pub struct PushParams {
     token: Option<String>,
 }
 
-/// Decodes a body under a source's rules, into what the store keeps and, for the answer, the
-/// decoder's warnings (or why the body was refused). The cards move to the store, uncopied.
+/// Decodes a stored body (with the query string kept beside it) under a source's rules, into
+/// what the store keeps, the decoder's warnings (or why the body was refused) and, for a body
+/// without cards, its visitor's event. For a replay, a spooled push and a queued one.
 pub fn decode_for_store(
     source: &Source,
     body: &[u8],
     content_type: Option<&str>,
-) -> (PushResult, Result<Vec<String>, DecodeError>) {
-    // Issue #11: the source's vendor module decodes (replay: the signature was checked on arrival).
+    query: Option<&str>,
+) -> (PushResult, Result<Vec<String>, DecodeError>, Vec<xiansuo_domain::VisitorEvent>) {
+    // Issue #11: the source's vendor module decodes (the signature was checked on arrival).
+    let query: Vec<(String, String)> = form_urlencoded::parse(query.unwrap_or("").as_bytes()).into_owned().collect();
     let request =
-        xiansuo_push::vendors::Request { body, content_type, headers: &[], query: &[], now: xiansuo_domain::now() };
-    crate::sources::split(source.kind.vendor.decode(&request, &source.rules))
+        xiansuo_push::vendors::Request { body, content_type, headers: &[], query: &query, now: xiansuo_domain::now() };
+    crate::sources::decode_with_events(source, &request)
 }
 
 /// The answer to a push (and to a replay) whose body decoded.
@@ -110,6 +113,7 @@ pub async fn receive_push(
                     received_at,
                     content_type,
                     body: Vec::new(),
+                    query: crate::sources::kept_query(raw_query.as_deref()),
                     result: PushResult::Rejected { error },
                 })
                 .await?;
@@ -131,13 +135,15 @@ pub async fn receive_push(
     .await?;
     // Entries wait in the spool: this push queues behind them, so that cards land in order.
     if let Some(spool) = app.spool.as_ref().filter(|s| s.has_waiting()) {
-        return spooled(spool, source, received_at, content_type.as_deref(), &body, decoded).await;
+        return spooled(spool, source, received_at, content_type.as_deref(), raw_query.as_deref(), &body, decoded)
+            .await;
     }
     let push = NewPush {
         source: source.name.clone(),
         received_at,
         content_type: content_type.clone(),
         body: body.to_vec(),
+        query: crate::sources::kept_query(raw_query.as_deref()),
         result,
     };
     // Issue #11: the vendor's event id and its visitor's event, in the push's transaction (a body
@@ -167,6 +173,7 @@ pub async fn receive_push(
                 received_at,
                 content_type,
                 body: body.to_vec(),
+                query: crate::sources::kept_query(raw_query.as_deref()),
                 result: PushResult::Rejected { error: error.clone() },
             };
             let recorded = app.store.record_push(rejected).await?;
@@ -176,7 +183,8 @@ pub async fn receive_push(
         Err(StoreError::Unavailable(reason)) if app.spool.is_some() => {
             tracing::warn!(error = %reason, "database unavailable: the push goes to the spool");
             let spool = app.spool.as_ref().ok_or(ApiError::Store(StoreError::Unavailable(reason)))?;
-            return spooled(spool, source, received_at, content_type.as_deref(), &body, decoded).await;
+            return spooled(spool, source, received_at, content_type.as_deref(), raw_query.as_deref(), &body, decoded)
+                .await;
         }
         Err(e) => return Err(e.into()),
     };
@@ -201,10 +209,12 @@ async fn spooled(
     source: &Source,
     received_at: xiansuo_domain::Instant,
     content_type: Option<&str>,
+    raw_query: Option<&str>,
     body: &[u8],
     decoded: Result<Vec<String>, DecodeError>,
 ) -> Result<Response, ApiError> {
-    let id = spool.append(&source.name, received_at, content_type, body).await.map_err(|e| {
+    let query = crate::sources::kept_query(raw_query);
+    let id = spool.append(&source.name, received_at, content_type, query.as_deref(), body).await.map_err(|e| {
         tracing::error!(error = %e, "the spool cannot be written");
         ApiError::Store(StoreError::Unavailable(e))
     })?;
@@ -257,7 +267,8 @@ pub async fn replay(
         // A refusal kept without its body (over max_body_bytes), or an empty body: nothing to decode.
         return Err(ApiError::Conflict(format!("push {push_id} has no stored body to replay")));
     }
-    let (result, decoded) = decode_for_store(source, &entry.body, entry.content_type.as_deref());
+    let (result, decoded, _) =
+        decode_for_store(source, &entry.body, entry.content_type.as_deref(), entry.query.as_deref());
     let recorded = app.store.replay_push(push_id, result, xiansuo_domain::now()).await?;
     Ok((recorded, decoded))
 }

@@ -137,20 +137,40 @@ pub async fn decode_request(
                     received_at,
                     content_type: content_type.map(str::to_string),
                     body: body.to_vec(),
+                    query: kept_query(raw_query),
                     result: PushResult::Rejected { error },
                 })
                 .await?;
             return Err(ApiError::BadSignature { error: reason, push_id: recorded.push_id });
         }
     }
-    let decoded = vendor.decode(&request, &source.rules);
+    let (result, decoded, events) = decode_with_events(source, &request);
+    let extra = VendorPush { event_id: vendor.event_id(&request), events };
+    Ok((result, decoded, extra))
+}
+
+/// A request's cards (what the store keeps, and the warnings or the refusal for the answer) and,
+/// when it carries no card, the visitor's event it reports (a 七鱼 session end, say).
+pub fn decode_with_events(
+    source: &Source,
+    request: &Request,
+) -> (PushResult, Result<Vec<String>, DecodeError>, Vec<xiansuo_domain::VisitorEvent>) {
+    let vendor = source.kind.vendor.as_ref();
+    let decoded = vendor.decode(request, &source.rules);
     let events = match &decoded {
-        Ok(d) if d.accepted() == 0 => vendor.visitor_event(&request).into_iter().collect(),
+        Ok(d) if d.accepted() == 0 => vendor.visitor_event(request).into_iter().collect(),
         _ => Vec::new(),
     };
-    let extra = VendorPush { event_id: vendor.event_id(&request), events };
     let (result, decoded) = split(decoded);
-    Ok((result, decoded, extra))
+    (result, decoded, events)
+}
+
+/// The query string kept with a push: its pairs but the token (which the push log must not
+/// show); `None` when nothing is left.
+pub fn kept_query(raw_query: Option<&str>) -> Option<String> {
+    let pairs = form_urlencoded::parse(raw_query.unwrap_or("").as_bytes()).filter(|(k, _)| k != "token");
+    let kept = form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
+    (!kept.is_empty()).then_some(kept)
 }
 
 /// The answer to a resent event (an event id the source has stored): a success, as the first

@@ -24,6 +24,9 @@ struct Header {
     source: String,
     received_at_ms: i64,
     content_type: Option<String>,
+    /// The query string without its token (entries written before it was kept have none).
+    #[serde(default)]
+    query: Option<String>,
 }
 
 pub struct Spool {
@@ -77,6 +80,7 @@ impl Spool {
         source: &str,
         received_at: Instant,
         content_type: Option<&str>,
+        query: Option<&str>,
         body: &[u8],
     ) -> Result<String, String> {
         let _turn = self.lock.lock().await;
@@ -86,6 +90,7 @@ impl Spool {
             source: source.to_string(),
             received_at_ms: received_at.timestamp_millis(),
             content_type: content_type.map(str::to_string),
+            query: query.map(str::to_string),
         };
         let mut bytes = serde_json::to_vec(&header).map_err(|e| e.to_string())?;
         bytes.push(b'\n');
@@ -137,7 +142,7 @@ impl Spool {
         let body = bytes.get(split + 1..).unwrap_or_default();
         let received_at = chrono::DateTime::from_timestamp_millis(header.received_at_ms).unwrap_or_default();
         let result = match app.sources.get(&header.source) {
-            Some(source) => decode_for_store(source, body, header.content_type.as_deref()).0,
+            Some(source) => decode_for_store(source, body, header.content_type.as_deref(), header.query.as_deref()).0,
             None => PushResult::Rejected {
                 error: format!("the source \"{}\" is no longer configured; add it back and replay", header.source),
             },
@@ -147,6 +152,7 @@ impl Spool {
             received_at,
             content_type: header.content_type.clone(),
             body: body.to_vec(),
+            query: header.query.clone(),
             result,
         };
         let recorded = match app.store.record_spooled_push(name, push(result)).await {

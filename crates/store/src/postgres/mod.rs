@@ -59,6 +59,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (19, "plpgsql_triggers", include_str!("migrations/0019_plpgsql_triggers.sql")),
     (20, "search_terms_per_batch", include_str!("migrations/0020_search_terms_per_batch.sql")),
     (21, "deliveries_by_event", include_str!("migrations/0021_deliveries_by_event.sql")),
+    (22, "push_query", include_str!("migrations/0022_push_query.sql")),
 ];
 
 /// Any number: the advisory lock that serializes migrations of processes starting together.
@@ -295,7 +296,7 @@ fn event_from_row(row: &Row) -> Result<Option<LeadEvent>, StoreError> {
 
 const PUSH_SELECT: &str = "p.id, p.source, p.received_at, p.content_type, p.body, p.outcome, p.error, p.accepted,
     p.ignored, p.replayed_at, p.replay_count,
-    ARRAY(SELECT pl.lead_id FROM push_leads pl WHERE pl.push_id = p.id ORDER BY pl.lead_id)";
+    ARRAY(SELECT pl.lead_id FROM push_leads pl WHERE pl.push_id = p.id ORDER BY pl.lead_id), p.query";
 
 fn push_from_row(row: &Row) -> Result<PushEntry, StoreError> {
     Ok(PushEntry {
@@ -311,6 +312,7 @@ fn push_from_row(row: &Row) -> Result<PushEntry, StoreError> {
         replayed_at: row.try_get(9)?,
         replay_count: row.try_get(10)?,
         lead_ids: row.try_get(11)?,
+        query: row.try_get(12)?,
     })
 }
 
@@ -576,18 +578,18 @@ impl Store for PostgresStore {
         self.submit(Write::Replay { push_id, result, at }).await?.into_push()
     }
 
-    async fn apply_queued_pushes(&self, pushes: Vec<(i64, PushResult)>) -> Result<Vec<PushRecorded>, StoreError> {
+    async fn apply_queued_pushes(&self, pushes: Vec<crate::QueuedPush>) -> Result<Vec<PushRecorded>, StoreError> {
         self.submit(Write::ApplyQueued(pushes)).await?.into_pushes()
     }
 
-    async fn queued_pushes(&self, after: i64, limit: u32) -> Result<Vec<PushEntry>, StoreError> {
+    async fn queued_pushes(&self, limit: u32) -> Result<Vec<PushEntry>, StoreError> {
         let client = self.client().await?;
         let stmt = client
             .prepare_cached(&format!(
-                "SELECT {PUSH_SELECT} FROM pushes p WHERE p.outcome = 'queued' AND p.id > $1 ORDER BY p.id LIMIT $2"
+                "SELECT {PUSH_SELECT} FROM pushes p WHERE p.outcome = 'queued' ORDER BY p.id LIMIT $1"
             ))
             .await?;
-        client.query(&stmt, &[&after, &i64::from(limit)]).await?.iter().map(push_from_row).collect()
+        client.query(&stmt, &[&i64::from(limit)]).await?.iter().map(push_from_row).collect()
     }
 
     fn queueing(&self) -> &crate::write::Queueing {

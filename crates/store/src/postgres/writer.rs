@@ -20,11 +20,11 @@ use crate::query::summarize;
 use crate::reports::{DAYS_COLUMNS, FOLD_UPSERT, FoldSchedule, pending_days};
 use crate::write::{
     Apply, Job, MAX_BATCH, NewLeadTally, QUEUED_WAITING, Queueing, ScoreRow, ScoringCell, Write, Written,
-    change_detail, contact_kind, duplicate_change, filled_by_merge, millis, plan_merge, plan_update, queued_conflict,
-    rescore,
+    change_detail, contact_kind, duplicate_change, filled_by_merge, has_cards, millis, plan_merge, plan_update,
+    queued_conflict, rescore,
 };
 use crate::{Actor, LeadUpdate, UserChange};
-use crate::{LeadWritten, NewPush, PushRecorded, PushResult, StoreError, VendorPush, VendorRecorded};
+use crate::{LeadWritten, NewPush, PushRecorded, PushResult, QueuedPush, StoreError, VendorPush, VendorRecorded};
 
 /// Attempts of one batch that keeps losing conflicts to other processes.
 const ATTEMPTS: u32 = 5;
@@ -263,7 +263,7 @@ async fn write_batch(
 
 async fn apply(tx: &Transaction<'_>, write: &Write, scoring: &Scoring, queue: bool) -> Result<Written, Failure> {
     match write {
-        Write::Push(push) => record_push(tx, push, scoring, queue).await.map(Written::Push),
+        Write::Push(push) => record_push(tx, push, scoring, queue && has_cards(push)).await.map(Written::Push),
         Write::VendorPush { push, vendor } => {
             record_vendor_push(tx, push, vendor, scoring, queue).await.map(Written::VendorPush)
         }
@@ -280,7 +280,7 @@ async fn apply(tx: &Transaction<'_>, write: &Write, scoring: &Scoring, queue: bo
             if let Some(row) = tx.query_opt("SELECT id FROM pushes WHERE spool_id = $1", &[spool_id]).await? {
                 return stored_push(tx, row.try_get(0)?).await.map(Written::Push);
             }
-            let recorded = record_push(tx, push, scoring, queue).await?;
+            let recorded = record_push(tx, push, scoring, queue && has_cards(push)).await?;
             tx.execute("UPDATE pushes SET spool_id = $2 WHERE id = $1", &[&recorded.push_id, spool_id]).await?;
             Ok(Written::Push(recorded))
         }
@@ -289,8 +289,8 @@ async fn apply(tx: &Transaction<'_>, write: &Write, scoring: &Scoring, queue: bo
         }
         Write::ApplyQueued(pushes) => {
             let mut applied = Vec::with_capacity(pushes.len());
-            for (push_id, result) in pushes {
-                applied.push(apply_queued(tx, *push_id, result, scoring).await?);
+            for push in pushes {
+                applied.push(apply_queued(tx, push, scoring).await?);
             }
             Ok(Written::Pushes(applied))
         }
@@ -450,21 +450,20 @@ async fn update_lead(
     Ok(Written::Event(LeadEvent { id: row.try_get(0)?, lead_id, at, user_id: Some(by.user_id), change }))
 }
 
-/// `queue`: a push with cards is only kept (outcome `queued`); [`apply_queued`] builds its leads.
+/// `queued`: the push is only kept (outcome `queued`); [`apply_queued`] builds its leads.
 async fn record_push(
     tx: &Transaction<'_>,
     push: &NewPush,
     scoring: &Scoring,
-    queue: bool,
+    queued: bool,
 ) -> Result<PushRecorded, Failure> {
     let (outcome, error, accepted, ignored) = summarize(&push.result);
-    let queued = queue && outcome == PushOutcomeKind::Accepted;
     let outcome = if queued { PushOutcomeKind::Queued } else { outcome };
     let received_at = millis(push.received_at);
     let stmt = tx
         .prepare_cached(
-            "INSERT INTO pushes (source, received_at, content_type, body, outcome, error, accepted, ignored)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+            "INSERT INTO pushes (source, received_at, content_type, body, outcome, error, accepted, ignored, query)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
         )
         .await?;
     let row = tx
@@ -479,6 +478,7 @@ async fn record_push(
                 &error,
                 &(accepted as i64),
                 &(ignored as i64),
+                &push.query,
             ],
         )
         .await?;
@@ -528,7 +528,9 @@ async fn record_vendor_push(
             }
         }
     }
-    let recorded = record_push(tx, push, scoring, queue).await?;
+    // Issue #8: a visitor's event queues too (its lead may be among the queued pushes).
+    let queued = queue && (has_cards(push) || !vendor.events.is_empty());
+    let recorded = record_push(tx, push, scoring, queued).await?;
     if let Some(event_id) = &vendor.event_id {
         let stmt = tx
             .prepare_cached(
@@ -537,22 +539,38 @@ async fn record_vendor_push(
             .await?;
         tx.execute(&stmt, &[&push.source, event_id, &recorded.push_id, &received_at]).await?;
     }
+    let events = if queued {
+        Vec::new()
+    } else {
+        record_visitor_events(tx, &push.source, recorded.push_id, received_at, &vendor.events).await?
+    };
+    Ok(VendorRecorded { recorded, retry: false, events })
+}
+
+/// Issue #11: visitors' events into the timelines of their leads (those that have one).
+async fn record_visitor_events(
+    tx: &Transaction<'_>,
+    source: &str,
+    push_id: i64,
+    at: Instant,
+    visitor_events: &[xiansuo_domain::VisitorEvent],
+) -> Result<Vec<LeadEvent>, Failure> {
     let mut events = Vec::new();
-    for e in &vendor.events {
+    for e in visitor_events {
         let stmt = tx
             .prepare_cached("SELECT id FROM leads WHERE source = $1 AND company_id = $2 AND visitor_static_id = $3")
             .await?;
-        if let Some(row) = tx.query_opt(&stmt, &[&push.source, &e.company_id, &e.visitor_id]).await? {
+        if let Some(row) = tx.query_opt(&stmt, &[&source, &e.company_id, &e.visitor_id]).await? {
             let change = LeadChange::VendorEvent {
                 vendor: e.vendor.clone(),
                 event: e.event.clone(),
                 text: e.text.clone(),
-                push_id: recorded.push_id,
+                push_id,
             };
-            events.push(record_event(tx, row.try_get(0)?, None, &change, received_at).await?);
+            events.push(record_event(tx, row.try_get(0)?, None, &change, at).await?);
         }
     }
-    Ok(VendorRecorded { recorded, retry: false, events })
+    Ok(events)
 }
 
 /// What a push stored, read back (a spool entry drained a second time).
@@ -609,12 +627,8 @@ async fn replay_push(
 /// Issue #8: builds a queued push's leads from its cards (decoded again from the stored body),
 /// as if it had just arrived — the leads are received when the push was — and sets its outcome.
 /// A push no longer queued (applied already) is answered as stored: applying is idempotent.
-async fn apply_queued(
-    tx: &Transaction<'_>,
-    push_id: i64,
-    result: &PushResult,
-    scoring: &Scoring,
-) -> Result<PushRecorded, Failure> {
+async fn apply_queued(tx: &Transaction<'_>, push: &QueuedPush, scoring: &Scoring) -> Result<PushRecorded, Failure> {
+    let QueuedPush { push_id, ref result, ref events } = *push;
     let (outcome, error, accepted, ignored) = summarize(result);
     let stmt = tx
         .prepare_cached(
@@ -633,6 +647,7 @@ async fn apply_queued(
     let (source, received): (String, Instant) = (row.try_get(0)?, row.try_get(1)?);
     let how = Apply { push_id, source: &source, received, at: received, fill_only: false };
     let leads = store_cards(tx, &how, result, scoring).await?;
+    record_visitor_events(tx, &source, push_id, received, events).await?;
     Ok(PushRecorded { push_id, outcome, accepted, ignored, leads })
 }
 

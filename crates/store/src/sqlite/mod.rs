@@ -59,6 +59,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (19, "plpgsql_triggers", include_str!("migrations/0019_plpgsql_triggers.sql")),
     (20, "search_terms_per_batch", include_str!("migrations/0020_search_terms_per_batch.sql")),
     (21, "deliveries_by_event", include_str!("migrations/0021_deliveries_by_event.sql")),
+    (22, "push_query", include_str!("migrations/0022_push_query.sql")),
 ];
 
 /// Read connections kept open between requests.
@@ -492,7 +493,8 @@ fn lead_from_row(row: &Row) -> rusqlite::Result<Lead> {
 
 const PUSH_SELECT: &str = "p.id, p.source, p.received_at, p.content_type, p.body, p.outcome, p.error, p.accepted,
     p.ignored, p.replayed_at, p.replay_count,
-    (SELECT json_group_array(lead_id) FROM (SELECT lead_id FROM push_leads WHERE push_id = p.id ORDER BY lead_id))";
+    (SELECT json_group_array(lead_id) FROM (SELECT lead_id FROM push_leads WHERE push_id = p.id ORDER BY lead_id)),
+    p.query";
 
 fn push_from_row(row: &Row) -> rusqlite::Result<PushEntry> {
     let lead_ids: Option<String> = row.get(11)?;
@@ -509,6 +511,7 @@ fn push_from_row(row: &Row) -> rusqlite::Result<PushEntry> {
         replayed_at: row.get::<_, Option<i64>>(9)?.map(instant),
         replay_count: row.get(10)?,
         lead_ids: lead_ids.and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default(),
+        query: row.get(12)?,
     })
 }
 
@@ -684,17 +687,17 @@ impl Store for SqliteStore {
         self.submit(Write::Replay { push_id, result, at }).await?.into_push()
     }
 
-    async fn apply_queued_pushes(&self, pushes: Vec<(i64, PushResult)>) -> Result<Vec<PushRecorded>, StoreError> {
+    async fn apply_queued_pushes(&self, pushes: Vec<crate::QueuedPush>) -> Result<Vec<PushRecorded>, StoreError> {
         self.submit(Write::ApplyQueued(pushes)).await?.into_pushes()
     }
 
-    async fn queued_pushes(&self, after: i64, limit: u32) -> Result<Vec<PushEntry>, StoreError> {
+    async fn queued_pushes(&self, limit: u32) -> Result<Vec<PushEntry>, StoreError> {
         self.read(move |conn| {
             Ok(conn
                 .prepare_cached(&format!(
-                    "SELECT {PUSH_SELECT} FROM pushes p WHERE p.outcome = 'queued' AND p.id > ?1 ORDER BY p.id LIMIT ?2"
+                    "SELECT {PUSH_SELECT} FROM pushes p WHERE p.outcome = 'queued' ORDER BY p.id LIMIT ?1"
                 ))?
-                .query_map(rusqlite::params![after, limit], push_from_row)?
+                .query_map([limit], push_from_row)?
                 .collect::<rusqlite::Result<Vec<_>>>()?)
         })
         .await

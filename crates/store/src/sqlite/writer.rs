@@ -18,10 +18,10 @@ use crate::query::summarize;
 use crate::reports::{DAYS_COLUMNS, FOLD_UPSERT, FoldSchedule, pending_days};
 use crate::write::{
     Apply, Job, MAX_BATCH, NewLeadTally, QUEUED_WAITING, Queueing, ScoreRow, ScoringCell, Write, Written,
-    change_detail, duplicate_change, filled_by_merge, plan_merge, plan_update, queued_conflict, rescore,
+    change_detail, duplicate_change, filled_by_merge, has_cards, plan_merge, plan_update, queued_conflict, rescore,
 };
 use crate::{
-    Actor, LeadUpdate, LeadWritten, NewPush, PushRecorded, PushResult, StoreError, UserChange, VendorPush,
+    Actor, LeadUpdate, LeadWritten, NewPush, PushRecorded, PushResult, QueuedPush, StoreError, UserChange, VendorPush,
     VendorRecorded,
 };
 
@@ -241,7 +241,7 @@ pub(super) fn index_pending_terms(conn: &Connection) -> Result<(), StoreError> {
 
 fn apply(conn: &Connection, write: &Write, scoring: &Scoring, queue: bool) -> Result<Written, StoreError> {
     match write {
-        Write::Push(push) => record_push(conn, push, scoring, queue).map(Written::Push),
+        Write::Push(push) => record_push(conn, push, scoring, queue && has_cards(push)).map(Written::Push),
         Write::VendorPush { push, vendor } => {
             record_vendor_push(conn, push, vendor, scoring, queue).map(Written::VendorPush)
         }
@@ -261,17 +261,15 @@ fn apply(conn: &Connection, write: &Write, scoring: &Scoring, queue: bool) -> Re
             if let Some(push_id) = stored {
                 return stored_push(conn, push_id).map(Written::Push);
             }
-            let recorded = record_push(conn, push, scoring, queue)?;
+            let recorded = record_push(conn, push, scoring, queue && has_cards(push))?;
             conn.prepare_cached("UPDATE pushes SET spool_id = ?2 WHERE id = ?1")?
                 .execute(params![recorded.push_id, spool_id])?;
             Ok(Written::Push(recorded))
         }
         Write::Replay { push_id, result, at } => replay_push(conn, *push_id, result, *at, scoring).map(Written::Push),
-        Write::ApplyQueued(pushes) => pushes
-            .iter()
-            .map(|(push_id, result)| apply_queued(conn, *push_id, result, scoring))
-            .collect::<Result<_, _>>()
-            .map(Written::Pushes),
+        Write::ApplyQueued(pushes) => {
+            pushes.iter().map(|push| apply_queued(conn, push, scoring)).collect::<Result<_, _>>().map(Written::Pushes)
+        }
         Write::MergeLeads { keep, merge, by, at } => {
             merge_leads(conn, *keep, *merge, *by, *at, scoring).map(Written::Event)
         }
@@ -456,14 +454,13 @@ fn ms(t: Instant) -> i64 {
     t.timestamp_millis()
 }
 
-/// `queue`: a push with cards is only kept (outcome `queued`); [`apply_queued`] builds its leads.
-fn record_push(conn: &Connection, push: &NewPush, scoring: &Scoring, queue: bool) -> Result<PushRecorded, StoreError> {
+/// `queued`: the push is only kept (outcome `queued`); [`apply_queued`] builds its leads.
+fn record_push(conn: &Connection, push: &NewPush, scoring: &Scoring, queued: bool) -> Result<PushRecorded, StoreError> {
     let (outcome, error, accepted, ignored) = summarize(&push.result);
-    let queued = queue && outcome == PushOutcomeKind::Accepted;
     let outcome = if queued { PushOutcomeKind::Queued } else { outcome };
     conn.prepare_cached(
-        "INSERT INTO pushes (source, received_at, content_type, body, outcome, error, accepted, ignored)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO pushes (source, received_at, content_type, body, outcome, error, accepted, ignored, query)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
         push.source,
@@ -473,7 +470,8 @@ fn record_push(conn: &Connection, push: &NewPush, scoring: &Scoring, queue: bool
         outcome.as_str(),
         error,
         accepted as i64,
-        ignored as i64
+        ignored as i64,
+        push.query
     ])?;
     let push_id = conn.last_insert_rowid();
     // Issue #11: the push's relays, in its transaction.
@@ -519,30 +517,48 @@ fn record_vendor_push(
             }
         }
     }
-    let recorded = record_push(conn, push, scoring, queue)?;
+    // Issue #8: a visitor's event queues too (its lead may be among the queued pushes).
+    let queued = queue && (has_cards(push) || !vendor.events.is_empty());
+    let recorded = record_push(conn, push, scoring, queued)?;
     if let Some(event_id) = &vendor.event_id {
         conn.prepare_cached(
             "UPDATE vendor_events SET push_id = ?3, received_at = ?4 WHERE source = ?1 AND event_id = ?2",
         )?
         .execute(params![push.source, event_id, recorded.push_id, ms(push.received_at)])?;
     }
+    let events = if queued {
+        Vec::new()
+    } else {
+        record_visitor_events(conn, &push.source, recorded.push_id, push.received_at, &vendor.events)?
+    };
+    Ok(VendorRecorded { recorded, retry: false, events })
+}
+
+/// Issue #11: visitors' events into the timelines of their leads (those that have one).
+fn record_visitor_events(
+    conn: &Connection,
+    source: &str,
+    push_id: i64,
+    at: Instant,
+    visitor_events: &[xiansuo_domain::VisitorEvent],
+) -> Result<Vec<LeadEvent>, StoreError> {
     let mut events = Vec::new();
-    for e in &vendor.events {
+    for e in visitor_events {
         let lead: Option<i64> = conn
             .prepare_cached("SELECT id FROM leads WHERE source = ?1 AND company_id = ?2 AND visitor_static_id = ?3")?
-            .query_row(params![push.source, e.company_id, e.visitor_id], |r| r.get(0))
+            .query_row(params![source, e.company_id, e.visitor_id], |r| r.get(0))
             .optional()?;
         if let Some(lead_id) = lead {
             let change = LeadChange::VendorEvent {
                 vendor: e.vendor.clone(),
                 event: e.event.clone(),
                 text: e.text.clone(),
-                push_id: recorded.push_id,
+                push_id,
             };
-            events.push(record_event(conn, lead_id, None, &change, push.received_at)?);
+            events.push(record_event(conn, lead_id, None, &change, at)?);
         }
     }
-    Ok(VendorRecorded { recorded, retry: false, events })
+    Ok(events)
 }
 
 /// What a push stored, read back (a spool entry drained a second time).
@@ -599,12 +615,8 @@ fn push_state(conn: &Connection, push_id: i64) -> Result<(String, i64, String), 
 /// Issue #8: builds a queued push's leads from its cards (decoded again from the stored body),
 /// as if it had just arrived — the leads are received when the push was — and sets its outcome.
 /// A push no longer queued (applied already) is answered as stored: applying is idempotent.
-fn apply_queued(
-    conn: &Connection,
-    push_id: i64,
-    result: &PushResult,
-    scoring: &Scoring,
-) -> Result<PushRecorded, StoreError> {
+fn apply_queued(conn: &Connection, push: &QueuedPush, scoring: &Scoring) -> Result<PushRecorded, StoreError> {
+    let QueuedPush { push_id, ref result, ref events } = *push;
     let (source, received, outcome) = push_state(conn, push_id)?;
     if outcome != PushOutcomeKind::Queued.as_str() {
         return stored_push(conn, push_id);
@@ -615,6 +627,7 @@ fn apply_queued(
     let received = instant_of(received);
     let how = Apply { push_id, source: &source, received, at: received, fill_only: false };
     let leads = store_cards(conn, &how, result, scoring)?;
+    record_visitor_events(conn, &source, push_id, received, events)?;
     Ok(PushRecorded { push_id, outcome, accepted, ignored, leads })
 }
 
