@@ -400,8 +400,9 @@ pub trait Store: outbox::Outbox + Send + Sync + 'static {
     /// answered as stored. Returns after the commit.
     async fn apply_queued_pushes(&self, pushes: Vec<QueuedPush>) -> Result<Vec<PushRecorded>, StoreError>;
 
-    /// Issue #8: up to `limit` queued pushes, oldest first, with their bodies.
-    async fn queued_pushes(&self, limit: u32) -> Result<Vec<PushEntry>, StoreError>;
+    /// Issue #8: up to `limit` queued pushes, oldest first, with their bodies; but those in
+    /// `except` (being applied).
+    async fn queued_pushes(&self, limit: u32, except: &[i64]) -> Result<Vec<PushEntry>, StoreError>;
 
     /// Issue #8: when the writer queues pushes rather than building their leads at once.
     fn queueing(&self) -> &Queueing;

@@ -1,7 +1,7 @@
 //! The writes a backend's single writer performs, shared by the backends so that each only
 //! says how to apply one write and how to commit a batch.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use tokio::sync::oneshot;
 use xiansuo_domain::{
@@ -188,20 +188,21 @@ impl Written {
 #[derive(Debug)]
 pub struct Queueing {
     above: AtomicUsize,
-    /// When a batch last held more than `max(above, BURST_FLOOR)` pushes, in ms since `epoch`
-    /// plus one (0: never). A monotonic clock: a clock set back does not prolong a burst.
+    /// When a batch last queued because it held more than `above` pushes: for a second after,
+    /// every push queues, so that none overtakes those queued by another PostgreSQL writer's
+    /// batch not yet committed. In ms since `epoch`, plus one (0: never).
+    last_over: AtomicU64,
+    /// When a batch last held more than `max(above, BURST_FLOOR)` pushes that did not pile up
+    /// behind the applier's own write: the applier slows down for a second after.
     last_burst: AtomicU64,
+    /// A monotonic clock: a wall clock set back prolongs nothing.
     epoch: std::time::Instant,
-    /// Whether the last batch applied queued pushes: the pushes that waited behind it are the
-    /// applier's doing, not a burst.
-    applied_last: AtomicBool,
 }
 
-/// How long after the last over-full batch the writer counts as being in a burst (and queues
-/// every push, so that no push overtakes those queued by another writer's batch).
-const BURST_LASTS: std::time::Duration = std::time::Duration::from_secs(1);
-/// A batch counts as a burst only past this many pushes, whatever `above` (with `above` 0 every
-/// push queues, but the applier slows down only in a real burst).
+/// How long the windows of [`Queueing`] last after the batch that opened them.
+const WINDOW: std::time::Duration = std::time::Duration::from_secs(1);
+/// A batch slows the applier down only past this many pushes, whatever `above` (with `above` 0
+/// every push queues, but the applier gives way only in a real burst).
 const BURST_FLOOR: usize = 16;
 /// `above` of a store that never queues.
 const NEVER: usize = usize::MAX;
@@ -212,9 +213,9 @@ impl Default for Queueing {
     fn default() -> Self {
         Queueing {
             above: AtomicUsize::new(NEVER),
+            last_over: AtomicU64::new(0),
             last_burst: AtomicU64::new(0),
             epoch: std::time::Instant::now(),
-            applied_last: AtomicBool::new(false),
         }
     }
 }
@@ -226,32 +227,48 @@ impl Queueing {
     }
 
     /// What the batch's pushes need: `None`, nothing to decide (no push, or a store that never
-    /// queues); `Some(true)`, queued: the batch holds more than `above` pushes with cards, or a
-    /// burst is under way; `Some(false)`, queued only if pushes queued earlier still wait (the
-    /// backend asks the database, within the batch's transaction, as [`QUEUED_WAITING`]).
-    pub fn burst(&self, batch: &[Job]) -> Option<bool> {
+    /// queues); `Some(true)`, queued: the batch holds more than `above` pushes with cards, or did
+    /// another in the last second; `Some(false)`, queued only if pushes queued earlier still wait
+    /// (the backend asks the database, within the batch's transaction, as [`QUEUED_WAITING`]).
+    /// `after_apply`: the writer's previous batch applied queued pushes (see [`Queueing::in_burst`]).
+    pub fn burst(&self, batch: &[Job], after_apply: bool) -> Option<bool> {
         let above = self.above.load(Ordering::Relaxed);
-        let applies = batch.iter().any(|job| matches!(job.write, Write::ApplyQueued(_)));
-        let after_apply = self.applied_last.swap(applies, Ordering::Relaxed);
         let is_push = |w: &Write| matches!(w, Write::Push(_) | Write::VendorPush { .. } | Write::SpooledPush { .. });
         if above == NEVER || !batch.iter().any(|job| is_push(&job.write)) {
             return None;
         }
         let pushes = batch.iter().filter(|job| carries_cards(&job.write)).count();
-        if pushes > above.max(BURST_FLOOR) && !after_apply {
-            let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
-            self.last_burst.store(now + 1, Ordering::Relaxed);
+        let over = pushes > above;
+        if over {
+            self.last_over.store(self.now(), Ordering::Relaxed);
         }
-        Some(pushes > above || self.in_burst())
+        if pushes > above.max(BURST_FLOOR) && !after_apply {
+            self.last_burst.store(self.now(), Ordering::Relaxed);
+        }
+        Some(over || self.within(&self.last_over))
     }
 
-    /// Whether a batch held more pushes than a burst's in the last second: the applier then
-    /// leaves the writer to the arriving pushes but for a trickle.
+    /// Whether a burst (a batch of more than `max(above, 16)` pushes, not piled up behind the
+    /// applier's own write) came in the last second: the applier then leaves the writer to the
+    /// arriving pushes but for a trickle.
     pub fn in_burst(&self) -> bool {
-        let last = self.last_burst.load(Ordering::Relaxed);
-        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
-        last > 0 && now < last - 1 + BURST_LASTS.as_millis() as u64
+        self.within(&self.last_burst)
     }
+
+    /// Ms since `epoch`, plus one (0 means never).
+    fn now(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1).saturating_add(1)
+    }
+
+    fn within(&self, mark: &AtomicU64) -> bool {
+        let at = mark.load(Ordering::Relaxed);
+        at > 0 && self.now() < at.saturating_add(WINDOW.as_millis() as u64)
+    }
+}
+
+/// Whether a batch applies queued pushes: the pushes that pile up behind it are no burst.
+pub fn applies_queued(batch: &[Job]) -> bool {
+    batch.iter().any(|job| matches!(job.write, Write::ApplyQueued(_)))
 }
 
 /// Whether any push waits in the queue (both backends; the pushes' outcome index answers it).
@@ -559,5 +576,70 @@ impl ScoringCell {
 
     pub fn get(&self) -> std::sync::Arc<Scoring> {
         self.0.read().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(write: Write) -> Job {
+        Job { write, reply: oneshot::channel().0 }
+    }
+
+    fn push_with(cards: usize) -> Job {
+        job(Write::Push(NewPush {
+            source: "s".into(),
+            received_at: chrono::Utc::now(),
+            content_type: None,
+            body: Vec::new(),
+            query: None,
+            result: PushResult::Cards { cards: vec![Card::default(); cards], ignored: 0 },
+        }))
+    }
+
+    fn pushes(n: usize) -> Vec<Job> {
+        (0..n).map(|_| push_with(1)).collect()
+    }
+
+    #[test]
+    fn a_store_that_never_queues_decides_nothing() {
+        let q = Queueing::default();
+        assert_eq!(q.burst(&pushes(600), false), None);
+        assert!(!q.in_burst());
+    }
+
+    #[test]
+    fn an_over_full_batch_queues_and_opens_the_window() {
+        let q = Queueing::default();
+        q.set_above(4);
+        // No push: nothing to decide.
+        assert_eq!(q.burst(&[job(Write::FoldReports)], false), None);
+        // Few pushes: queued only if some wait (asked of the database).
+        assert_eq!(q.burst(&pushes(4), false), Some(false));
+        // More than `above`: queued, and for a second every push queues...
+        assert_eq!(q.burst(&pushes(5), false), Some(true));
+        assert_eq!(q.burst(&pushes(1), false), Some(true));
+        // ... but 5 is no burst for the applier (under BURST_FLOOR).
+        assert!(!q.in_burst());
+        assert_eq!(q.burst(&pushes(17), false), Some(true));
+        assert!(q.in_burst());
+        // Pushes without cards do not count.
+        let q = Queueing::default();
+        q.set_above(0);
+        assert_eq!(q.burst(&[push_with(0)], false), Some(false));
+        assert_eq!(q.burst(&[push_with(2)], false), Some(true));
+    }
+
+    #[test]
+    fn pushes_piled_up_behind_the_applier_are_no_burst() {
+        let q = Queueing::default();
+        q.set_above(16);
+        assert_eq!(q.burst(&pushes(40), true), Some(true), "still queued");
+        assert!(!q.in_burst(), "but the applier keeps going");
+        assert_eq!(q.burst(&pushes(40), false), Some(true));
+        assert!(q.in_burst());
+        assert!(applies_queued(&[job(Write::ApplyQueued(Vec::new()))]));
+        assert!(!applies_queued(&pushes(2)));
     }
 }

@@ -7,35 +7,64 @@
 //! takes. The queue is the push log itself: a restart finds the queued pushes there and goes on.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use xiansuo_store::{PushEntry, PushRecorded, PushResult, QueuedPush, StoreError};
 
 use crate::AppState;
 use crate::push::decode_for_store;
 
-/// Queued pushes applied in one write when no burst is under way. Big, because each write
-/// commits once: a lead's index pages are shared with its neighbours' in the batch.
-const CHUNK: usize = 256;
+/// Queued pushes applied in one write when no burst is under way: as many as the writer builds
+/// in about [`CHUNK_TIME`] (pushes arriving meanwhile wait that long behind it), between
+/// [`CHUNK_IN_BURST`] and this. Many, because each write commits once: a lead's index pages are
+/// shared with its neighbours' in the batch.
+const CHUNK: u32 = 256;
+const CHUNK_TIME: Duration = Duration::from_millis(50);
+/// … and at most this many bytes of bodies (pushes of up to `max_body_bytes` each), at least one.
+const CHUNK_BYTES: usize = 8 << 20;
 /// While a burst lasts: this many per write, then a pause. About 80 pushes a second, a few
 /// per cent of a core: leads still appear, and the arriving pushes keep the writer.
-const CHUNK_IN_BURST: usize = 8;
+const CHUNK_IN_BURST: u32 = 8;
 const PAUSE_IN_BURST: Duration = Duration::from_millis(100);
 /// How long the task sleeps with nothing queued when nobody wakes it (pushes queued by another
 /// instance on the same PostgreSQL database, say).
 const IDLE_CHECK: Duration = Duration::from_secs(1);
 /// After the database failed.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
-/// A push whose leads fail to build this many times in a row, alone and with the database
-/// answering, is kept as rejected (with the error) rather than holding up every push behind it.
+/// A push whose leads fail to build alone, with the database answering, on this many tries
+/// each at least [`STRIKE_SPACING`] after the last (over two minutes, so that a passing
+/// failure — a lock held, a disk briefly full — rejects nothing), is kept as rejected with the
+/// error rather than holding up every push behind it.
 const STRIKES: u32 = 3;
+const STRIKE_SPACING: Duration = Duration::from_secs(60);
+
+/// Pushes that failed alone: how many counted failures, and when the last was counted.
+type Strikes = HashMap<i64, (u32, Option<Instant>)>;
+
+/// What the task keeps between chunks.
+#[derive(Default)]
+struct Applier {
+    strikes: Strikes,
+    /// How long the writer took per push in the last chunk applied together.
+    per_push: Option<Duration>,
+}
+
+impl Applier {
+    /// Pushes per chunk outside a burst: [`CHUNK_TIME`] of the writer's time.
+    fn chunk(&self) -> u32 {
+        let fits = |per: Duration| CHUNK_TIME.as_micros() / per.as_micros().max(1);
+        self.per_push
+            .map_or(CHUNK_IN_BURST, |per| u32::try_from(fits(per)).unwrap_or(CHUNK))
+            .clamp(CHUNK_IN_BURST, CHUNK)
+    }
+}
 
 /// Starts the task; `app.applier` is notified when a push is answered `queued`.
 pub fn start(app: AppState) {
     tokio::spawn(async move {
-        let mut strikes = HashMap::new();
+        let mut applier = Applier::default();
         loop {
-            match drain(&app, &mut strikes).await {
+            match drain(&app, &mut applier).await {
                 Ok(()) => {
                     let _ = tokio::time::timeout(IDLE_CHECK, app.applier.notified()).await;
                 }
@@ -48,20 +77,21 @@ pub fn start(app: AppState) {
     });
 }
 
-/// Applies the queued pushes until none is left. Outside a burst, the next chunk is read and
-/// decoded while the writer applies the last one, so that the writer is never idle. Each read
-/// starts from the oldest queued push (leaving out the chunk being applied): with several
-/// PostgreSQL writers, push ids do not commit in order.
-pub async fn drain(app: &AppState, strikes: &mut HashMap<i64, u32>) -> Result<(), StoreError> {
-    let (mut pushes, mut burst) = read_chunk(app, &[]).await?;
+/// Applies the queued pushes until none is left. Outside a burst, the next chunk is read while
+/// the writer applies the last one, so that the writer is never idle. Each read starts from the
+/// oldest queued push (leaving out the chunk being applied): with several PostgreSQL writers,
+/// push ids do not commit in order.
+async fn drain(app: &AppState, applier: &mut Applier) -> Result<(), StoreError> {
+    let (mut pushes, mut burst) = read_chunk(app, applier.chunk(), &[]).await?;
     while !pushes.is_empty() {
         if burst {
-            apply(app, pushes, strikes).await?;
+            apply(app, &pushes, applier).await?;
             tokio::time::sleep(PAUSE_IN_BURST).await;
-            (pushes, burst) = read_chunk(app, &[]).await?;
+            (pushes, burst) = read_chunk(app, applier.chunk(), &[]).await?;
         } else {
-            let applying: Vec<i64> = pushes.iter().map(|p| p.push_id).collect();
-            let (applied, read) = tokio::join!(apply(app, pushes, strikes), read_chunk(app, &applying));
+            let applying: Vec<i64> = pushes.iter().map(|p| p.id).collect();
+            let next = applier.chunk();
+            let (applied, read) = tokio::join!(apply(app, &pushes, applier), read_chunk(app, next, &applying));
             applied?;
             (pushes, burst) = read?;
         }
@@ -69,67 +99,84 @@ pub async fn drain(app: &AppState, strikes: &mut HashMap<i64, u32>) -> Result<()
     Ok(())
 }
 
-/// The oldest queued pushes but those in `applying`, decoded; and whether a burst is under way
-/// (then only a few).
-async fn read_chunk(app: &AppState, applying: &[i64]) -> Result<(Vec<QueuedPush>, bool), StoreError> {
+/// Up to `chunk` of the oldest queued pushes but those in `applying`; and whether a burst is
+/// under way (then only a few).
+async fn read_chunk(app: &AppState, chunk: u32, applying: &[i64]) -> Result<(Vec<PushEntry>, bool), StoreError> {
     let burst = app.store.queueing().in_burst();
-    let limit = if burst { CHUNK_IN_BURST } else { CHUNK };
-    let wanted = u32::try_from(limit + applying.len()).unwrap_or(u32::MAX);
-    let pushes = app.store.queued_pushes(wanted).await?;
-    let decoded =
-        pushes.iter().filter(|p| !applying.contains(&p.id)).take(limit).map(|p| decode_again(app, p)).collect();
-    Ok((decoded, burst))
+    let mut pushes = app.store.queued_pushes(if burst { CHUNK_IN_BURST } else { chunk }, applying).await?;
+    let mut bytes = 0;
+    let fits = pushes
+        .iter()
+        .take_while(|p| {
+            bytes += p.body.len();
+            bytes <= CHUNK_BYTES
+        })
+        .count();
+    pushes.truncate(fits.max(1));
+    Ok((pushes, burst))
 }
 
-/// Applies decoded queued pushes in one write; if that fails, one by one, so that a push the
-/// database refuses (or that fails again and again while the database answers) is kept as
+/// Applies queued pushes in one write; if that fails, one by one, so that a push the database
+/// refuses (or that keeps failing while the database answers, see [`STRIKES`]) is kept as
 /// rejected, as the push endpoint would have, instead of holding up the queue.
-async fn apply(app: &AppState, pushes: Vec<QueuedPush>, strikes: &mut HashMap<i64, u32>) -> Result<(), StoreError> {
-    let several = pushes.len() > 1;
-    match app.store.apply_queued_pushes(pushes.clone()).await {
+async fn apply(app: &AppState, pushes: &[PushEntry], applier: &mut Applier) -> Result<(), StoreError> {
+    let decoded: Vec<QueuedPush> = pushes.iter().map(|p| decode_again(app, p)).collect();
+    let started = Instant::now();
+    match app.store.apply_queued_pushes(decoded).await {
         Ok(applied) => {
+            let n = u32::try_from(pushes.len()).unwrap_or(u32::MAX).max(1);
+            applier.per_push = Some(started.elapsed() / n);
+            for p in pushes {
+                applier.strikes.remove(&p.id);
+            }
             announce(app, &applied);
             return Ok(());
         }
         Err(StoreError::Overloaded) => return Err(StoreError::Overloaded),
-        Err(e) if !several => return apply_alone_failed(app, pushes.into_iter().next(), e, strikes).await,
+        Err(e) if pushes.len() == 1 => return failed_alone(app, &pushes[0], e, &mut applier.strikes).await,
         Err(e) => tracing::debug!(error = %e, "applying queued pushes together failed; one by one"),
     }
     for push in pushes {
-        match app.store.apply_queued_pushes(vec![push.clone()]).await {
-            Ok(applied) => announce(app, &applied),
-            Err(e) => apply_alone_failed(app, Some(push), e, strikes).await?,
+        match app.store.apply_queued_pushes(vec![decode_again(app, push)]).await {
+            Ok(applied) => {
+                applier.strikes.remove(&push.id);
+                announce(app, &applied);
+            }
+            Err(e) => failed_alone(app, push, e, &mut applier.strikes).await?,
         }
     }
     Ok(())
 }
 
-/// A queued push failed alone: refused by the database, or failing while the database answers
-/// [`STRIKES`] times, it is kept as rejected; otherwise the error is the caller's (try later).
-async fn apply_alone_failed(
+/// A queued push failed alone. Refused by the database, or failing while the database answers
+/// on [`STRIKES`] tries spaced [`STRIKE_SPACING`] apart, it is kept as rejected; otherwise the
+/// error is the caller's (the task tries again in a second).
+async fn failed_alone(
     app: &AppState,
-    push: Option<QueuedPush>,
+    push: &PushEntry,
     error: StoreError,
-    strikes: &mut HashMap<i64, u32>,
+    strikes: &mut Strikes,
 ) -> Result<(), StoreError> {
-    let Some(push) = push else { return Ok(()) };
     let reason = match error {
         StoreError::Invalid(reason) => format!("the database refused the card: {reason}"),
         StoreError::Overloaded => return Err(StoreError::Overloaded),
         other => {
             app.store.ping().await?;
-            let n = strikes.entry(push.push_id).or_insert(0);
-            *n += 1;
+            let now = Instant::now();
+            let (n, last) = strikes.entry(push.id).or_insert((0, None));
+            if last.is_none_or(|at| now.duration_since(at) >= STRIKE_SPACING) {
+                *n += 1;
+                *last = Some(now);
+            }
             if *n < STRIKES {
                 return Err(other);
             }
-            format!("its leads could not be built ({STRIKES} tries): {other}")
+            format!("its leads could not be built ({STRIKES} tries over {} s): {other}", 2 * STRIKE_SPACING.as_secs())
         }
     };
-    strikes.remove(&push.push_id);
-    tracing::warn!(push_id = push.push_id, %reason, "a queued push is kept as rejected");
-    let rejected =
-        QueuedPush { push_id: push.push_id, result: PushResult::Rejected { error: reason }, events: Vec::new() };
+    strikes.remove(&push.id);
+    tracing::warn!(push_id = push.id, %reason, "a queued push is kept as rejected");
+    let rejected = QueuedPush { push_id: push.id, result: PushResult::Rejected { error: reason }, events: Vec::new() };
     app.store.apply_queued_pushes(vec![rejected]).await.map(|_| ())
 }
 

@@ -222,3 +222,25 @@ pub fn success(source: &Source, answer: Value) -> axum::response::Response {
         None => axum::Json(answer).into_response(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::kept_query;
+
+    #[test]
+    fn the_kept_query_string_has_no_token() {
+        assert_eq!(
+            kept_query(Some("token=secret&appKey=k%201&eventType=MSG")).as_deref(),
+            Some("appKey=k+1&eventType=MSG")
+        );
+        // A percent-encoded key is the same key.
+        assert_eq!(kept_query(Some("%74oken=secret&a=1")).as_deref(), Some("a=1"));
+        assert_eq!(kept_query(Some("token=secret")), None);
+        assert_eq!(kept_query(Some("")), None);
+        assert_eq!(kept_query(None), None);
+        // Values decode back to what they were (what the vendor's decoder reads).
+        let kept = kept_query(Some("appKey=%E4%B8%83%E9%B1%BC&x=a%26b")).unwrap_or_default();
+        let pairs: Vec<(String, String)> = form_urlencoded::parse(kept.as_bytes()).into_owned().collect();
+        assert_eq!(pairs, [("appKey".to_string(), "七鱼".to_string()), ("x".to_string(), "a&b".to_string())]);
+    }
+}

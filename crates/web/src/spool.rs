@@ -212,3 +212,15 @@ fn write_durably(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Header;
+
+    #[test]
+    fn entries_written_before_the_query_was_kept_still_read() {
+        let old: Header = serde_json::from_str(r#"{"source":"easyliao","received_at_ms":1,"content_type":null}"#)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((old.source.as_str(), old.query), ("easyliao", None));
+    }
+}

@@ -582,14 +582,15 @@ impl Store for PostgresStore {
         self.submit(Write::ApplyQueued(pushes)).await?.into_pushes()
     }
 
-    async fn queued_pushes(&self, limit: u32) -> Result<Vec<PushEntry>, StoreError> {
+    async fn queued_pushes(&self, limit: u32, except: &[i64]) -> Result<Vec<PushEntry>, StoreError> {
         let client = self.client().await?;
         let stmt = client
             .prepare_cached(&format!(
-                "SELECT {PUSH_SELECT} FROM pushes p WHERE p.outcome = 'queued' ORDER BY p.id LIMIT $1"
+                "SELECT {PUSH_SELECT} FROM pushes p WHERE p.outcome = 'queued' AND p.id <> ALL($2)
+                 ORDER BY p.id LIMIT $1"
             ))
             .await?;
-        client.query(&stmt, &[&i64::from(limit)]).await?.iter().map(push_from_row).collect()
+        client.query(&stmt, &[&i64::from(limit), &except]).await?.iter().map(push_from_row).collect()
     }
 
     fn queueing(&self) -> &crate::write::Queueing {

@@ -20,8 +20,8 @@ use crate::query::summarize;
 use crate::reports::{DAYS_COLUMNS, FOLD_UPSERT, FoldSchedule, pending_days};
 use crate::write::{
     Apply, Job, MAX_BATCH, NewLeadTally, QUEUED_WAITING, Queueing, ScoreRow, ScoringCell, Write, Written,
-    change_detail, contact_kind, duplicate_change, filled_by_merge, has_cards, millis, plan_merge, plan_update,
-    queued_conflict, rescore,
+    applies_queued, change_detail, contact_kind, duplicate_change, filled_by_merge, has_cards, millis, plan_merge,
+    plan_update, queued_conflict, rescore,
 };
 use crate::{Actor, LeadUpdate, UserChange};
 use crate::{LeadWritten, NewPush, PushRecorded, PushResult, QueuedPush, StoreError, VendorPush, VendorRecorded};
@@ -69,8 +69,10 @@ impl From<tokio_postgres::Error> for Failure {
 /// appended and folded by one writer at a time), so they seldom wait for each other.
 pub async fn run(pool: Pool, jobs: Arc<Mutex<mpsc::Receiver<Job>>>, scoring: ScoringCell, queueing: Arc<Queueing>) {
     let mut schedule = FoldSchedule::default();
+    // Issue #8: whether this writer's last batch applied queued pushes (see Queueing::burst).
+    let mut applied_last = false;
     loop {
-        let batch = {
+        let (batch, burst) = {
             let mut queue = jobs.lock().await;
             let first = match schedule.wait() {
                 Some(wait) => match tokio::time::timeout(wait, queue.recv()).await {
@@ -94,10 +96,13 @@ pub async fn run(pool: Pool, jobs: Arc<Mutex<mpsc::Receiver<Job>>>, scoring: Sco
                     Err(_) => break,
                 }
             }
-            batch
+            // Decided while this writer still holds the queue: a batch taken after this one
+            // sees the window this one opens.
+            let burst = queueing.burst(&batch, applied_last);
+            applied_last = applies_queued(&batch);
+            (batch, burst)
         };
         let writes: Vec<&Write> = batch.iter().map(|j| &j.write).collect();
-        let burst = queueing.burst(&batch);
         match commit_batch(&pool, &writes, &scoring.get(), burst).await {
             Ok(results) => {
                 for (job, result) in batch.into_iter().zip(results) {

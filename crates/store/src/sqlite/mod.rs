@@ -691,13 +691,15 @@ impl Store for SqliteStore {
         self.submit(Write::ApplyQueued(pushes)).await?.into_pushes()
     }
 
-    async fn queued_pushes(&self, limit: u32) -> Result<Vec<PushEntry>, StoreError> {
+    async fn queued_pushes(&self, limit: u32, except: &[i64]) -> Result<Vec<PushEntry>, StoreError> {
+        let except = serde_json::to_string(except).map_err(|e| StoreError::Unavailable(e.to_string()))?;
         self.read(move |conn| {
             Ok(conn
                 .prepare_cached(&format!(
-                    "SELECT {PUSH_SELECT} FROM pushes p WHERE p.outcome = 'queued' ORDER BY p.id LIMIT ?1"
+                    "SELECT {PUSH_SELECT} FROM pushes p WHERE p.outcome = 'queued'
+                     AND p.id NOT IN (SELECT value FROM json_each(?2)) ORDER BY p.id LIMIT ?1"
                 ))?
-                .query_map([limit], push_from_row)?
+                .query_map(rusqlite::params![limit, except], push_from_row)?
                 .collect::<rusqlite::Result<Vec<_>>>()?)
         })
         .await

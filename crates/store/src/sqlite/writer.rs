@@ -18,7 +18,8 @@ use crate::query::summarize;
 use crate::reports::{DAYS_COLUMNS, FOLD_UPSERT, FoldSchedule, pending_days};
 use crate::write::{
     Apply, Job, MAX_BATCH, NewLeadTally, QUEUED_WAITING, Queueing, ScoreRow, ScoringCell, Write, Written,
-    change_detail, duplicate_change, filled_by_merge, has_cards, plan_merge, plan_update, queued_conflict, rescore,
+    applies_queued, change_detail, duplicate_change, filled_by_merge, has_cards, plan_merge, plan_update,
+    queued_conflict, rescore,
 };
 use crate::{
     Actor, LeadUpdate, LeadWritten, NewPush, PushRecorded, PushResult, QueuedPush, StoreError, UserChange, VendorPush,
@@ -35,6 +36,8 @@ pub fn run(
     restart_wal: &AtomicBool,
 ) {
     let mut schedule = FoldSchedule::default();
+    // Issue #8: whether the last batch applied queued pushes (see Queueing::burst).
+    let mut applied_last = false;
     loop {
         let first = match schedule.wait() {
             Some(wait) => match jobs.recv_timeout(wait) {
@@ -57,7 +60,9 @@ pub fn run(
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
-        let queue = match queueing.burst(&batch) {
+        let burst = queueing.burst(&batch, applied_last);
+        applied_last = applies_queued(&batch);
+        let queue = match burst {
             None => false,
             Some(burst) => {
                 burst
