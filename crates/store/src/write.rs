@@ -197,6 +197,9 @@ pub struct Queueing {
     last_burst: AtomicU64,
     /// A monotonic clock: a wall clock set back prolongs nothing.
     epoch: std::time::Instant,
+    /// Whether several writers commit side by side (PostgreSQL): only then is the window after an
+    /// over-full batch needed. A single writer (SQLite) orders every batch itself.
+    several_writers: bool,
 }
 
 /// How long the windows of [`Queueing`] last after the batch that opened them.
@@ -216,19 +219,25 @@ impl Default for Queueing {
             last_over: AtomicU64::new(0),
             last_burst: AtomicU64::new(0),
             epoch: std::time::Instant::now(),
+            several_writers: false,
         }
     }
 }
 
 impl Queueing {
+    /// For a backend whose writers commit side by side.
+    pub fn with_several_writers() -> Queueing {
+        Queueing { several_writers: true, ..Queueing::default() }
+    }
+
     /// `queue_pushes_above` of the configuration: 0 queues every push.
     pub fn set_above(&self, above: usize) {
         self.above.store(above, Ordering::Relaxed);
     }
 
     /// What the batch's pushes need: `None`, nothing to decide (no push, or a store that never
-    /// queues); `Some(true)`, queued: the batch holds more than `above` pushes with cards, or did
-    /// another in the last second; `Some(false)`, queued only if pushes queued earlier still wait
+    /// queues); `Some(true)`, queued: the batch holds more than `above` pushes with cards, or (with
+    /// several writers) another did in the last second; `Some(false)`, queued only if pushes queued earlier still wait
     /// (the backend asks the database, within the batch's transaction, as [`QUEUED_WAITING`]).
     /// `after_apply`: the writer's previous batch applied queued pushes (see [`Queueing::in_burst`]).
     pub fn burst(&self, batch: &[Job], after_apply: bool) -> Option<bool> {
@@ -245,7 +254,7 @@ impl Queueing {
         if pushes > above.max(BURST_FLOOR) && !after_apply {
             self.last_burst.store(self.now(), Ordering::Relaxed);
         }
-        Some(over || self.within(&self.last_over))
+        Some(over || (self.several_writers && self.within(&self.last_over)))
     }
 
     /// Whether a burst (a batch of more than `max(above, 16)` pushes, not piled up behind the
@@ -611,7 +620,7 @@ mod tests {
 
     #[test]
     fn an_over_full_batch_queues_and_opens_the_window() {
-        let q = Queueing::default();
+        let q = Queueing::with_several_writers();
         q.set_above(4);
         // No push: nothing to decide.
         assert_eq!(q.burst(&[job(Write::FoldReports)], false), None);
@@ -624,6 +633,11 @@ mod tests {
         assert!(!q.in_burst());
         assert_eq!(q.burst(&pushes(17), false), Some(true));
         assert!(q.in_burst());
+        // One writer orders its batches itself: no window.
+        let q = Queueing::default();
+        q.set_above(4);
+        assert_eq!(q.burst(&pushes(5), false), Some(true));
+        assert_eq!(q.burst(&pushes(1), false), Some(false));
         // Pushes without cards do not count.
         let q = Queueing::default();
         q.set_above(0);

@@ -689,8 +689,8 @@ async fn queued_pushes_are_applied_later_in_order(env: Env) {
     assert_eq!((again[0].outcome, again[0].leads[0].id), (PushOutcomeKind::Accepted, lead_id));
     assert_eq!(leads(s, &all_leads()).await.total, 2);
     assert_eq!(detail(s, lead_id).await.lead.fields["name"], "乙");
-    // Nothing queued any more, and a second after the last over-full batch: a push builds its
-    // lead at once.
+    // Nothing queued any more, and (PostgreSQL's writers) a second after the last over-full
+    // batch: a push builds its lead at once.
     tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
     let now = record(s, cards_push("a", hour(6), vec![card("c1", "v3")])).await;
     assert_eq!((now.outcome, now.leads.len()), (PushOutcomeKind::Accepted, 1));
