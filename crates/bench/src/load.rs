@@ -175,26 +175,17 @@ async fn shoot_once(client: &reqwest::Client, url: &str, body: String, started: 
                         .then(|| format!("{status}: {}", String::from_utf8_lossy(&answer[..answer.len().min(300)])));
                     Shot { at: Duration::ZERO, status: Some(status), accepted, queued, micros, bytes, error }
                 }
-                Err(e) => Shot {
-                    at: Duration::ZERO,
-                    status: None,
-                    accepted: false,
-                    queued: false,
-                    micros: 0,
-                    bytes,
-                    error: Some(e.to_string()),
-                },
+                Err(e) => Shot::failed(bytes, e.to_string()),
             }
         }
-        Err(e) => Shot {
-            at: Duration::ZERO,
-            status: None,
-            accepted: false,
-            queued: false,
-            micros: 0,
-            bytes,
-            error: Some(e.to_string()),
-        },
+        Err(e) => Shot::failed(bytes, e.to_string()),
+    }
+}
+
+impl Shot {
+    /// A request that got no answer (transport, or a body that broke off).
+    fn failed(bytes: u64, error: String) -> Shot {
+        Shot { at: Duration::ZERO, status: None, accepted: false, queued: false, micros: 0, bytes, error: Some(error) }
     }
 }
 

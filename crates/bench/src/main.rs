@@ -373,28 +373,26 @@ fn push_url(base: &str) -> String {
     format!("{base}/push/easyliao?token={}", procs::PUSH_TOKEN)
 }
 
-/// Leads the server holds (the inbox's total).
-async fn lead_total(client: &reqwest::Client, base: &str) -> Result<u64, String> {
+/// The `total` of an API list (`path` with its query string).
+async fn api_total(client: &reqwest::Client, base: &str, path: &str) -> Result<u64, String> {
     let r = client
-        .get(format!("{base}/api/v1/leads?per_page=1"))
+        .get(format!("{base}{path}"))
         .bearer_auth(procs::ADMIN_TOKEN)
         .send()
         .await
-        .map_err(|e| format!("GET /api/v1/leads: {e}"))?;
-    let v: serde_json::Value = r.json().await.map_err(|e| format!("GET /api/v1/leads: {e}"))?;
-    v["total"].as_u64().ok_or_else(|| format!("GET /api/v1/leads: no total in {v}"))
+        .map_err(|e| format!("GET {path}: {e}"))?;
+    let v: serde_json::Value = r.json().await.map_err(|e| format!("GET {path}: {e}"))?;
+    v["total"].as_u64().ok_or_else(|| format!("GET {path}: no total in {v}"))
+}
+
+/// Leads the server holds (the inbox's total).
+async fn lead_total(client: &reqwest::Client, base: &str) -> Result<u64, String> {
+    api_total(client, base, "/api/v1/leads?per_page=1").await
 }
 
 /// Pushes the server has stored but not yet built leads from (issue #8: queued in a burst).
 async fn queued_total(client: &reqwest::Client, base: &str) -> Result<u64, String> {
-    let r = client
-        .get(format!("{base}/api/v1/pushes?outcome=queued&per_page=1"))
-        .bearer_auth(procs::ADMIN_TOKEN)
-        .send()
-        .await
-        .map_err(|e| format!("GET /api/v1/pushes: {e}"))?;
-    let v: serde_json::Value = r.json().await.map_err(|e| format!("GET /api/v1/pushes: {e}"))?;
-    v["total"].as_u64().ok_or_else(|| format!("GET /api/v1/pushes: no total in {v}"))
+    api_total(client, base, "/api/v1/pushes?outcome=queued&per_page=1").await
 }
 
 /// Waits until every queued push has its leads; returns how many were queued when it began and

@@ -330,7 +330,8 @@ impl Config {
             DEFAULT_WRITE_QUEUE,
             &at,
         )?;
-        let queue_pushes_above = whole_number(
+        let queue_pushes_above = at_least(
+            0,
             var(env::QUEUE_PUSHES_ABOVE),
             file.queue_pushes_above.as_ref(),
             "queue_pushes_above",
@@ -584,18 +585,7 @@ fn positive(
     at_least(1, from_env, from_file, key, env_name, default, at)
 }
 
-/// [`positive`], but 0 is allowed.
-fn whole_number(
-    from_env: Option<String>,
-    from_file: Option<&Spanned<i64>>,
-    key: &str,
-    env_name: &str,
-    default: usize,
-    at: &dyn Fn(std::ops::Range<usize>) -> String,
-) -> Result<usize, ConfigError> {
-    at_least(0, from_env, from_file, key, env_name, default, at)
-}
-
+/// A whole number of at least `min` from the environment, else the file, else `default`.
 fn at_least(
     min: i64,
     from_env: Option<String>,
