@@ -314,52 +314,28 @@ impl Config {
             },
         };
 
-        let max_body_bytes = positive(
-            var(env::MAX_BODY_BYTES),
-            file.max_body_bytes.as_ref(),
-            "max_body_bytes",
-            env::MAX_BODY_BYTES,
-            DEFAULT_MAX_BODY_BYTES,
-            &at,
-        )?;
-        let write_queue = positive(
-            var(env::WRITE_QUEUE),
-            file.write_queue.as_ref(),
-            "write_queue",
-            env::WRITE_QUEUE,
-            DEFAULT_WRITE_QUEUE,
-            &at,
-        )?;
-        let queue_pushes_above = at_least(
+        // A whole number of at least `min`: the environment variable, else the file's key, else
+        // the default.
+        let number = |min: i64, key: &str, env_name: &str, from_file: Option<&Spanned<i64>>, default: usize| {
+            at_least(min, var(env_name), from_file, key, env_name, default, &at)
+        };
+        let max_body_bytes =
+            number(1, "max_body_bytes", env::MAX_BODY_BYTES, file.max_body_bytes.as_ref(), DEFAULT_MAX_BODY_BYTES)?;
+        let write_queue = number(1, "write_queue", env::WRITE_QUEUE, file.write_queue.as_ref(), DEFAULT_WRITE_QUEUE)?;
+        let queue_pushes_above = number(
             0,
-            var(env::QUEUE_PUSHES_ABOVE),
-            file.queue_pushes_above.as_ref(),
             "queue_pushes_above",
             env::QUEUE_PUSHES_ABOVE,
+            file.queue_pushes_above.as_ref(),
             DEFAULT_QUEUE_PUSHES_ABOVE,
-            &at,
         )?;
-        let pool_size = positive(
-            var(env::POOL_SIZE),
-            file.pool_size.as_ref(),
-            "pool_size",
-            env::POOL_SIZE,
-            DEFAULT_POOL_SIZE,
-            &at,
-        )?;
+        let pool_size = number(1, "pool_size", env::POOL_SIZE, file.pool_size.as_ref(), DEFAULT_POOL_SIZE)?;
         // Four by default: batches committed side by side overlap their round trips and commits
         // (measured: 452–461 pushes/s with four, 227–237/s with one). Since migration 13 no row
         // is updated by every push (the per-day report's changes are appended, then folded), so
         // they no longer wait on each other; never more than the connections.
-        let postgres_writers = positive(
-            var(env::POSTGRES_WRITERS),
-            file.postgres_writers.as_ref(),
-            "postgres_writers",
-            env::POSTGRES_WRITERS,
-            4,
-            &at,
-        )?
-        .min(pool_size);
+        let postgres_writers =
+            number(1, "postgres_writers", env::POSTGRES_WRITERS, file.postgres_writers.as_ref(), 4)?.min(pool_size);
 
         let mut sources = BTreeMap::new();
         // Token → where it was set, to refuse one token for two owners.
@@ -572,17 +548,6 @@ fn check_token(token: &str, key: &str, where_: &str) -> Result<String, ConfigErr
         )));
     }
     Ok(token.to_string())
-}
-
-fn positive(
-    from_env: Option<String>,
-    from_file: Option<&Spanned<i64>>,
-    key: &str,
-    env_name: &str,
-    default: usize,
-    at: &dyn Fn(std::ops::Range<usize>) -> String,
-) -> Result<usize, ConfigError> {
-    at_least(1, from_env, from_file, key, env_name, default, at)
 }
 
 /// A whole number of at least `min` from the environment, else the file, else `default`.

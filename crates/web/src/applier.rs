@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use xiansuo_store::{PushEntry, PushRecorded, PushResult, QueuedPush, StoreError};
+use xiansuo_store::{PushEntry, PushResult, QueuedPush, StoreError};
 
 use crate::AppState;
 use crate::push::decode_for_store;
@@ -129,7 +129,7 @@ async fn apply(app: &AppState, pushes: &[PushEntry], applier: &mut Applier) -> R
             for p in pushes {
                 applier.strikes.remove(&p.id);
             }
-            announce(app, &applied);
+            applied.iter().for_each(|p| app.stored(p));
             return Ok(());
         }
         Err(StoreError::Overloaded) => return Err(StoreError::Overloaded),
@@ -140,7 +140,7 @@ async fn apply(app: &AppState, pushes: &[PushEntry], applier: &mut Applier) -> R
         match app.store.apply_queued_pushes(vec![decode_again(app, push)]).await {
             Ok(applied) => {
                 applier.strikes.remove(&push.id);
-                announce(app, &applied);
+                applied.iter().for_each(|p| app.stored(p));
             }
             Err(e) => failed_alone(app, push, e, &mut applier.strikes).await?,
         }
@@ -197,12 +197,4 @@ fn decode_again(app: &AppState, push: &PushEntry) -> QueuedPush {
         ),
     };
     QueuedPush { push_id: push.id, result, events }
-}
-
-/// The console's live inbox (and the outbox's worker) hear of the leads created; no one
-/// listening is fine.
-fn announce(app: &AppState, applied: &[PushRecorded]) {
-    for lead in applied.iter().flat_map(|p| &p.leads).filter(|l| l.created) {
-        let _ = app.new_leads.send(lead.id);
-    }
 }

@@ -71,6 +71,20 @@ pub struct AppState {
     pub applier: Arc<tokio::sync::Notify>,
 }
 
+impl AppState {
+    /// After a push is stored (by the endpoint, the spool's drain or the applier): the console's
+    /// live inbox and the outbox's worker hear of the leads it created (no one listening is
+    /// fine), and a push queued in a burst wakes the applier.
+    pub fn stored(&self, recorded: &xiansuo_store::PushRecorded) {
+        for lead in recorded.leads.iter().filter(|l| l.created) {
+            let _ = self.new_leads.send(lead.id);
+        }
+        if recorded.outcome == xiansuo_domain::PushOutcomeKind::Queued {
+            self.applier.notify_one();
+        }
+    }
+}
+
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
     let api = Router::new()

@@ -6,7 +6,6 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
-use xiansuo_domain::PushOutcomeKind;
 use xiansuo_push::DecodeError;
 use xiansuo_store::{NewPush, PushRecorded, PushResult, StoreError, VendorRecorded};
 
@@ -188,13 +187,7 @@ pub async fn receive_push(
         }
         Err(e) => return Err(e.into()),
     };
-    for lead in recorded.leads.iter().filter(|l| l.created) {
-        // No console listening is fine.
-        let _ = app.new_leads.send(lead.id);
-    }
-    if recorded.outcome == PushOutcomeKind::Queued {
-        app.applier.notify_one();
-    }
+    app.stored(&recorded);
     match decoded {
         // Issue #11: the answer the source's vendor counts as success.
         Ok(warnings) => Ok(crate::sources::success(source, push_answer(&recorded, &warnings))),

@@ -167,12 +167,7 @@ impl Spool {
             }
             Err(e) => return Err(e.to_string()),
         };
-        for lead in recorded.leads.iter().filter(|l| l.created) {
-            let _ = app.new_leads.send(lead.id);
-        }
-        if recorded.outcome == xiansuo_domain::PushOutcomeKind::Queued {
-            app.applier.notify_one();
-        }
+        app.stored(&recorded);
         Ok(())
     }
 
