@@ -379,6 +379,13 @@ pub async fn run(args: &QueryArgs) -> Result<Value, String> {
         ),
         ("city+from/to".into(), format!("/api/v1/leads?city={}&{mid}", e("太原市")), Target::Inbox),
         ("user_id+ntag_id".into(), "/api/v1/leads?user_id=hyjy-kf03&ntag_id=102".into(), Target::Inbox),
+        ("tag+city".into(), format!("/api/v1/leads?tag=102&city={}", e("太原市")), Target::Inbox),
+        ("status+city".into(), format!("/api/v1/leads?status=new&city={}", e("广州市")), Target::Inbox),
+        (
+            "owner=none+search_engine".into(),
+            format!("/api/v1/leads?owner=none&search_engine={}", e("神马")),
+            Target::Inbox,
+        ),
         ("q=培训 (Chinese, common)".into(), format!("/api/v1/leads?q={}", e("培训")), Target::Search),
         (format!("q={rare_name} (Chinese, rare)"), format!("/api/v1/leads?q={}", e(&rare_name)), Target::Search),
         ("q=不存在的词 (Chinese, none)".into(), format!("/api/v1/leads?q={}", e("不存在的词")), Target::Search),

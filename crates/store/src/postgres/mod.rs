@@ -60,6 +60,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (20, "search_terms_per_batch", include_str!("migrations/0020_search_terms_per_batch.sql")),
     (21, "deliveries_by_event", include_str!("migrations/0021_deliveries_by_event.sql")),
     (22, "push_query", include_str!("migrations/0022_push_query.sql")),
+    (23, "filter_indexes", include_str!("migrations/0023_filter_indexes.sql")),
 ];
 
 /// Any number: the advisory lock that serializes migrations of processes starting together.

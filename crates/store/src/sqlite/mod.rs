@@ -60,6 +60,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (20, "search_terms_per_batch", include_str!("migrations/0020_search_terms_per_batch.sql")),
     (21, "deliveries_by_event", include_str!("migrations/0021_deliveries_by_event.sql")),
     (22, "push_query", include_str!("migrations/0022_push_query.sql")),
+    (23, "filter_indexes", include_str!("migrations/0023_filter_indexes.sql")),
 ];
 
 /// Read connections kept open between requests.
@@ -1224,6 +1225,58 @@ mod tests {
             let plan: Vec<String> =
                 stmt.query_map(params_from_iter(params.iter()), |r| r.get(3)).unwrap().map(|r| r.unwrap()).collect();
             assert!(plan.iter().any(|p| p.contains("COVERING INDEX leads_report")), "{q:?}: {plan:?}");
+        }
+    }
+
+    /// A list filtered on two of the inbox's equality filters counts its matches from one
+    /// filter index alone (migration 0023): the index entry holds the other filters' columns, so
+    /// no lead row is read to check them (113 → 12 ms for `user_id` + `ntag_id` at a million
+    /// leads, where 71,631 rows of that `user_id` were each read for their tag).
+    #[test]
+    fn combined_filters_count_from_one_index_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plan.db");
+        drop(SqliteStore::open(&path, 16).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        let from = DateTime::from_timestamp(1_780_000_000, 0);
+        let queries = [
+            LeadQuery { user_id: Some("kf01".into()), ntag_id: Some("102".into()), ..Default::default() },
+            LeadQuery {
+                province: Some("山西省".into()),
+                city: Some("太原市".into()),
+                search_engine: Some("百度".into()),
+                ..Default::default()
+            },
+            LeadQuery { tag: Some("102".into()), city: Some("太原市".into()), ..Default::default() },
+            LeadQuery {
+                status: Some(LeadStatus::New),
+                owner: Some(crate::OwnerFilter::User(3)),
+                source: Some("qiyu".into()),
+                ..Default::default()
+            },
+            LeadQuery {
+                owner: Some(crate::OwnerFilter::Unassigned),
+                search_engine: Some("神马".into()),
+                from,
+                ..Default::default()
+            },
+            LeadQuery {
+                visible_to: Some(3),
+                status: Some(LeadStatus::Won),
+                city: Some("广州市".into()),
+                ..Default::default()
+            },
+        ];
+        for q in &queries {
+            let (where_, params) = lead_where(q, &DIALECT);
+            let sql = crate::count::capped_count_sql(&where_);
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let plan: Vec<String> = stmt
+                .query_map(params_from_iter(sql_params(params).iter()), |r| r.get(3))
+                .unwrap()
+                .map(|r| r.unwrap())
+                .collect();
+            assert!(plan.iter().any(|p| p.contains("USING COVERING INDEX leads_")), "{q:?}: {plan:?}");
         }
     }
 }
