@@ -98,3 +98,60 @@ async fn pushes_queued_before_a_crash_get_their_leads_after_the_restart() {
     let (_, answer) = server.push_json(&card("after")).await;
     assert_eq!(answer["outcome"], "accepted", "{answer}");
 }
+
+/// With several PostgreSQL writers the applier spreads a chunk over them, a lane per group of
+/// visitors, and a push about visitors of two lanes waits for both: whatever the lanes, each
+/// visitor's pushes are applied in the order they came (the last name wins, every push is
+/// counted). The pushes are queued in the log before the service starts, so that its first
+/// chunks hold several pushes of each visitor, interleaved (three visitors, four writers: a lane
+/// chosen without regard to the visitor would put one visitor's pushes on several writers at
+/// once). On SQLite the same pushes take the one writer, in one write each chunk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_pushes_of_many_visitors_keep_each_visitors_order() {
+    let server = Server::start().await;
+    let (_, answer) = server.push_json(&card("lane-seed")).await;
+    let seed = answer["push_id"].as_i64().expect("push_id");
+    let visitors = ["lane-a", "lane-b", "lane-c"];
+    let pushed = |visitor: &str, round: usize| {
+        let mut c = card(visitor);
+        c["name"] = format!("第{round}次").into();
+        c["chatId"] = format!("77{round}").into();
+        c
+    };
+    let mut sql = String::new();
+    for round in 1..=8 {
+        for (i, visitor) in visitors.iter().enumerate() {
+            let body = if round == 5 && i == 1 {
+                // One push about two visitors, after each one's earlier pushes.
+                serde_json::json!([pushed(visitors[0], round), pushed(visitor, round)])
+            } else {
+                pushed(visitor, round)
+            };
+            let body = body.to_string().replace('\'', "''");
+            let bytes = match server.backend {
+                Backend::Sqlite => format!("CAST('{body}' AS BLOB)"),
+                Backend::Postgres(_) => format!("convert_to('{body}', 'UTF8')"),
+            };
+            sql.push_str(&format!(
+                "INSERT INTO pushes (source, received_at, content_type, body, outcome, accepted, ignored)
+                 SELECT source, received_at, content_type, {bytes}, 'queued', 1, 0 FROM pushes WHERE id = {seed};\n"
+            ));
+        }
+    }
+    let mut server = server;
+    server.stop();
+    server.execute_sql(&sql).await;
+    let server = server.crash_and_restart();
+    server.wait_until_applied().await;
+    let (_, leads) = server.get("/api/v1/leads?per_page=50").await;
+    assert_eq!(leads["total"], 4, "{leads}");
+    for visitor in visitors {
+        let lead = lead_named(&leads, visitor);
+        assert_eq!(lead["name"], "第8次", "the last push won: {lead}");
+        let (_, detail) = server.get(&format!("/api/v1/leads/{}", lead["id"])).await;
+        let pushes = if visitor == "lane-a" { 9 } else { 8 };
+        assert_eq!(detail["push_count"], pushes, "{visitor}: {detail}");
+    }
+    let (_, queued) = server.get("/api/v1/pushes?outcome=queued").await;
+    assert_eq!(queued["total"], 0, "{queued}");
+}

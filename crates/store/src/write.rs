@@ -200,6 +200,8 @@ pub struct Queueing {
     /// Whether several writers commit side by side (PostgreSQL): only then is the window after an
     /// over-full batch needed. A single writer (SQLite) orders every batch itself.
     several_writers: bool,
+    /// How many writes of queued pushes may be applied side by side: this instance's writers.
+    writers: usize,
 }
 
 /// How long the windows of [`Queueing`] last after the batch that opened them.
@@ -220,14 +222,22 @@ impl Default for Queueing {
             last_burst: AtomicU64::new(0),
             epoch: std::time::Instant::now(),
             several_writers: false,
+            writers: 1,
         }
     }
 }
 
 impl Queueing {
-    /// For a backend whose writers commit side by side.
-    pub fn with_several_writers() -> Queueing {
-        Queueing { several_writers: true, ..Queueing::default() }
+    /// For a backend whose writers commit side by side (`writers` of this instance; other
+    /// instances may write to the same database too).
+    pub fn with_several_writers(writers: usize) -> Queueing {
+        Queueing { several_writers: true, writers: writers.max(1), ..Queueing::default() }
+    }
+
+    /// How many writes of queued pushes the applier may have applied side by side: one per
+    /// writer (each such write is a writer's batch of its own).
+    pub fn writers(&self) -> usize {
+        self.writers
     }
 
     /// `queue_pushes_above` of the configuration: 0 queues every push.
@@ -620,7 +630,7 @@ mod tests {
 
     #[test]
     fn an_over_full_batch_queues_and_opens_the_window() {
-        let q = Queueing::with_several_writers();
+        let q = Queueing::with_several_writers(4);
         q.set_above(4);
         // No push: nothing to decide.
         assert_eq!(q.burst(&[job(Write::FoldReports)], false), None);

@@ -120,7 +120,7 @@ impl PostgresStore {
         let scoring = ScoringCell::default();
         let routing = std::sync::Arc::new(crate::outbox::RoutingCell::default());
         let queue = std::sync::Arc::new(tokio::sync::Mutex::new(queue));
-        let queueing = std::sync::Arc::new(crate::write::Queueing::with_several_writers());
+        let queueing = std::sync::Arc::new(crate::write::Queueing::with_several_writers(writers));
         for _ in 0..writers.max(1) {
             let writer = writer::run(
                 pool.clone(),

@@ -90,7 +90,9 @@ pub async fn run(pool: Pool, jobs: Arc<Mutex<mpsc::Receiver<Job>>>, scoring: Sco
                 }
             };
             let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
+            // A write of queued pushes ends its batch: the applier's next write, of other
+            // visitors' pushes, goes to another writer, and both are applied side by side.
+            while batch.len() < MAX_BATCH && !applies_queued(&batch) {
                 match queue.try_recv() {
                     Ok(job) => batch.push(job),
                     Err(_) => break,
