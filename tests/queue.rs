@@ -100,43 +100,60 @@ async fn pushes_queued_before_a_crash_get_their_leads_after_the_restart() {
 }
 
 /// With several PostgreSQL writers the applier spreads a chunk over them, a lane per group of
-/// visitors, and a push about visitors of two lanes waits for both: whatever the lanes, each
-/// visitor's pushes are applied in the order they came (the last name wins, every push is
-/// counted). The pushes are queued in the log before the service starts, so that its first
-/// chunks hold several pushes of each visitor, interleaved (three visitors, four writers: a lane
-/// chosen without regard to the visitor would put one visitor's pushes on several writers at
-/// once). On SQLite the same pushes take the one writer, in one write each chunk.
+/// leads, and a push about leads of two lanes joins them: whatever the lanes, each visitor's
+/// pushes are applied in the order they came (the last name wins, the chats keep their order,
+/// every push is counted), and two new leads sharing a phone number see each other (a possible
+/// duplicate). The pushes are queued in the log before the service starts, so that its first
+/// chunks hold several pushes of each visitor, interleaved. On SQLite the same pushes take the
+/// one writer, in one write each chunk.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queued_pushes_of_many_visitors_keep_each_visitors_order() {
-    let server = Server::start().await;
+    // Four writers: three lanes, and four visitors in turn, so that a lane chosen by length
+    // alone would not keep a visitor's pushes together.
+    let env = vec![("XIANSUO_POSTGRES_WRITERS".into(), "4".into())];
+    let server = Server::start_with(Options { env, ..Default::default() }).await;
     let (_, answer) = server.push_json(&card("lane-seed")).await;
     let seed = answer["push_id"].as_i64().expect("push_id");
-    let visitors = ["lane-a", "lane-b", "lane-c"];
+    let visitors = ["lane-a", "lane-b", "lane-c", "lane-d"];
     let pushed = |visitor: &str, round: usize| {
         let mut c = card(visitor);
         c["name"] = format!("第{round}次").into();
         c["chatId"] = format!("77{round}").into();
+        // Contacts of their own: leads sharing one are applied in one lane.
+        let n = visitor.len() + visitor.bytes().last().map_or(0, usize::from);
+        c["mobile"] = format!("1390000{n:04}").into();
+        c["qq"] = format!("5550{n:04}").into();
+        c["weixin"] = format!("wx-{visitor}").into();
         c
     };
-    let mut sql = String::new();
+    // First, two new visitors with one phone number: each would start a lane of its own.
+    let mut bodies = Vec::new();
+    for visitor in ["lane-x", "lane-y"] {
+        let mut c = pushed(visitor, 1);
+        c["mobile"] = "13912345678".into();
+        bodies.push(c);
+    }
     for round in 1..=8 {
         for (i, visitor) in visitors.iter().enumerate() {
-            let body = if round == 5 && i == 1 {
+            bodies.push(if round == 5 && i == 1 {
                 // One push about two visitors, after each one's earlier pushes.
                 serde_json::json!([pushed(visitors[0], round), pushed(visitor, round)])
             } else {
                 pushed(visitor, round)
-            };
-            let body = body.to_string().replace('\'', "''");
-            let bytes = match server.backend {
-                Backend::Sqlite => format!("CAST('{body}' AS BLOB)"),
-                Backend::Postgres(_) => format!("convert_to('{body}', 'UTF8')"),
-            };
-            sql.push_str(&format!(
-                "INSERT INTO pushes (source, received_at, content_type, body, outcome, accepted, ignored)
-                 SELECT source, received_at, content_type, {bytes}, 'queued', 1, 0 FROM pushes WHERE id = {seed};\n"
-            ));
+            });
         }
+    }
+    let mut sql = String::new();
+    for body in bodies {
+        let body = body.to_string().replace('\'', "''");
+        let bytes = match server.backend {
+            Backend::Sqlite => format!("CAST('{body}' AS BLOB)"),
+            Backend::Postgres(_) => format!("convert_to('{body}', 'UTF8')"),
+        };
+        sql.push_str(&format!(
+            "INSERT INTO pushes (source, received_at, content_type, body, outcome, accepted, ignored)
+             SELECT source, received_at, content_type, {bytes}, 'queued', 1, 0 FROM pushes WHERE id = {seed};\n"
+        ));
     }
     let mut server = server;
     server.stop();
@@ -144,14 +161,32 @@ async fn queued_pushes_of_many_visitors_keep_each_visitors_order() {
     let server = server.crash_and_restart();
     server.wait_until_applied().await;
     let (_, leads) = server.get("/api/v1/leads?per_page=50").await;
-    assert_eq!(leads["total"], 4, "{leads}");
+    assert_eq!(leads["total"], 7, "{leads}");
     for visitor in visitors {
         let lead = lead_named(&leads, visitor);
         assert_eq!(lead["name"], "第8次", "the last push won: {lead}");
+        let chats: Vec<&str> = lead["chat_ids"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c.as_str())
+            .filter(|c| c.starts_with("77"))
+            .collect();
+        assert_eq!(chats, ["771", "772", "773", "774", "775", "776", "777", "778"], "chats in order: {lead}");
         let (_, detail) = server.get(&format!("/api/v1/leads/{}", lead["id"])).await;
         let pushes = if visitor == "lane-a" { 9 } else { 8 };
         assert_eq!(detail["push_count"], pushes, "{visitor}: {detail}");
     }
+    let x = lead_named(&leads, "lane-x")["id"].clone();
+    let y = lead_named(&leads, "lane-y")["id"].clone();
+    let (_, lead_y) = server.get(&format!("/api/v1/leads/{y}")).await;
+    assert_eq!(lead_y["duplicates"][0]["lead"]["id"], x, "the later lead names the earlier as a duplicate: {lead_y}");
+    // … and its timeline says so: the lead was built seeing the earlier one (a lead built in a
+    // transaction beside the other's, not yet committed, would not).
+    let (_, lead_x) = server.get(&format!("/api/v1/leads/{x}")).await;
+    let flagged =
+        |lead: &Value| lead["timeline"].as_array().into_iter().flatten().filter(|e| e["kind"] == "duplicate").count();
+    assert_eq!(flagged(&lead_x) + flagged(&lead_y), 1, "one duplicate entry: {lead_x} {lead_y}");
     let (_, queued) = server.get("/api/v1/pushes?outcome=queued").await;
     assert_eq!(queued["total"], 0, "{queued}");
 }

@@ -51,9 +51,9 @@ struct Applier {
 
 impl Applier {
     /// Pushes per chunk outside a burst: [`CHUNK_TIME`] of the writer's time.
-    /// With several writers (PostgreSQL), up to [`CHUNK`] for each, applied side by side.
-    fn chunk(&self, writers: usize) -> u32 {
-        let most = CHUNK.saturating_mul(u32::try_from(writers).unwrap_or(1).max(1));
+    /// With several lanes (PostgreSQL's writers), up to [`CHUNK`] for each, applied side by side.
+    fn chunk(&self, lanes: usize) -> u32 {
+        let most = CHUNK.saturating_mul(u32::try_from(lanes).unwrap_or(1).max(1));
         let fits = |per: Duration| CHUNK_TIME.as_micros() / per.as_micros().max(1);
         self.per_push.map_or(CHUNK_IN_BURST, |per| u32::try_from(fits(per)).unwrap_or(most)).clamp(CHUNK_IN_BURST, most)
     }
@@ -82,17 +82,20 @@ pub fn start(app: AppState) {
 /// oldest queued push (leaving out the chunk being applied): with several PostgreSQL writers,
 /// push ids do not commit in order.
 async fn drain(app: &AppState, applier: &mut Applier) -> Result<(), StoreError> {
-    let writers = app.store.queueing().writers();
-    let (mut pushes, mut burst) = read_chunk(app, applier.chunk(writers), &[]).await?;
+    // One writer is left to the arriving pushes (and PostgreSQL's auto-assignment cursor, held
+    // by each write that assigns leads, makes lanes of one group wait for each other anyway).
+    let lanes = app.store.queueing().writers().saturating_sub(1).max(1);
+    let (mut pushes, mut burst) = read_chunk(app, applier.chunk(lanes), &[]).await?;
     while !pushes.is_empty() {
         if burst {
-            apply(app, &pushes, applier).await?;
+            // A few pushes in one write: a burst's writers are the arriving pushes'.
+            apply(app, &pushes, 1, applier).await?;
             tokio::time::sleep(PAUSE_IN_BURST).await;
-            (pushes, burst) = read_chunk(app, applier.chunk(writers), &[]).await?;
+            (pushes, burst) = read_chunk(app, applier.chunk(lanes), &[]).await?;
         } else {
             let applying: Vec<i64> = pushes.iter().map(|p| p.id).collect();
-            let next = applier.chunk(writers);
-            let (applied, read) = tokio::join!(apply(app, &pushes, applier), read_chunk(app, next, &applying));
+            let next = applier.chunk(lanes);
+            let (applied, read) = tokio::join!(apply(app, &pushes, lanes, applier), read_chunk(app, next, &applying));
             applied?;
             (pushes, burst) = read?;
         }
@@ -104,48 +107,42 @@ async fn drain(app: &AppState, applier: &mut Applier) -> Result<(), StoreError> 
 /// under way (then only a few).
 async fn read_chunk(app: &AppState, chunk: u32, applying: &[i64]) -> Result<(Vec<PushEntry>, bool), StoreError> {
     let burst = app.store.queueing().in_burst();
-    let most_bytes = CHUNK_BYTES.saturating_mul(app.store.queueing().writers());
     let mut pushes = app.store.queued_pushes(if burst { CHUNK_IN_BURST } else { chunk }, applying).await?;
     let mut bytes = 0;
     let fits = pushes
         .iter()
         .take_while(|p| {
             bytes += p.body.len();
-            bytes <= most_bytes
+            bytes <= CHUNK_BYTES
         })
         .count();
     pushes.truncate(fits.max(1));
     Ok((pushes, burst))
 }
 
-/// Applies a chunk of queued pushes: one write for each lane of each round (see [`rounds`]),
-/// the lanes of a round side by side; a lane whose write fails is applied one push at a time.
-async fn apply(app: &AppState, pushes: &[PushEntry], applier: &mut Applier) -> Result<(), StoreError> {
+/// Applies a chunk of queued pushes: one write for each of at most `lanes` lanes (see
+/// [`split`]), side by side; a lane whose write fails is applied one push at a time.
+async fn apply(app: &AppState, pushes: &[PushEntry], lanes: usize, applier: &mut Applier) -> Result<(), StoreError> {
     let decoded: Vec<QueuedPush> = pushes.iter().map(|p| decode_again(app, p)).collect();
+    let about: Vec<Vec<About>> = pushes.iter().zip(&decoded).map(|(entry, push)| about(entry, push)).collect();
+    let lanes = split(&about, lanes);
+    let mut decoded: Vec<Option<QueuedPush>> = decoded.into_iter().map(Some).collect();
+    let writes: Vec<Vec<QueuedPush>> =
+        lanes.iter().map(|lane| lane.iter().filter_map(|&i| decoded[i].take()).collect()).collect();
     let started = Instant::now();
-    let about: Vec<Vec<Visitor>> = pushes.iter().zip(&decoded).map(|(entry, push)| visitors(entry, push)).collect();
-    for round in rounds(&about, app.store.queueing().writers()) {
-        let writes = round.iter().map(|lane| {
-            let lane_pushes: Vec<QueuedPush> = lane.iter().map(|&i| decoded[i].clone()).collect();
-            app.store.apply_queued_pushes(lane_pushes)
-        });
-        let results = futures_util::future::join_all(writes).await;
-        // Every lane's outcome is seen to (its leads announced) before an error stops the
-        // chunk: the pushes left queued are read again, the next round's among them.
-        let mut failed = None;
-        for (lane, result) in round.iter().zip(results) {
-            let lane: Vec<&PushEntry> = lane.iter().map(|&i| &pushes[i]).collect();
-            if let Err(e) = apply_lane(app, &lane, result, &mut applier.strikes).await {
-                failed.get_or_insert(e);
-            }
-        }
-        if let Some(e) = failed {
-            return Err(e);
+    let results = futures_util::future::join_all(writes.into_iter().map(|w| app.store.apply_queued_pushes(w))).await;
+    // Every lane's outcome is seen to (its leads announced) before an error stops the chunk:
+    // the pushes left queued are read again.
+    let mut failed = None;
+    for (lane, result) in lanes.iter().zip(results) {
+        let lane: Vec<&PushEntry> = lane.iter().map(|&i| &pushes[i]).collect();
+        if let Err(e) = apply_lane(app, &lane, result, &mut applier.strikes).await {
+            failed.get_or_insert(e);
         }
     }
     let n = u32::try_from(pushes.len()).unwrap_or(u32::MAX).max(1);
     applier.per_push = Some(started.elapsed() / n);
-    Ok(())
+    failed.map_or(Ok(()), Err)
 }
 
 /// What became of one write of queued pushes: announced when stored; if it failed, the pushes
@@ -180,58 +177,6 @@ async fn apply_lane(
         }
     }
     Ok(())
-}
-
-/// Who a queued push is about: its cards' and events' visitors, as `(source, company, visitor)`.
-/// Two pushes about one visitor are applied in their order, in one write; pushes about
-/// different visitors may be applied side by side (by several PostgreSQL writers), as pushes
-/// arriving together are.
-fn visitors(entry: &PushEntry, push: &QueuedPush) -> Vec<Visitor> {
-    let key = |company: Option<&str>, visitor: &str| {
-        (entry.source.clone(), company.unwrap_or_default().to_string(), visitor.to_string())
-    };
-    let mut out: Vec<Visitor> = match &push.result {
-        PushResult::Cards { cards, .. } => {
-            cards.iter().filter_map(|c| c.visitor_static_id().map(|v| key(c.company_id(), v))).collect()
-        }
-        PushResult::Rejected { .. } => Vec::new(),
-    };
-    out.extend(push.events.iter().map(|e| key(Some(&e.company_id), &e.visitor_id)));
-    out
-}
-
-/// A visitor, as `(source, company, visitor id)`.
-type Visitor = (String, String, String);
-
-/// The chunk's pushes (indexes, oldest first; `about[i]`: the visitors of push `i`) as rounds of
-/// at most `writers` lanes: every push about a visitor goes to the lane holding that visitor's
-/// earlier pushes, any other to the shortest lane. A push about visitors of two lanes starts a
-/// new round, applied once the lanes of the last one are stored, so that no push overtakes an
-/// earlier one about the same visitor. One writer (SQLite): one round of one lane, the chunk in
-/// its order.
-fn rounds(about: &[Vec<Visitor>], writers: usize) -> Vec<Vec<Vec<usize>>> {
-    let writers = writers.max(1);
-    let mut rounds = Vec::new();
-    let mut lanes: Vec<Vec<usize>> = vec![Vec::new(); writers];
-    let mut lane_of: HashMap<&Visitor, usize> = HashMap::new();
-    for (i, keys) in about.iter().enumerate() {
-        let mut held: Vec<usize> = keys.iter().filter_map(|k| lane_of.get(k).copied()).collect();
-        held.sort_unstable();
-        held.dedup();
-        if held.len() > 1 {
-            rounds.push(std::mem::replace(&mut lanes, vec![Vec::new(); writers]));
-            lane_of.clear();
-            held.clear();
-        }
-        let shortest = || (0..writers).min_by_key(|&l| lanes[l].len()).unwrap_or(0);
-        let lane = held.first().copied().unwrap_or_else(shortest);
-        for k in keys {
-            lane_of.insert(k, lane);
-        }
-        lanes[lane].push(i);
-    }
-    rounds.push(lanes);
-    rounds.into_iter().map(|r| r.into_iter().filter(|l| !l.is_empty()).collect()).collect()
 }
 
 /// A queued push failed alone. Refused by the database, or failing while the database answers
@@ -285,47 +230,117 @@ fn decode_again(app: &AppState, push: &PushEntry) -> QueuedPush {
     QueuedPush { push_id: push.id, result, events }
 }
 
+/// What a queued push is about, for [`split`]: the leads of its cards and events, and the
+/// contacts its cards hold.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum About {
+    /// A lead, as the writers find it: `(source, company, visitor id)`.
+    Visitor(String, String, String),
+    /// A contact (kind, normalized value): leads sharing one are flagged as possible duplicates
+    /// of each other, which a lead built side by side with the other, each in a transaction not
+    /// yet committed, would not see.
+    Contact(&'static str, String),
+}
+
+fn about(entry: &PushEntry, push: &QueuedPush) -> Vec<About> {
+    let visitor = |company: Option<&str>, visitor: &str| {
+        About::Visitor(entry.source.clone(), company.unwrap_or_default().to_string(), visitor.to_string())
+    };
+    let mut out = Vec::new();
+    if let PushResult::Cards { cards, .. } = &push.result {
+        for card in cards {
+            out.extend(card.visitor_static_id().map(|v| visitor(card.company_id(), v)));
+            out.extend(card.contact_keys.iter().map(|(kind, value)| About::Contact(kind, value.clone())));
+        }
+    }
+    out.extend(push.events.iter().map(|e| visitor(Some(&e.company_id), &e.visitor_id)));
+    out
+}
+
+/// The chunk's pushes (indexes, oldest first; `about[i]`: what push `i` is about) in at most
+/// `lanes` lanes, each in arrival order, applied side by side. Pushes about one lead or one
+/// contact share a lane, so that none overtakes an earlier one about the same lead (a later
+/// card wins) and leads sharing a contact see each other; any other push goes to the shortest
+/// lane. A push about what two lanes hold joins them into one. One lane (SQLite's one writer, or
+/// a burst): the chunk in its order.
+fn split(about: &[Vec<About>], lanes: usize) -> Vec<Vec<usize>> {
+    let mut out: Vec<Vec<usize>> = vec![Vec::new(); lanes.max(1)];
+    let mut lane_of: HashMap<&About, usize> = HashMap::new();
+    for (i, keys) in about.iter().enumerate() {
+        let mut held: Vec<usize> = keys.iter().filter_map(|k| lane_of.get(k).copied()).collect();
+        held.sort_unstable();
+        held.dedup();
+        let lane = match held.split_first() {
+            Some((&first, others)) => {
+                for &other in others {
+                    let moved = std::mem::take(&mut out[other]);
+                    out[first].extend(moved);
+                    lane_of.values_mut().filter(|l| **l == other).for_each(|l| *l = first);
+                }
+                out[first].sort_unstable();
+                first
+            }
+            None => (0..out.len()).min_by_key(|&l| out[l].len()).unwrap_or(0),
+        };
+        for k in keys {
+            lane_of.insert(k, lane);
+        }
+        out[lane].push(i);
+    }
+    out.retain(|lane| !lane.is_empty());
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn v(id: &str) -> Visitor {
-        ("easyliao".into(), "c1".into(), id.into())
+    fn v(id: &str) -> About {
+        About::Visitor("easyliao".into(), "c1".into(), id.into())
+    }
+
+    fn lane_of(lanes: &[Vec<usize>], i: usize) -> usize {
+        lanes.iter().position(|l| l.contains(&i)).expect("every push in a lane")
     }
 
     #[test]
-    fn pushes_about_one_visitor_share_a_lane_in_their_order() {
-        // a, b, a, c, (no visitor), b
+    fn pushes_about_one_lead_share_a_lane_in_their_order() {
+        // a, b, a, c, (nothing), b
         let about = vec![vec![v("a")], vec![v("b")], vec![v("a")], vec![v("c")], vec![], vec![v("b")]];
-        let rounds = rounds(&about, 4);
-        assert_eq!(rounds.len(), 1, "{rounds:?}");
-        let lane_of = |i: usize| rounds[0].iter().position(|l| l.contains(&i)).unwrap();
-        assert_eq!(lane_of(0), lane_of(2));
-        assert_eq!(lane_of(1), lane_of(5));
-        assert_ne!(lane_of(0), lane_of(1));
-        for lane in &rounds[0] {
+        let lanes = split(&about, 3);
+        assert_eq!(lane_of(&lanes, 0), lane_of(&lanes, 2));
+        assert_eq!(lane_of(&lanes, 1), lane_of(&lanes, 5));
+        assert_ne!(lane_of(&lanes, 0), lane_of(&lanes, 1));
+        assert!(lanes.len() <= 3);
+        for lane in &lanes {
             assert!(lane.windows(2).all(|w| w[0] < w[1]), "each lane in arrival order: {lane:?}");
         }
-        assert_eq!(rounds[0].iter().map(Vec::len).sum::<usize>(), 6);
-        assert!(rounds[0].len() <= 4);
+        assert_eq!(lanes.iter().map(Vec::len).sum::<usize>(), 6);
     }
 
     #[test]
-    fn a_push_about_visitors_of_two_lanes_waits_for_both() {
-        // a, b, then one push about a and b (a vendor's push of two cards), then a again.
-        let about = vec![vec![v("a")], vec![v("b")], vec![v("a"), v("b")], vec![v("a")]];
-        let rounds = rounds(&about, 4);
-        assert_eq!(rounds.len(), 2, "{rounds:?}");
-        let first: Vec<usize> = rounds[0].iter().flatten().copied().collect();
-        assert_eq!(first.len(), 2);
-        assert!(first.contains(&0) && first.contains(&1));
-        assert_eq!(rounds[1], vec![vec![2, 3]]);
+    fn a_push_about_two_lanes_joins_them_and_a_shared_contact_is_one_lane() {
+        // a, b, then one push about a and b (a vendor's push of two cards), then c and d sharing
+        // a phone number.
+        let phone = About::Contact("mobile", "13912345678".into());
+        let about = vec![
+            vec![v("a")],
+            vec![v("b")],
+            vec![v("a"), v("b")],
+            vec![v("a")],
+            vec![v("c"), phone.clone()],
+            vec![v("d"), phone],
+        ];
+        let lanes = split(&about, 4);
+        assert_eq!(lanes.iter().find(|l| l.contains(&0)), Some(&vec![0, 1, 2, 3]), "{lanes:?}");
+        assert_eq!(lane_of(&lanes, 4), lane_of(&lanes, 5));
+        assert_ne!(lane_of(&lanes, 4), lane_of(&lanes, 0));
     }
 
     #[test]
-    fn one_writer_applies_the_chunk_in_one_write() {
+    fn one_lane_applies_the_chunk_in_its_order() {
         let about = vec![vec![v("a")], vec![v("b")], vec![v("a"), v("b")], vec![]];
-        assert_eq!(rounds(&about, 1), vec![vec![vec![0, 1, 2, 3]]]);
-        assert_eq!(rounds(&[], 4), vec![Vec::<Vec<usize>>::new()]);
+        assert_eq!(split(&about, 1), vec![vec![0, 1, 2, 3]]);
+        assert_eq!(split(&[], 4), Vec::<Vec<usize>>::new());
     }
 }
