@@ -1,11 +1,14 @@
--- Version 23 (issue 8): the inbox's filter indexes carry every column a list filters on by equality
--- (source, status, owner, the vendor's user id, tag, province, city, search engine), after the
--- received time and the id. A list filtered on two of them (an owner's leads of one city, a tag
--- of one vendor account) read every lead of the first value's range from the table to check the
--- second: 113 ms at a million leads for 71,631 rows. Now the index entry answers the check, the
--- count reads the index alone (7 ms), and a page reads only the rows it shows. `merged_into` is
--- last so that a count finds every column it names in the index. The id after the time gives
--- the lists' order (`received_at DESC, id DESC`) without a sort of equal times.
+-- Version 23 (issue 8): the inbox's filter indexes carry the columns of every filter the inbox
+-- and the API offer by one value (source, status, owner, the vendor's user id, tag, province,
+-- city, search engine), after the received time and the id. A list filtered on two of them (an
+-- owner's leads of one city, a tag of one vendor account) read every lead of the first value's
+-- range from the table to check the second: 110 ms at a million leads (SQLite) for the 71,631
+-- leads of one user id. Now the index entry answers the check, the count reads the index alone
+-- (12 ms), and a page reads only the rows it shows. The dashboard's other attribution columns
+-- (keyword, site…) are left out: a list filters on them from a report, with dates. The id after
+-- the time gives the lists' order (`received_at DESC, id DESC`) without a sort of equal times.
+-- `merged_into` is last so that a count finds every column it names in the index (SQLite does
+-- not take it from the partial index's condition).
 DROP INDEX leads_status;
 CREATE INDEX leads_status ON leads (status, received_at DESC, id DESC, source, owner_id, user_id, ntag_id, ntag_name, province, city, search_engine, merged_into)
     WHERE merged_into IS NULL;
