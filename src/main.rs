@@ -20,12 +20,17 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// are used: by default mimalloc keeps freed memory until its next allocations, so an idle
 /// server held what its start-up had touched (45 MiB against 19 MiB; the cost under load is
 /// within the noise, BENCHMARKS.md, session 8).
+/// An operator's `MIMALLOC_ARENA_EAGER_COMMIT` or `MIMALLOC_PURGE_DELAY` (mimalloc reads them
+/// itself) is left as set.
 fn tune_allocator() {
-    // SAFETY: `mi_option_set` only stores an option's value; both options may change at any
-    // time (mimalloc reads them when it reserves or purges memory).
-    unsafe {
-        libmimalloc_sys::mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0);
-        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0);
+    for (option, env) in
+        [(MI_OPTION_ARENA_EAGER_COMMIT, "MIMALLOC_ARENA_EAGER_COMMIT"), (MI_OPTION_PURGE_DELAY, "MIMALLOC_PURGE_DELAY")]
+    {
+        if std::env::var_os(env).is_none() {
+            // SAFETY: `mi_option_set` only stores an option's value, before any other thread
+            // starts; mimalloc reads it when it reserves or purges memory.
+            unsafe { libmimalloc_sys::mi_option_set(option, 0) };
+        }
     }
 }
 

@@ -13,6 +13,10 @@
 //! Each run prints tables, then one JSON line (also appended to `--json-out FILE`).
 //! See BENCHMARKS.md for the method and the results.
 
+/// The service's allocator (src/main.rs): the ceiling server runs on the same one.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod cards;
 mod ceiling;
 mod dashboard;

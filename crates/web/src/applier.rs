@@ -137,7 +137,10 @@ async fn apply(app: &AppState, pushes: &[PushEntry], lanes: usize, applier: &mut
     for (lane, result) in lanes.iter().zip(results) {
         let lane: Vec<&PushEntry> = lane.iter().map(|&i| &pushes[i]).collect();
         if let Err(e) = apply_lane(app, &lane, result, &mut applier.strikes).await {
-            failed.get_or_insert(e);
+            match failed {
+                None => failed = Some(e),
+                Some(_) => tracing::warn!(error = %e, "another lane of queued pushes failed too"),
+            }
         }
     }
     let n = u32::try_from(pushes.len()).unwrap_or(u32::MAX).max(1);

@@ -1297,6 +1297,22 @@ mod tests {
                     && !plan.iter().any(|p| p.contains("TEMP B-TREE")),
                 "{q:?}: {plan:?}"
             );
+            // A later page: its ids from that index alone, then their rows by id.
+            let (where_, params) = lead_where(q, &DIALECT);
+            let sql = lead_page_sql("l.id, l.name", &where_, crate::LeadSort::ReceivedDesc, 3, 50, &DIALECT);
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let plan: Vec<String> = stmt
+                .query_map(params_from_iter(sql_params(params).iter()), |r| r.get(3))
+                .unwrap()
+                .map(|r| r.unwrap())
+                .collect();
+            assert!(
+                plan.iter()
+                    .any(|p| p.starts_with("SEARCH l USING COVERING INDEX leads_") && !p.contains("leads_report"))
+                    && plan.iter().any(|p| p.contains("USING INTEGER PRIMARY KEY"))
+                    && !plan.iter().any(|p| p.starts_with("SCAN l")),
+                "page 3 of {q:?}: {plan:?}"
+            );
         }
     }
 }
