@@ -14,6 +14,20 @@ fn lead_named<'a>(leads: &'a Value, visitor: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no lead of visitor {visitor} in {leads}"))
 }
 
+/// SQL storing `body` as a queued push (what a crash between answering a queued push and
+/// building its leads leaves), copying the source and time of push `like`.
+fn queued_push_sql(server: &Server, body: &Value, like: i64) -> String {
+    let body = body.to_string().replace('\'', "''");
+    let bytes = match server.backend {
+        Backend::Sqlite => format!("CAST('{body}' AS BLOB)"),
+        Backend::Postgres(_) => format!("convert_to('{body}', 'UTF8')"),
+    };
+    format!(
+        "INSERT INTO pushes (source, received_at, content_type, body, outcome, accepted, ignored)
+         SELECT source, received_at, content_type, {bytes}, 'queued', 1, 0 FROM pushes WHERE id = {like};\n"
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queued_pushes_are_answered_at_once_and_their_leads_follow_in_order() {
     // 0: every push is queued, as in a burst.
@@ -69,15 +83,7 @@ async fn pushes_queued_before_a_crash_get_their_leads_after_the_restart() {
     assert_eq!((status, answer["outcome"].as_str()), (StatusCode::OK, Some("accepted")), "{answer}");
     let first = answer["push_id"].as_i64().expect("push_id");
     // What a crash between answering a queued push and building its lead leaves: the push row.
-    let body = card("queued-at-crash").to_string().replace('\'', "''");
-    let bytes = match server.backend {
-        Backend::Sqlite => format!("CAST('{body}' AS BLOB)"),
-        Backend::Postgres(_) => format!("convert_to('{body}', 'UTF8')"),
-    };
-    let sql = format!(
-        "INSERT INTO pushes (source, received_at, content_type, body, outcome, accepted, ignored)
-         SELECT source, received_at, content_type, {bytes}, 'queued', 1, 0 FROM pushes WHERE id = {first}"
-    );
+    let sql = queued_push_sql(&server, &card("queued-at-crash"), first);
     let mut server = server;
     server.stop();
     server.execute_sql(&sql).await;
@@ -143,18 +149,7 @@ async fn queued_pushes_of_many_visitors_keep_each_visitors_order() {
             });
         }
     }
-    let mut sql = String::new();
-    for body in bodies {
-        let body = body.to_string().replace('\'', "''");
-        let bytes = match server.backend {
-            Backend::Sqlite => format!("CAST('{body}' AS BLOB)"),
-            Backend::Postgres(_) => format!("convert_to('{body}', 'UTF8')"),
-        };
-        sql.push_str(&format!(
-            "INSERT INTO pushes (source, received_at, content_type, body, outcome, accepted, ignored)
-             SELECT source, received_at, content_type, {bytes}, 'queued', 1, 0 FROM pushes WHERE id = {seed};\n"
-        ));
-    }
+    let sql: String = bodies.iter().map(|body| queued_push_sql(&server, body, seed)).collect();
     let mut server = server;
     server.stop();
     server.execute_sql(&sql).await;

@@ -89,12 +89,17 @@ pub async fn run(pool: Pool, jobs: Arc<Mutex<mpsc::Receiver<Job>>>, scoring: Sco
                     job
                 }
             };
-            let mut batch = vec![first];
             // A write of queued pushes ends its batch: the applier's next write, of other
             // visitors' pushes, goes to another writer, and both are applied side by side.
-            while batch.len() < MAX_BATCH && !applies_queued(&batch) {
+            let ends_batch = |job: &Job| matches!(job.write, Write::ApplyQueued(_));
+            let mut full = ends_batch(&first);
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH && !full {
                 match queue.try_recv() {
-                    Ok(job) => batch.push(job),
+                    Ok(job) => {
+                        full = ends_batch(&job);
+                        batch.push(job);
+                    }
                     Err(_) => break,
                 }
             }

@@ -1200,6 +1200,12 @@ impl Store for SqliteStore {
 mod tests {
     use super::*;
 
+    /// SQLite's plan of a statement, one line per step.
+    fn plan_of(conn: &Connection, sql: &str, params: Vec<Value>) -> Vec<String> {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        stmt.query_map(params_from_iter(params.iter()), |r| r.get(3)).unwrap().map(|r| r.unwrap()).collect()
+    }
+
     /// A filtered report reads the covering index alone (migration 0014): SQLite's plan says
     /// `COVERING INDEX`, not a table row looked up for each lead of the range (what it did while
     /// `merged_into`, which every report filters on, was not in the index: 3–4 times slower at
@@ -1221,9 +1227,7 @@ mod tests {
         ];
         for q in &queries {
             let (sql, params) = report_scan(q, true);
-            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-            let plan: Vec<String> =
-                stmt.query_map(params_from_iter(params.iter()), |r| r.get(3)).unwrap().map(|r| r.unwrap()).collect();
+            let plan = plan_of(&conn, &sql, params);
             assert!(plan.iter().any(|p| p.contains("COVERING INDEX leads_report")), "{q:?}: {plan:?}");
         }
     }
@@ -1270,12 +1274,7 @@ mod tests {
         for q in &queries {
             let (where_, params) = lead_where(q, &DIALECT);
             let sql = crate::count::capped_count_sql(&where_);
-            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-            let plan: Vec<String> = stmt
-                .query_map(params_from_iter(sql_params(params).iter()), |r| r.get(3))
-                .unwrap()
-                .map(|r| r.unwrap())
-                .collect();
+            let plan = plan_of(&conn, &sql, sql_params(params));
             // A filter's own index (`leads_report`, read by received time, covers most of these
             // columns too, but reads every lead of the range).
             assert!(
@@ -1286,12 +1285,7 @@ mod tests {
             // The page: the same index, in the list's order (no sort), rows read for what it shows.
             let (where_, params) = lead_where(q, &DIALECT);
             let sql = lead_page_sql("l.id, l.name", &where_, crate::LeadSort::ReceivedDesc, 1, 50, &DIALECT);
-            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-            let plan: Vec<String> = stmt
-                .query_map(params_from_iter(sql_params(params).iter()), |r| r.get(3))
-                .unwrap()
-                .map(|r| r.unwrap())
-                .collect();
+            let plan = plan_of(&conn, &sql, sql_params(params));
             assert!(
                 plan.iter().any(|p| p.starts_with("SEARCH l USING INDEX leads_") && !p.contains("leads_report"))
                     && !plan.iter().any(|p| p.contains("TEMP B-TREE")),
@@ -1300,12 +1294,7 @@ mod tests {
             // A later page: its ids from that index alone, then their rows by id.
             let (where_, params) = lead_where(q, &DIALECT);
             let sql = lead_page_sql("l.id, l.name", &where_, crate::LeadSort::ReceivedDesc, 3, 50, &DIALECT);
-            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-            let plan: Vec<String> = stmt
-                .query_map(params_from_iter(sql_params(params).iter()), |r| r.get(3))
-                .unwrap()
-                .map(|r| r.unwrap())
-                .collect();
+            let plan = plan_of(&conn, &sql, sql_params(params));
             assert!(
                 plan.iter()
                     .any(|p| p.starts_with("SEARCH l USING COVERING INDEX leads_") && !p.contains("leads_report"))
