@@ -28,6 +28,16 @@ fn queued_push_sql(server: &Server, body: &Value, like: i64) -> String {
     )
 }
 
+/// The server stopped, `sql` run on its database, and the server started again (nothing left
+/// to stop), once every queued push has its leads.
+async fn restarted_with(mut server: Server, sql: &str) -> Server {
+    server.stop();
+    server.execute_sql(sql).await;
+    let server = server.crash_and_restart();
+    server.wait_until_applied().await;
+    server
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queued_pushes_are_answered_at_once_and_their_leads_follow_in_order() {
     // 0: every push is queued, as in a burst.
@@ -84,12 +94,8 @@ async fn pushes_queued_before_a_crash_get_their_leads_after_the_restart() {
     let first = answer["push_id"].as_i64().expect("push_id");
     // What a crash between answering a queued push and building its lead leaves: the push row.
     let sql = queued_push_sql(&server, &card("queued-at-crash"), first);
-    let mut server = server;
-    server.stop();
-    server.execute_sql(&sql).await;
-    // Started again (nothing to stop): the applier finds the queued push at start.
-    let server = server.crash_and_restart();
-    server.wait_until_applied().await;
+    // Started again: the applier finds the queued push at start.
+    let server = restarted_with(server, &sql).await;
     let (_, leads) = server.get("/api/v1/leads?per_page=10").await;
     assert_eq!(leads["total"], 2, "{leads}");
     let lead = lead_named(&leads, "queued-at-crash");
@@ -150,11 +156,7 @@ async fn queued_pushes_of_many_visitors_keep_each_visitors_order() {
         }
     }
     let sql: String = bodies.iter().map(|body| queued_push_sql(&server, body, seed)).collect();
-    let mut server = server;
-    server.stop();
-    server.execute_sql(&sql).await;
-    let server = server.crash_and_restart();
-    server.wait_until_applied().await;
+    let server = restarted_with(server, &sql).await;
     let (_, leads) = server.get("/api/v1/leads?per_page=50").await;
     assert_eq!(leads["total"], 7, "{leads}");
     for visitor in visitors {

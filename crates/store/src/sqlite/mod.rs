@@ -1200,6 +1200,15 @@ impl Store for SqliteStore {
 mod tests {
     use super::*;
 
+    /// A database with every migration applied (its folder lives as long as the first value).
+    fn migrated_database() -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plan.db");
+        drop(SqliteStore::open(&path, 16).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        (dir, conn)
+    }
+
     /// SQLite's plan of a statement, one line per step.
     fn plan_of(conn: &Connection, sql: &str, params: Vec<Value>) -> Vec<String> {
         let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
@@ -1212,10 +1221,7 @@ mod tests {
     /// 1,000,000 leads).
     #[test]
     fn filtered_reports_read_the_covering_index_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("plan.db");
-        drop(SqliteStore::open(&path, 16).unwrap());
-        let conn = Connection::open(&path).unwrap();
+        let (_dir, conn) = migrated_database();
         let from = DateTime::from_timestamp(1_780_000_000, 0);
         let queries = [
             LeadQuery { city: Some("广州市".into()), from, ..Default::default() },
@@ -1238,10 +1244,7 @@ mod tests {
     /// leads, where 71,631 rows of that `user_id` were each read for their tag).
     #[test]
     fn combined_filters_count_from_one_index_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("plan.db");
-        drop(SqliteStore::open(&path, 16).unwrap());
-        let conn = Connection::open(&path).unwrap();
+        let (_dir, conn) = migrated_database();
         let from = DateTime::from_timestamp(1_780_000_000, 0);
         let queries = [
             LeadQuery { user_id: Some("kf01".into()), ntag_id: Some("102".into()), ..Default::default() },
