@@ -2,7 +2,8 @@
 //! and answers it at once, outcome `queued`, without building its leads (see
 //! [`xiansuo_store::Queueing`] and `queue_pushes_above`); this task decodes the queued pushes
 //! again from their stored bodies and query strings, under the source's configuration (as a
-//! replay does), and has the writer build their leads, oldest first. While the burst lasts it
+//! replay does), and has the writer build their leads, oldest first (with several PostgreSQL
+//! writers, in lanes side by side that keep each lead's pushes in order). While the burst lasts it
 //! takes a few at a time, so that the arriving pushes keep the writer; then as many as the writer
 //! takes. The queue is the push log itself: a restart finds the queued pushes there and goes on.
 
@@ -14,9 +15,9 @@ use xiansuo_store::{PushEntry, PushResult, QueuedPush, StoreError};
 use crate::AppState;
 use crate::push::decode_for_store;
 
-/// Queued pushes applied in one write when no burst is under way: as many as the writer builds
-/// in about [`CHUNK_TIME`] (pushes arriving meanwhile wait that long behind it), between
-/// [`CHUNK_IN_BURST`] and this. Many, because each write commits once: a lead's index pages are
+/// Queued pushes applied in one write (per lane, see [`split`]) when no burst is under way: as
+/// many as the writer builds in about [`CHUNK_TIME`] (pushes arriving meanwhile wait that long
+/// behind it), between [`CHUNK_IN_BURST`] and this. Many, because each write commits once: a lead's index pages are
 /// shared with its neighbours' in the batch.
 const CHUNK: u32 = 256;
 const CHUNK_TIME: Duration = Duration::from_millis(50);
@@ -45,7 +46,8 @@ type Strikes = HashMap<i64, (u32, Option<Instant>)>;
 #[derive(Default)]
 struct Applier {
     strikes: Strikes,
-    /// How long the writer took per push in the last chunk applied together.
+    /// How long the last chunk whose lanes were each applied in one write took per push (with
+    /// several lanes side by side, a fraction of one writer's time per push).
     per_push: Option<Duration>,
 }
 
@@ -131,6 +133,8 @@ async fn apply(app: &AppState, pushes: &[PushEntry], lanes: usize, applier: &mut
         lanes.iter().map(|lane| lane.iter().filter_map(|&i| decoded[i].take()).collect()).collect();
     let started = Instant::now();
     let results = futures_util::future::join_all(writes.into_iter().map(|w| app.store.apply_queued_pushes(w))).await;
+    // Timed before any lane falls back to one push at a time, and only if none did.
+    let together = results.iter().all(Result::is_ok).then(|| started.elapsed());
     // Every lane's outcome is seen to (its leads announced) before an error stops the chunk:
     // the pushes left queued are read again.
     let mut failed = None;
@@ -143,8 +147,9 @@ async fn apply(app: &AppState, pushes: &[PushEntry], lanes: usize, applier: &mut
             }
         }
     }
-    let n = u32::try_from(pushes.len()).unwrap_or(u32::MAX).max(1);
-    applier.per_push = Some(started.elapsed() / n);
+    if let Some(took) = together {
+        applier.per_push = Some(took / u32::try_from(pushes.len()).unwrap_or(u32::MAX).max(1));
+    }
     failed.map_or(Ok(()), Err)
 }
 

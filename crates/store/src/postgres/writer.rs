@@ -20,8 +20,8 @@ use crate::query::summarize;
 use crate::reports::{DAYS_COLUMNS, FOLD_UPSERT, FoldSchedule, pending_days};
 use crate::write::{
     Apply, Job, MAX_BATCH, NewLeadTally, QUEUED_WAITING, Queueing, ScoreRow, ScoringCell, Write, Written,
-    applies_queued, change_detail, contact_kind, duplicate_change, filled_by_merge, has_cards, millis, plan_merge,
-    plan_update, queued_conflict, rescore,
+    change_detail, contact_kind, duplicate_change, filled_by_merge, has_cards, millis, plan_merge, plan_update,
+    queued_conflict, rescore,
 };
 use crate::{Actor, LeadUpdate, UserChange};
 use crate::{LeadWritten, NewPush, PushRecorded, PushResult, QueuedPush, StoreError, VendorPush, VendorRecorded};
@@ -106,7 +106,8 @@ pub async fn run(pool: Pool, jobs: Arc<Mutex<mpsc::Receiver<Job>>>, scoring: Sco
             // Decided while this writer still holds the queue: a batch taken after this one
             // sees the window this one opens.
             let burst = queueing.burst(&batch, applied_last);
-            applied_last = applies_queued(&batch);
+            // A write of queued pushes can only be the batch's last job.
+            applied_last = full;
             (batch, burst)
         };
         let writes: Vec<&Write> = batch.iter().map(|j| &j.write).collect();
